@@ -1,0 +1,42 @@
+// ISA, threads and the weight-type table.
+#include <pybind11/stl.h>
+
+#include "bindings/arrays.h"
+#include "core/dtype.h"
+#include "core/isa.h"
+#include "core/threads.h"
+
+namespace ninestep {
+
+void bind_core(py::module_& m) {
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &num_threads);
+  m.def("default_num_threads", &default_num_threads);
+  m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", [](const std::string& name) {
+    Isa isa;
+    NS_CHECK(isa_from_name(name, &isa), "isa: '" + name + "' is not one of generic, avx2, avx512, neon");
+    set_active_isa(isa);
+  }, py::arg("name"));
+  m.def("supported_isas", [] {
+    std::vector<std::string> out;
+    for (Isa i : isa_supported()) out.push_back(isa_name(i));
+    return out;
+  });
+  m.def("compiled_isas", [] {
+    std::vector<std::string> out;
+    for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512, Isa::neon})
+      if (isa_compiled(i)) out.push_back(isa_name(i));
+    return out;
+  });
+  m.def("dtype_table", [] {
+    py::dict d;
+    for (int i = 0; i < kNumDTypes; ++i) {
+      const DTypeInfo& info = dtype_info(static_cast<DType>(i));
+      d[info.name] = py::make_tuple(info.block_elems, info.block_bytes, info.quantized);
+    }
+    return d;
+  }, "name -> (elements per block, bytes per block, quantized)");
+}
+
+}  // namespace ninestep

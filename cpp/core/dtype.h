@@ -1,0 +1,63 @@
+// Weight types and their GGUF-compatible block layouts. One table describes every type;
+// a new type is a row here plus its kernels.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/check.h"
+
+namespace ninestep {
+
+enum class DType : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5 };
+constexpr int kNumDTypes = 6;
+
+// Blocks of 32 elements, byte-identical to ggml's.
+constexpr int64_t QK = 32;
+struct BlockQ8_0 {
+  uint16_t d;      // fp16 scale
+  int8_t qs[QK];   // x = d * q
+};
+struct BlockQ4_0 {
+  uint16_t d;          // fp16 scale
+  uint8_t qs[QK / 2];  // element j in the low nibble of byte j, element j+16 in the high nibble; x = d * (q - 8)
+};
+struct BlockQ4_1 {
+  uint16_t d;          // fp16 scale
+  uint16_t m;          // fp16 minimum
+  uint8_t qs[QK / 2];  // nibbles as Q4_0; x = d * q + m
+};
+static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block must be 34 bytes");
+static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block must be 18 bytes");
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block must be 20 bytes");
+
+struct DTypeInfo {
+  const char* name;
+  int64_t block_elems;  // elements per block (1 for plain floats)
+  int64_t block_bytes;  // bytes per block
+  bool quantized;
+};
+
+inline const DTypeInfo& dtype_info(DType t) {
+  static const DTypeInfo table[kNumDTypes] = {
+      {"f32", 1, 4, false},   {"f16", 1, 2, false},    {"bf16", 1, 2, false},
+      {"q8_0", QK, 34, true}, {"q4_0", QK, 18, true}, {"q4_1", QK, 20, true},
+  };
+  return table[static_cast<int>(t)];
+}
+
+inline DType dtype_from_name(const std::string& name) {
+  for (int i = 0; i < kNumDTypes; ++i)
+    if (name == dtype_info(static_cast<DType>(i)).name) return static_cast<DType>(i);
+  fail("unknown weight kind '" + name + "' (expected one of f32, f16, bf16, q8_0, q4_0, q4_1)");
+}
+
+// Bytes in one row of k elements; fails if k is not a whole number of blocks.
+inline int64_t dtype_row_bytes(DType t, int64_t k) {
+  const DTypeInfo& info = dtype_info(t);
+  NS_CHECK(k > 0 && k % info.block_elems == 0,
+           std::string("row length ") + std::to_string(k) + " is not a positive multiple of " +
+               std::to_string(info.block_elems) + " for " + info.name);
+  return checked_mul(k / info.block_elems, info.block_bytes, "row bytes");
+}
+
+}  // namespace ninestep
