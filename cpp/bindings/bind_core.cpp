@@ -2,13 +2,14 @@
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.h"
+#include "bindings/registry.h"
 #include "core/dtype.h"
 #include "core/isa.h"
 #include "core/threads.h"
 
 namespace ninestep {
 
-void bind_core(py::module_& m) {
+NS_BIND(core) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &num_threads);
   m.def("default_num_threads", &default_num_threads);

@@ -1,14 +1,11 @@
 // The ninestep._core extension module. Each area binds itself in bind_<area>.cpp.
 #include <pybind11/pybind11.h>
 
+#include "bindings/registry.h"
 #include "core/check.h"
 #include "core/isa.h"
 
 namespace py = pybind11;
-
-namespace ninestep {
-void bind_core(py::module_& m);
-}  // namespace ninestep
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ninestep C++ core: SIMD kernels and the decoder forward pass";
@@ -20,5 +17,5 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   ninestep::init_isa_from_env();
-  ninestep::bind_core(m);
+  for (ninestep::BindFn bind : ninestep::binders()) bind(m);
 }

@@ -4,7 +4,9 @@ C++ kernels (SIMD chosen at run time, OpenMP threads) do the arithmetic; Python 
 files, tokenizes, samples and streams.
 """
 from . import _core
+from . import ops
 from .errors import FormatError
+from .tensor import QuantizedTensor, quantize
 
 __version__ = "0.1.0"
 
@@ -37,4 +39,4 @@ def cpu_info() -> dict:
     }
 
 
-__all__ = ["FormatError", "cpu_info", "get_num_threads", "set_isa", "set_num_threads"]
+__all__ = ["FormatError", "QuantizedTensor", "quantize", "ops", "cpu_info", "get_num_threads", "set_isa", "set_num_threads"]

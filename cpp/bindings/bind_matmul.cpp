@@ -1,0 +1,62 @@
+// matmul, quantize, dequantize. Weights arrive as raw bytes plus (kind, n, k); the byte count
+// is checked against the kind's block layout before any kernel runs.
+#include "bindings/arrays.h"
+#include "bindings/registry.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+
+namespace ninestep {
+
+// Raw bytes of a C-contiguous array holding n rows of `type` with k elements each.
+static const void* weight_bytes(py::handle obj, DType type, int64_t n, int64_t k, const char* name) {
+  if (!py::isinstance<py::array>(obj)) fail(std::string(name) + ": expected a NumPy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  NS_CHECK(a.flags() & py::array::c_style, std::string(name) + ": array must be C-contiguous");
+  NS_CHECK(n > 0, std::string(name) + ": row count must be positive");
+  const int64_t need = checked_mul(n, dtype_row_bytes(type, k), name);
+  NS_CHECK(a.nbytes() == need, std::string(name) + ": holds " + std::to_string(a.nbytes()) + " bytes, " +
+                                   dtype_info(type).name + " [" + std::to_string(n) + ", " + std::to_string(k) +
+                                   "] needs " + std::to_string(need));
+  return a.data();
+}
+
+NS_BIND(matmul) {
+  m.def("matmul", [](py::handle y, py::handle x, py::handle w, const std::string& kind, int64_t n, int64_t k) {
+    const DType type = dtype_from_name(kind);
+    auto xa = get_array<const float>(x, "x", 2);
+    auto ya = get_array<float>(y, "out", 2);
+    NS_CHECK(xa.shape[1] == k, "x: has " + std::to_string(xa.shape[1]) + " columns, w has " + std::to_string(k));
+    NS_CHECK(ya.shape[0] == xa.shape[0] && ya.shape[1] == n, "out: expected shape (" + std::to_string(xa.shape[0]) +
+                                                                 ", " + std::to_string(n) + "), got " +
+                                                                 shape_str(ya.shape));
+    const WeightView wv{weight_bytes(w, type, n, k, "w"), type, n, k};
+    const int64_t mrows = xa.shape[0];
+    if (mrows == 0) return;
+    py::gil_scoped_release release;
+    matmul(ya.data, xa.data, wv, mrows);
+  }, py::arg("out"), py::arg("x"), py::arg("w"), py::arg("kind"), py::arg("n"), py::arg("k"),
+     "out [m, n] = x [m, k] @ W^T, W given as raw bytes of `kind`");
+
+  m.def("quantize", [](py::handle dst, py::handle src, const std::string& kind) {
+    const DType type = dtype_from_name(kind);
+    NS_CHECK(dtype_info(type).quantized, "kind: quantize needs q8_0, q4_0 or q4_1, got " + kind);
+    auto sa = get_array<const float>(src, "w", 2);
+    const int64_t n = sa.shape[0], k = sa.shape[1];
+    auto da = get_array<uint8_t>(dst, "out", 2);
+    NS_CHECK(da.shape[0] == n && da.shape[1] == dtype_row_bytes(type, k), "out: wrong shape " + shape_str(da.shape));
+    py::gil_scoped_release release;
+    quantize_rows(da.data, sa.data, type, n, k);
+  }, py::arg("out"), py::arg("w"), py::arg("kind"));
+
+  m.def("dequantize", [](py::handle dst, py::handle src, const std::string& kind, int64_t n, int64_t k) {
+    const DType type = dtype_from_name(kind);
+    const void* s = weight_bytes(src, type, n, k, "data");
+    auto da = get_array<float>(dst, "out", 2);
+    NS_CHECK(da.shape[0] == n && da.shape[1] == k, "out: expected shape (" + std::to_string(n) + ", " +
+                                                       std::to_string(k) + "), got " + shape_str(da.shape));
+    py::gil_scoped_release release;
+    dequantize_rows(da.data, s, type, n, k);
+  }, py::arg("out"), py::arg("data"), py::arg("kind"), py::arg("n"), py::arg("k"));
+}
+
+}  // namespace ninestep

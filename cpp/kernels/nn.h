@@ -1,0 +1,39 @@
+// Row-wise and attention kernels used by the forward pass (and bound one by one in ninestep.ops).
+// All are single-threaded on the range they are given, allocate nothing, and may run inside an
+// OpenMP parallel region; the caller splits rows (or attention work items) across threads.
+#pragma once
+#include <cstdint>
+
+namespace ninestep {
+
+// y [rows, n] = softmax(x [rows, n]) over the last axis for rows [r0, r1). y may alias x.
+void softmax_rows(float* y, const float* x, int64_t n, int64_t r0, int64_t r1);
+
+// y = x / sqrt(mean(x^2) + eps) * w, rows [r0, r1) of x [rows, n]; w [n]. y may alias x.
+void rmsnorm_rows(float* y, const float* x, const float* w, float eps, int64_t n, int64_t r0, int64_t r1);
+// y = (x - mean) / sqrt(var + eps) * w + b; w, b [n] (b may be null). y may alias x.
+void layernorm_rows(float* y, const float* x, const float* w, const float* b, float eps, int64_t n, int64_t r0,
+                    int64_t r1);
+
+enum class RopeStyle : int { norm = 0, neox = 1 };  // norm: pairs (2i, 2i+1); neox: pairs (i, i + D/2)
+// In place on x [T, H, D] for tokens [t0, t1): angle = pos[t] * theta^(-2i/D), D even.
+void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, RopeStyle style, int64_t t0,
+               int64_t t1);
+
+// Causal (or not) grouped-query attention with online softmax; no [T, S] matrix is formed.
+// q [T, Hq, D]; k, v [S, Hkv, D] with row strides (elements between consecutive positions)
+// kv_stride, so a KV cache [S_max, Hkv, D] is read in place; out [T, Hq, D].
+// The T queries are the last T of the S positions: query t sees keys 0 .. S - T + t (causal).
+// Work items are (query head, query tile of kAttnTile) pairs; this call does items [i0, i1).
+constexpr int64_t kAttnTile = 16;
+int64_t attention_items(int64_t T, int64_t Hq);
+void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
+                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
+                     int64_t i1);
+
+// Elementwise on [i0, i1) of n-element arrays; y may alias an input.
+void silu_range(float* y, const float* x, int64_t i0, int64_t i1);
+void gelu_range(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1);
+void swiglu_range(float* y, const float* gate, const float* up, int64_t i0, int64_t i1);  // silu(gate) * up
+
+}  // namespace ninestep

@@ -1,0 +1,152 @@
+#include "kernels/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/dispatch.h"
+#include "core/fp16.h"
+
+namespace ninestep {
+
+static void quantize_block_q8_0(BlockQ8_0* b, const float* x) {
+  float amax = 0.0f;
+  for (int i = 0; i < QK; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+  b->d = f32_to_fp16(d);
+  for (int i = 0; i < QK; ++i) b->qs[i] = (int8_t)std::roundf(x[i] * id);
+}
+
+static void quantize_block_q4_0(BlockQ4_0* b, const float* x) {
+  float amax = 0.0f, max = 0.0f;
+  for (int i = 0; i < QK; ++i)
+    if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
+  const float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+  b->d = f32_to_fp16(d);
+  for (int i = 0; i < QK / 2; ++i) {
+    const uint8_t lo = (uint8_t)std::min(15, (int)(int8_t)(x[i] * id + 8.5f));
+    const uint8_t hi = (uint8_t)std::min(15, (int)(int8_t)(x[i + QK / 2] * id + 8.5f));
+    b->qs[i] = lo | (hi << 4);
+  }
+}
+
+static void quantize_block_q4_1(BlockQ4_1* b, const float* x) {
+  float min = x[0], max = x[0];
+  for (int i = 1; i < QK; ++i) { min = std::min(min, x[i]); max = std::max(max, x[i]); }
+  const float d = (max - min) / 15.0f, id = d ? 1.0f / d : 0.0f;
+  b->d = f32_to_fp16(d);
+  b->m = f32_to_fp16(min);
+  for (int i = 0; i < QK / 2; ++i) {
+    const uint8_t lo = (uint8_t)std::min(15, (int)(int8_t)((x[i] - min) * id + 0.5f));
+    const uint8_t hi = (uint8_t)std::min(15, (int)(int8_t)((x[i + QK / 2] - min) * id + 0.5f));
+    b->qs[i] = lo | (hi << 4);
+  }
+}
+
+void quantize_rows(void* dst, const float* src, DType type, int64_t n, int64_t k) {
+  const int64_t nb = checked_mul(n, k, "quantize") / QK;
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* x = src + b * QK;
+    switch (type) {
+      case DType::q8_0: quantize_block_q8_0(reinterpret_cast<BlockQ8_0*>(out) + b, x); break;
+      case DType::q4_0: quantize_block_q4_0(reinterpret_cast<BlockQ4_0*>(out) + b, x); break;
+      case DType::q4_1: quantize_block_q4_1(reinterpret_cast<BlockQ4_1*>(out) + b, x); break;
+      default: fail(std::string("quantize: kind must be q8_0, q4_0 or q4_1, got ") + dtype_info(type).name);
+    }
+  }
+}
+
+void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t k) {
+  const int64_t total = checked_mul(n, k, "dequantize");
+  switch (type) {
+    case DType::f32: std::memcpy(dst, src, total * sizeof(float)); return;
+    case DType::f16:
+      for (int64_t i = 0; i < total; ++i) dst[i] = fp16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      return;
+    case DType::bf16:
+      for (int64_t i = 0; i < total; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      return;
+    default: break;
+  }
+  for (int64_t b = 0; b < total / QK; ++b) {
+    float* y = dst + b * QK;
+    if (type == DType::q8_0) {
+      const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(src)[b];
+      const float d = fp16_to_f32(blk.d);
+      for (int i = 0; i < QK; ++i) y[i] = d * blk.qs[i];
+    } else if (type == DType::q4_0) {
+      const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(src)[b];
+      const float d = fp16_to_f32(blk.d);
+      for (int i = 0; i < QK / 2; ++i) {
+        y[i] = d * ((blk.qs[i] & 0xf) - 8);
+        y[i + QK / 2] = d * ((blk.qs[i] >> 4) - 8);
+      }
+    } else {
+      const BlockQ4_1& blk = static_cast<const BlockQ4_1*>(src)[b];
+      const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
+      for (int i = 0; i < QK / 2; ++i) {
+        y[i] = d * (blk.qs[i] & 0xf) + m;
+        y[i + QK / 2] = d * (blk.qs[i] >> 4) + m;
+      }
+    }
+  }
+}
+
+void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) {
+    const float* v = x + b * QK;
+    float amax = 0.0f;
+    for (int i = 0; i < QK; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < QK; ++i) {
+      dst[b].qs[i] = (int8_t)std::nearbyint(v[i] * id);
+      sum += dst[b].qs[i];
+    }
+    dst[b].d = d;
+    dst[b].s = d * sum;
+  }
+}
+
+// Scalar reference: sum over blocks of the integer dot times the scales.
+static float dot_generic(const void* wrow, DType wtype, const BlockQ8Act* a, int64_t nb) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int isum = 0;
+    if (wtype == DType::q8_0) {
+      const BlockQ8_0& w = static_cast<const BlockQ8_0*>(wrow)[b];
+      for (int i = 0; i < QK; ++i) isum += w.qs[i] * a[b].qs[i];
+      acc += fp16_to_f32(w.d) * a[b].d * isum;
+    } else if (wtype == DType::q4_0) {
+      const BlockQ4_0& w = static_cast<const BlockQ4_0*>(wrow)[b];
+      for (int i = 0; i < QK / 2; ++i)
+        isum += ((w.qs[i] & 0xf) - 8) * a[b].qs[i] + ((w.qs[i] >> 4) - 8) * a[b].qs[i + QK / 2];
+      acc += fp16_to_f32(w.d) * a[b].d * isum;
+    } else {
+      const BlockQ4_1& w = static_cast<const BlockQ4_1*>(wrow)[b];
+      for (int i = 0; i < QK / 2; ++i) isum += (w.qs[i] & 0xf) * a[b].qs[i] + (w.qs[i] >> 4) * a[b].qs[i + QK / 2];
+      acc += fp16_to_f32(w.d) * a[b].d * isum + fp16_to_f32(w.m) * a[b].s;
+    }
+  }
+  return acc;
+}
+
+void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
+                        int64_t k, int64_t n0, int64_t n1) {
+  const int64_t nb = k / QK, row_bytes = dtype_row_bytes(wtype, k);
+  for (int64_t j = n0; j < n1; ++j) {
+    const void* wrow = static_cast<const uint8_t*>(w) + j * row_bytes;
+    for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot_generic(wrow, wtype, act + i * nb, nb);
+  }
+}
+
+using QGemmFn = void (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
+static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic};
+
+void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                int64_t n0, int64_t n1) {
+  kQGemm.get()(y, ldy, act, w, wtype, m, k, n0, n1);
+}
+
+}  // namespace ninestep

@@ -1,0 +1,6 @@
+"""Each kernel on its own, for tests, benchmarks and users who compose their own models.
+
+float32 C-contiguous NumPy arrays in; a new array out unless `out=` is given."""
+from .matmul import matmul
+
+__all__ = ["matmul"]
