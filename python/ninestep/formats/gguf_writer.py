@@ -89,7 +89,7 @@ def _encode(value, desc, key):
         if isinstance(etype, list):  # array of arrays, one descriptor per element
             if len(etype) != len(items):
                 raise ValueError(f"metadata[{key!r}]: {len(items)} elements but {len(etype)} element types")
-            body = b"".join(struct.pack("<I", TYPE_IDS["array"]) + _encode(v, d, key) for v, d in zip(items, etype))
+            body = b"".join(_encode(v, d, key) for v, d in zip(items, etype))
             return struct.pack("<IQ", TYPE_IDS["array"], len(items)) + body
         if etype == "string":
             body = b"".join(_encode(v, "string", key) for v in items)
