@@ -95,10 +95,9 @@ class _Cursor:
             self.fail(f"string is not valid UTF-8 ({e.reason} at byte {e.start})", field, start)
         self.pos = pos
         if len(out) < n:  # the loop stopped at a length that runs past the end
-            self.pos = start
-            self.need(8, field)
-            self.pos = start + 8
-            self.need(m, field)
+            left = size - start
+            self.fail(f"truncated: string length needs 8 bytes, {left} left" if left < 8 else
+                      f"truncated: string of {m} bytes, {left - 8} left in the file", field, start)
         return out
 
     def count(self, min_item_bytes, field):
