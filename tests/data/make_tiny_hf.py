@@ -19,8 +19,8 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def tokenizer(vocab_size):
-    vocab = {t: i for i, t in enumerate(SPECIALS)}
-    vocab.update({chr(ord("a") + i): len(vocab) for i in range(min(26, vocab_size - len(vocab)))})
+    letters = [chr(ord("a") + i) for i in range(min(26, vocab_size - len(SPECIALS)))]
+    vocab = {t: i for i, t in enumerate(SPECIALS + letters)}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.add_special_tokens(SPECIALS)
