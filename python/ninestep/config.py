@@ -45,6 +45,7 @@ class ModelConfig:
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{f}: expected a positive finite number, got {v!r}")
+            setattr(self, f, float(v))
         if self.rope_style not in ("norm", "neox"):
             raise ValueError(f"rope_style: expected 'norm' or 'neox', got {self.rope_style!r}")
         for f in ("bos_id", "eos_id", "eot_id"):
