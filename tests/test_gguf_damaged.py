@@ -43,6 +43,7 @@ CASES = {
     "version 1": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=1), "version"),
     "version 0": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=0), "version"),
     "version 4": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=4), "version"),
+    "big-endian version 3": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=3 << 24), "version"),
     "tensor count 1e18": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_tensors=10**18), "tensor_count"),
     "kv count 2^64-1": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_kv=2**64 - 1), "metadata_kv_count"),
     "kv count one too many": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_kv=3), ""),
@@ -121,13 +122,15 @@ def test_crafted_damaged_files(tmp_path):
         paths[name].write_bytes(data)
     valid = B.valid()
     (tmp_path / "valid.gguf").write_bytes(valid)
+    (tmp_path / "v2.gguf").write_bytes(B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=2))
     # every prefix of a valid file: the header's fields cut anywhere, the data cut short
     for n in range(len(valid)):
         paths[f"prefix {n}"] = tmp_path / f"prefix{n}.gguf"
         paths[f"prefix {n}"].write_bytes(valid[:n])
-    results = _run_probe({"files": [[k, str(p)] for k, p in paths.items()] + [["valid", str(tmp_path / "valid.gguf")]]})
+    results = _run_probe({"files": [[k, str(p)] for k, p in paths.items()]
+                          + [["valid", str(tmp_path / "valid.gguf")], ["v2", str(tmp_path / "v2.gguf")]]})
 
-    assert results["valid"]["outcome"] == "ok", results["valid"]
+    assert results["valid"]["outcome"] == results["v2"]["outcome"] == "ok", (results["valid"], results["v2"])
     for name, (_, field) in CASES.items():
         _assert_format_error(results[name], paths[name], field)
     with GGUFFile(tmp_path / "valid.gguf") as g:
