@@ -127,12 +127,24 @@ def test_crafted_damaged_files(tmp_path):
     for n in range(len(valid)):
         paths[f"prefix {n}"] = tmp_path / f"prefix{n}.gguf"
         paths[f"prefix {n}"].write_bytes(valid[:n])
+    # random bytes overwritten anywhere in the header and tensor infos
+    rng = np.random.default_rng(7)
+    header_end = len(valid) - len(B.VALID_DATA)
+    for i in range(300):
+        damaged = bytearray(valid)
+        for at in rng.integers(0, header_end, rng.integers(1, 4)):
+            damaged[at] = rng.choice([0, 0xFF, 0x80, 0x7F, int(rng.integers(256))])
+        paths[f"random bytes {i}"] = tmp_path / f"random{i}.gguf"
+        paths[f"random bytes {i}"].write_bytes(bytes(damaged))
     results = _run_probe({"files": [[k, str(p)] for k, p in paths.items()]
                           + [["valid", str(tmp_path / "valid.gguf")], ["v2", str(tmp_path / "v2.gguf")]]})
 
     assert results["valid"]["outcome"] == results["v2"]["outcome"] == "ok", (results["valid"], results["v2"])
     for name, (_, field) in CASES.items():
         _assert_format_error(results[name], paths[name], field)
+    for i in range(300):
+        r = results[f"random bytes {i}"]
+        assert r["outcome"] in ("ok", "FormatError"), r
     with GGUFFile(tmp_path / "valid.gguf") as g:
         b = g.tensors["b"]
     for n in range(len(valid)):
