@@ -85,7 +85,7 @@ def main():
         out = out[0, len(p_ids):].tolist()
         greedy.append({"prompt": prompt, "prompt_ids": p_ids, "output_ids": out, "output_text": tok.decode(out)})
         print(repr(prompt), "->", repr(tok.decode(out)))
-    (HERE / "smollm2_greedy.json").write_text(json.dumps(greedy, indent=1, ensure_ascii=False) + "\n")
+    (HERE / "smollm2_greedy.json").write_text("[\n" + ",\n".join(json.dumps(g, ensure_ascii=False) for g in greedy) + "\n]\n")
 
 
 if __name__ == "__main__":
