@@ -72,9 +72,9 @@ def _apply_behavior(text, spans, behavior, invert):
         return [r[::-1] for r in _merge_delims([[r[::-1], d] for r, d in reversed(runs)])][::-1]
     if behavior == "MergedWithPrevious":
         return _merge_delims(runs)
-    out = []  # Contiguous: consecutive delimiters become one piece
+    out = []  # Contiguous: consecutive runs of one kind (e.g. adjacent matches) become one piece
     for run in runs:
-        if run[1] and out and out[-1][1]:
+        if out and out[-1][1] == run[1]:
             out[-1][0] += run[0]
         else:
             out.append(run)
