@@ -14,13 +14,16 @@ _NO_RANK = 1 << 62
 
 
 class BPE:
-    def __init__(self, vocab, merges, *, byte_level, byte_fallback=False, unk_id=None,
+    def __init__(self, vocab, merges, *, byte_level, byte_fallback=False, unk=None,
                  fuse_unk=False, ignore_merges=False):
-        """vocab: {token: id}; merges: [(left, right)] in priority order (first merges first)."""
+        """vocab: {token: id}; merges: [(left, right)] in priority order (first merges first);
+        unk: the unk token's text or None."""
         self.vocab = vocab
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        # a merge whose result is not a token could never be emitted; HF refuses such files
+        self.ranks = {(a, b): i for i, (a, b) in enumerate(merges) if a + b in vocab}
         self.byte_level, self.byte_fallback = byte_level, byte_fallback
-        self.unk_id, self.fuse_unk, self.ignore_merges = unk_id, fuse_unk, ignore_merges
+        self.unk = unk if unk in vocab else None
+        self.fuse_unk, self.ignore_merges = fuse_unk, ignore_merges
         # raw bytes (as latin-1 chars) -> GPT-2 byte chars, one str.translate per word
         self.table = str.maketrans({b: c for b, c in bytes_to_unicode().items()}) if byte_level else None
         self.cache = {}
@@ -42,28 +45,29 @@ class BPE:
         vocab = self.vocab
         if self.ignore_merges and word in vocab:
             return (vocab[word],)
-        syms = merge(list(word), self.ranks) if len(word) <= _SHORT else merge_long(list(word), self.ranks)
-        ids = []
-        for s in syms:
-            i = vocab.get(s)
-            if i is not None:
-                ids.append(i)
-            else:
-                self._unknown(s, ids)
-        return tuple(ids)
+        syms = list(word)
+        if not all(c in vocab for c in syms):
+            syms = self._spell(syms)
+        syms = merge(syms, self.ranks) if len(syms) <= _SHORT else merge_long(syms, self.ranks)
+        return tuple(vocab[s] for s in syms)
 
-    def _unknown(self, sym, ids):
-        # HF: a char missing from the vocab becomes its UTF-8 bytes as <0xNN> tokens (byte_fallback)
-        # or the unk token; fuse_unk collapses runs of unk into one.
-        if self.byte_fallback:
-            byte_ids = [self.vocab.get(f"<0x{b:02X}>") for b in sym.encode("utf-8")]
-            if None not in byte_ids:
-                ids.extend(byte_ids)
-                return
-        if self.unk_id is None:
-            raise ValueError(f"encode: {sym!r} is not in the vocabulary and the model has no unk token")
-        if not (self.fuse_unk and ids and ids[-1] == self.unk_id):
-            ids.append(self.unk_id)
+    def _spell(self, chars):
+        # As HF, before any merge: a char missing from the vocab becomes its UTF-8 bytes as <0xNN>
+        # tokens (byte_fallback) or the unk token (one per run with fuse_unk), or is dropped when
+        # there is no unk token (SmolLM2 has no token for byte 0xF1). Neighbours then merge across it.
+        out = []
+        for c in chars:
+            if c in self.vocab:
+                out.append(c)
+                continue
+            if self.byte_fallback:
+                byte_toks = [f"<0x{b:02X}>" for b in c.encode("utf-8")]
+                if all(t in self.vocab for t in byte_toks):
+                    out.extend(byte_toks)
+                    continue
+            if self.unk is not None and not (self.fuse_unk and out and out[-1] == self.unk):
+                out.append(self.unk)
+        return out
 
 
 def merge(syms, ranks):

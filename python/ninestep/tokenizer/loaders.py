@@ -141,9 +141,8 @@ def from_hf(cls, tokenizer_json_path, tokenizer_config_path=None):
         tokens[a.id] = a.content
     pre = pre_from_hf(j.get("pre_tokenizer"))
     norm = normalizer_from_hf(j.get("normalizer"))
-    unk = m.get("unk_token")
     model = BPE(vocab, merges, byte_level=pre.byte_level, byte_fallback=m.get("byte_fallback", False),
-                unk_id=vocab.get(unk) if unk is not None else None, fuse_unk=m.get("fuse_unk", False),
+                unk=m.get("unk_token"), fuse_unk=m.get("fuse_unk", False),
                 ignore_merges=m.get("ignore_merges", False))
     special = frozenset(a.id for a in added if a.special)
     decoder = _decoder_from_hf(j.get("decoder"), tokens, special, path)

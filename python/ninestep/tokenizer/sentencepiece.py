@@ -92,6 +92,5 @@ class SentencePieceBPE:
                 ids.extend(bs)
             elif self.unk_id is not None:
                 ids.append(self.unk_id)
-            else:
-                raise ValueError(f"encode: {s!r} is not in the vocabulary and the model has no unk token")
+            # else: dropped, as HF does without an unk token
         return tuple(ids)
