@@ -56,3 +56,23 @@ def test_scores_required(tok):
     del meta["tokenizer.ggml.scores"]
     with pytest.raises(ValueError, match="scores"):
         Tokenizer.from_gguf_metadata(meta)
+
+
+# ---- the same model as a Llama-2 style tokenizer.json (rank BPE + byte_fallback + Metaspace) ----
+
+SPM_HF_JSON = Path(__file__).parent / "goldens" / "tokenizer" / "spm_hf" / "tokenizer.json"
+
+
+def test_tokenizer_json_matches_hf_tokenizers():
+    from tokenizers import Tokenizer as HFTokenizer
+
+    theirs = HFTokenizer.from_file(str(SPM_HF_JSON))
+    ours = Tokenizer.from_hf(SPM_HF_JSON)
+    assert (ours.bos_id, ours.add_bos) == (1, True)  # no tokenizer_config: BOS from the post-processor
+    for s in CORPUS + ["a</s>b", "</s> b", "<s>x", " x", "  ", "中文", "<unk>"]:
+        ids = theirs.encode(s).ids
+        assert ours.encode(s) == ids, s
+        for skip in (False, True):
+            assert ours.decode(ids, skip_special=skip) == theirs.decode(ids, skip_special_tokens=skip), s
+        d = ours.stream_decoder()
+        assert "".join([d.push(i) for i in ids]) + d.flush() == theirs.decode(ids, skip_special_tokens=False)

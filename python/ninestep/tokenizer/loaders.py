@@ -159,8 +159,14 @@ def from_hf(cls, tokenizer_json_path, tokenizer_config_path=None):
     ids = {t.content: t.id for t in added}
     find = lambda key: ids.get(strings.get(key), vocab.get(strings.get(key)))  # noqa: E731
     return cls(tokens=tokens, model=model, pre=pre, normalizer=norm, added=added, decoder=decoder,
-               bos_id=find("bos_token"), eos_id=find("eos_token"), prefix_ids=prefix, suffix_ids=suffix,
+               # without a tokenizer_config, the post-processor's own BOS/EOS are the best guess
+               bos_id=_first(find("bos_token"), prefix[:1]), eos_id=_first(find("eos_token"), suffix[-1:]),
+               prefix_ids=prefix, suffix_ids=suffix,
                chat_template=_chat_template(cfg, [cfg_path.parent, path.parent]), special_strings=strings)
+
+
+def _first(found, fallback):
+    return found if found is not None else (fallback[0] if fallback else None)
 
 
 def _read_json(path):

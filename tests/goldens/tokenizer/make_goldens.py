@@ -15,6 +15,8 @@ Writes, next to this script:
       chat: conversations with HF apply_chat_template(..., tokenize=False) output;
       spm: a tiny SentencePiece BPE model (byte fallback) as GGUF-style metadata, with
       sentencepiece's own ids and decoded text for the corpus.
+  spm_hf/tokenizer.json
+      that tiny model as a Llama-2 style tokenizer.json (for from_hf tests, live vs tokenizers).
 """
 import importlib.util
 import io
@@ -127,7 +129,32 @@ def spm_model():
         "tokenizer.ggml.add_space_prefix": True,
     }
     ids = [sp.encode(s) for s in CORPUS]
+    spm_hf_json(meta, HERE / "spm_hf")
     return {"meta": meta, "ids": ids, "decoded": [sp.decode(x) for x in ids]}
+
+
+def spm_hf_json(meta, out_dir):
+    """The same tiny model as a Llama-2 style tokenizer.json, built with `tokenizers` the way HF
+    converts SentencePiece models: rank-based BPE (merges ordered by the merged piece's score) with
+    byte_fallback, Metaspace pre-tokenizer, Replace/ByteFallback/Fuse/Strip decoder, "<s> $A"."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    tokens, scores, types = (meta["tokenizer.ggml." + k] for k in ("tokens", "scores", "token_type"))
+    vocab = {t: i for i, t in enumerate(tokens)}
+    merges = []
+    for i, t in enumerate(tokens):
+        if types[i] == 1:
+            merges += [(-scores[i], i, vocab[t[:k]], vocab[t[k:]]) for k in range(1, len(t))
+                       if t[:k] in vocab and t[k:] in vocab]
+    merges = [(tokens[a], tokens[b]) for _, _, a, b in sorted(merges)]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out_dir / "tokenizer.json"))
 
 
 def _zen():
