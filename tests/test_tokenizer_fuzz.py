@@ -17,6 +17,8 @@ SPM_META = json.loads((TOKENIZER_JSON.parent.parent / "goldens.json").read_text(
 TOK = Tokenizer.from_hf(TOKENIZER_JSON)
 HF = HFTokenizer.from_file(str(TOKENIZER_JSON))
 SPM = Tokenizer.from_gguf_metadata(SPM_META)
+SPM_HF_JSON = TOKENIZER_JSON.parent.parent / "spm_hf" / "tokenizer.json"
+SPM_HF, HF_SPM = Tokenizer.from_hf(SPM_HF_JSON), HFTokenizer.from_file(str(SPM_HF_JSON))
 
 UNSPELLABLE = {b for b, c in bytes_to_unicode().items() if TOK.token_to_id(c) is None}
 
@@ -33,6 +35,14 @@ texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS),
 @given(texts)
 def test_ids_match_hf(s):
     assert TOK.encode(s) == HF.encode(s).ids
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_sentencepiece_tokenizer_json_ids_match_hf(s):
+    ids = HF_SPM.encode(s).ids
+    assert SPM_HF.encode(s) == ids
+    assert SPM_HF.decode(ids) == HF_SPM.decode(ids, skip_special_tokens=False)
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,3 +81,9 @@ def test_stream_holds_partial_characters(tok):
     d = tok.stream_decoder()
     out = [d.push(i) for i in ids] + [d.flush()]
     assert "".join(out) == s and all("\ufffd" not in p for p in out)
+
+
+def test_letters_newer_than_hf_unicode_split_as_hf():
+    # regex knows Unicode 17 letters/digits that HF's Oniguruma does not (unicode_compat.py)
+    for s in ["\U000323b0's", "a\u088fb", "\U00011de0 1 \U00011de1x", "x\ua7ce's"]:
+        assert TOK.encode(s) == HF.encode(s).ids

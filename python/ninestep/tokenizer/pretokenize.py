@@ -8,6 +8,8 @@ import unicodedata
 
 import regex
 
+from .unicode_compat import NOT_LETTER, NOT_NUMBER
+
 # GPT-2 split rule, as HF ByteLevel(use_regex=True) writes it (the trailing \s+ catches the last
 # whitespace run that the lookahead alternative leaves behind).
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
@@ -19,6 +21,15 @@ QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
 # ends a whitespace run just as the end of a piece does), which is what makes it fast; the tests
 # check it against the two-step HF pipeline.
 SMOLLM_PATTERN = r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"
+
+
+def compile_hf(pattern):
+    """Compile a pattern as HF's Oniguruma reads it: \\p{L} / \\p{N} without the code points that
+    only a newer Unicode than Oniguruma's assigns (V1 set difference)."""
+    for prop, drop in ((r"\p{L}", NOT_LETTER), (r"\p{N}", NOT_NUMBER)):
+        if drop:
+            pattern = pattern.replace(prop, "[" + prop + "--[" + drop + "]]")
+    return regex.compile(pattern, regex.V1)
 
 
 def bytes_to_unicode():
@@ -40,7 +51,7 @@ class RegexSplit:
     def __init__(self, pattern, behavior="Isolated", invert=False):
         if behavior not in ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"):
             raise ValueError(f"pre_tokenizer Split: unsupported behavior {behavior!r}")
-        self.re = regex.compile(pattern)
+        self.re = compile_hf(pattern)
         self.behavior, self.invert = behavior, invert
         # Isolated GPT-style patterns cover every char, so a findall is the whole split.
         self.fast = behavior == "Isolated" and not invert
@@ -96,7 +107,7 @@ class Digits:
     """HF Digits: runs of numeric chars isolated (individual=True: each digit alone)."""
 
     def __init__(self, individual):
-        self.re = regex.compile(r"\p{N}" if individual else r"\p{N}+")
+        self.re = compile_hf(r"\p{N}" if individual else r"\p{N}+")
 
     def __call__(self, pieces):
         out = []
@@ -144,12 +155,11 @@ class PreTokenizer:
         return pieces
 
 
+# llama.cpp's names; several models share one rule there (and in their HF tokenizer.json)
 GGUF_PRE = {
-    "default": GPT2_PATTERN,
-    "gpt2": GPT2_PATTERN,
-    "smollm": SMOLLM_PATTERN,
-    "llama-bpe": LLAMA3_PATTERN,
-    "llama3": LLAMA3_PATTERN,
+    **dict.fromkeys(["default", "gpt2", "mpt", "olmo", "jais"], GPT2_PATTERN),
+    **dict.fromkeys(["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"], SMOLLM_PATTERN),
+    **dict.fromkeys(["llama-bpe", "llama3"], LLAMA3_PATTERN),
     "qwen2": QWEN2_PATTERN,
 }
 
