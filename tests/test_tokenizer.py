@@ -110,6 +110,13 @@ def test_special_ids_and_lookup(tok, tok_hf):
     assert tok.chat_template == tok_hf.chat_template
 
 
+def test_numpy_ids_accepted(tok):
+    np = pytest.importorskip("numpy")
+    ids = tok.encode("numpy ids 😀")
+    assert tok.decode(np.array(ids)) == tok.decode(ids) == "numpy ids 😀"
+    assert tok.stream_decoder().push(np.int64(ids[0])) == "n" and tok.id_to_token(np.int32(2)) == "<|im_end|>"
+
+
 def test_add_bos_when_asked(gguf_meta):
     t = Tokenizer.from_gguf_metadata({**gguf_meta, "tokenizer.ggml.add_bos_token": True})
     assert t.encode("hi") == [1] + t.encode("hi", add_special=False)

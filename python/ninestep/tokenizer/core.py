@@ -1,4 +1,6 @@
 """Tokenizer: text <-> ids for GGUF metadata or an HF tokenizer.json, matching HF `tokenizers`."""
+import operator
+
 from .added import AddedToken, Matcher
 
 # end-of-turn markers of common chat formats, most specific first
@@ -84,19 +86,17 @@ class Tokenizer:
 
     def stream_decoder(self, skip_special=False):
         """Incremental decoder: .push(id) -> str of whole characters, .flush() -> the rest."""
-        return _CheckedStream(self._decoder.stream(skip_special), self.vocab_size)
+        return _CheckedStream(self._decoder.stream(skip_special), self._tokens)
 
     def id_to_token(self, i):
-        self._check_ids([i])
-        return self._tokens[i]
+        return self._tokens[_token_id(i, self._tokens)]
 
     def token_to_id(self, s):
         """Id of the token spelled `s` (GPT-2 byte chars for byte-level vocabularies), or None."""
         return self._ids.get(s)
 
     def is_special(self, i):
-        self._check_ids([i])
-        return i in self._special
+        return _token_id(i, self._tokens) in self._special
 
     def apply_chat_template(self, messages, add_generation_prompt=True, **extra):
         from ..chat import apply_chat_template
@@ -107,24 +107,29 @@ class Tokenizer:
         return apply_chat_template(self.chat_template, messages, add_generation_prompt, **kwargs)
 
     def _check_ids(self, ids):
-        n = len(self._tokens)
-        for i in ids:
-            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n or self._tokens[i] is None:
-                raise ValueError(f"ids: {i!r} is not a token id of this vocabulary (size {n})")
-        return ids
+        return [_token_id(i, self._tokens) for i in ids]
 
 
 class _CheckedStream:
-    def __init__(self, stream, n_vocab):
-        self._s, self._n = stream, n_vocab
+    def __init__(self, stream, tokens):
+        self._s, self._tokens = stream, tokens
 
     def push(self, i):
-        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self._n:
-            raise ValueError(f"push: {i!r} is not a token id of this vocabulary (size {self._n})")
-        return self._s.push(i)
+        return self._s.push(_token_id(i, self._tokens))
 
     def flush(self):
         return self._s.flush()
+
+
+def _token_id(i, tokens):
+    """i as a Python int if it names a token (NumPy integers welcome), else ValueError."""
+    try:
+        j = operator.index(i)
+    except TypeError:
+        j = None
+    if j is None or isinstance(i, bool) or not 0 <= j < len(tokens) or tokens[j] is None:
+        raise ValueError(f"ids: {i!r} is not a token id of this vocabulary (size {len(tokens)})")
+    return j
 
 
 def _find_eot(ids, eos_id):
