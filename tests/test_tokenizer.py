@@ -224,3 +224,16 @@ def test_added_token_flags_match_hf(hf_json, tmp_path):
         assert ours.encode(s) == ids, s
         for skip in (False, True):
             assert ours.decode(ids, skip_special=skip) == h.decode(ids, skip_special_tokens=skip), s
+
+
+@pytest.mark.parametrize("individual", [False, True])
+def test_digits_then_bytelevel_pipeline_matches_hf(hf_json, tmp_path, individual):
+    # the generic step-by-step path (individual=False) and the fused one (True)
+    j = json.loads(json.dumps(hf_json))
+    j["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = individual
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(j), encoding="utf-8")
+    ours, theirs = Tokenizer.from_hf(path), HFTokenizer.from_file(str(path))
+    assert (ours._pre.findall is not None) == individual
+    for s in CORPUS + EXTRA:
+        assert ours.encode(s) == theirs.encode(s).ids, s

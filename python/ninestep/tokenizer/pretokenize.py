@@ -51,7 +51,7 @@ class RegexSplit:
     def __init__(self, pattern, behavior="Isolated", invert=False):
         if behavior not in ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"):
             raise ValueError(f"pre_tokenizer Split: unsupported behavior {behavior!r}")
-        self.re = compile_hf(pattern)
+        self.pattern, self.re = pattern, compile_hf(pattern)
         self.behavior, self.invert = behavior, invert
         # Isolated GPT-style patterns cover every char, so a findall is the whole split.
         self.fast = behavior == "Isolated" and not invert
@@ -107,6 +107,7 @@ class Digits:
     """HF Digits: runs of numeric chars isolated (individual=True: each digit alone)."""
 
     def __init__(self, individual):
+        self.individual = individual
         self.re = compile_hf(r"\p{N}" if individual else r"\p{N}+")
 
     def __call__(self, pieces):
@@ -202,6 +203,10 @@ def pre_from_hf(spec):
             steps.append(Metaspace(it.get("replacement", "\u2581"), scheme, it.get("split", True)))
         else:
             raise ValueError(f"pre_tokenizer: unsupported type {kind!r}")
+    # SmolLM2/StarCoder's Digits(individual) + GPT-2 rule: the fused single pattern splits the same
+    if (len(steps) == 2 and isinstance(steps[0], Digits) and steps[0].individual
+            and isinstance(steps[1], RegexSplit) and steps[1].pattern == GPT2_PATTERN):
+        steps = [RegexSplit(SMOLLM_PATTERN)]
     return PreTokenizer(steps, byte_level, prefix_space)
 
 
