@@ -25,7 +25,8 @@ UNSPELLABLE = {b for b, c in bytes_to_unicode().items() if TOK.token_to_id(c) is
 # Pieces that hit the split rules' edges, mixed with arbitrary code points.
 FRAGMENTS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_", "'s", "'S", "'ll", "'LL", "'re", "'Re",
              "'ve", "'m", "'d", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "0", "7", "12", "١", "²",
-             "a", "Z", "é", "ß", "я", "中", "ا", "😀", "👍🏽", "\u200d", "\ufe0f", "e\u0301", "_", "-", "...", "$"]
+             "a", "Z", "é", "ß", "я", "中", "ا", "😀", "👍🏽", "\u200d", "\ufe0f", "e\u0301", "_", "-", "...",
+             "$"]
 texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS),
                            st.text(st.characters(exclude_categories=["Cs"]), max_size=6)),
                  max_size=14).map("".join)
