@@ -1,0 +1,241 @@
+"""Build a Tokenizer from GGUF metadata or from HF tokenizer.json / tokenizer_config.json."""
+import json
+from pathlib import Path
+
+from .added import AddedToken
+from .bpe import BPE
+from .pretokenize import Normalizer, bytes_to_unicode, from_gguf_pre, normalizer_from_hf, pre_from_hf
+from .sentencepiece import BYTE, CONTROL, NORMAL, SPACE, UNKNOWN, USER_DEFINED, SentencePieceBPE
+from .streaming import ByteLevelDecoder, SentencePieceDecoder
+
+K = "tokenizer.ggml."
+
+
+def from_gguf_metadata(cls, meta):
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta: expected a dict of GGUF key -> value, got {type(meta).__name__}")
+    kind = _get(meta, K + "model", str)
+    tokens = [_text(t, K + "tokens") for t in _get(meta, K + "tokens", list)]
+    n = len(tokens)
+    types = [int(t) for t in _get(meta, K + "token_type", list, [NORMAL] * n)]
+    if len(types) != n:
+        raise ValueError(f"meta: {K}token_type has {len(types)} entries for {n} tokens")
+    ids = {name: _token_id(meta, K + name + "_token_id", n)
+           for name in ("bos", "eos", "unknown", "padding", "eot")}
+    special = frozenset(i for i, t in enumerate(types) if t in (UNKNOWN, CONTROL))
+    added = [AddedToken(i, tokens[i], special=i in special)
+             for i, t in enumerate(types) if t in (UNKNOWN, CONTROL, USER_DEFINED) and tokens[i]]
+    if kind == "gpt2":
+        pre_name = meta.get(K + "pre", "default")
+        pre, norm = from_gguf_pre(pre_name)
+        merges = []
+        for m in _get(meta, K + "merges", list):
+            parts = _text(m, K + "merges").split(" ")
+            if len(parts) != 2:
+                raise ValueError(f"meta: {K}merges entry {m!r} is not two tokens separated by one space")
+            merges.append(tuple(parts))
+        vocab = {t: i for i, t in enumerate(tokens)}
+        # llama.cpp and HF Llama 3 take a word that is itself a token whole (ignore_merges)
+        model = BPE(vocab, merges, byte_level=True, ignore_merges=pre_name in ("llama-bpe", "llama3"))
+        decoder = byte_level_decoder(tokens, special)
+    elif kind == "llama":
+        scores = [float(s) for s in _get(meta, K + "scores", list)]
+        if len(scores) != n:
+            raise ValueError(f"meta: {K}scores has {len(scores)} entries for {n} tokens")
+        prefix = bool(meta.get(K + "add_space_prefix", True))
+        pre = None
+        # as HF's Llama normalizer (and llama.cpp): the dummy prefix starts every text segment
+        norm = Normalizer(([("prepend", SPACE)] if prefix else []) + [("replace", " ", SPACE, None)])
+        model = SentencePieceBPE(tokens, scores, types, ids["unknown"])
+        decoder = spm_decoder(tokens, {i for i, t in enumerate(types) if t == BYTE}, special, prefix)
+    else:
+        raise ValueError(f"meta: {K}model {kind!r} is not supported (supported: 'gpt2', 'llama')")
+    add_bos = bool(meta.get(K + "add_bos_token", kind == "llama"))
+    add_eos = bool(meta.get(K + "add_eos_token", False))
+    for flag, name in ((add_bos, "bos"), (add_eos, "eos")):
+        if flag and ids[name] is None:
+            raise ValueError(f"meta: {K}add_{name}_token is set but {K}{name}_token_id is missing")
+    strings = {f"{k}_token": tokens[ids[name]] for k, name in
+               (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"), ("pad", "padding")) if ids[name] is not None}
+    template = meta.get("tokenizer.chat_template")
+    return cls(tokens=tokens, model=model, pre=pre, normalizer=norm, added=added, decoder=decoder,
+               bos_id=ids["bos"], eos_id=ids["eos"], eot_id=ids["eot"],
+               prefix_ids=[ids["bos"]] if add_bos else [], suffix_ids=[ids["eos"]] if add_eos else [],
+               chat_template=template if isinstance(template, str) else None, special_strings=strings)
+
+
+def _get(meta, key, typ, default=None):
+    v = meta.get(key, default)
+    if v is None:
+        raise ValueError(f"meta: missing {key}")
+    if typ is list and not isinstance(v, (str, bytes, dict)) and hasattr(v, "__len__"):
+        return list(v)
+    if typ is str:
+        return _text(v, key)
+    if not isinstance(v, typ):
+        raise ValueError(f"meta: {key} should be a {typ.__name__}, got {type(v).__name__}")
+    return v
+
+
+def _text(v, key):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        raise ValueError(f"meta: {key} holds a {type(v).__name__}, expected str")
+    return v
+
+
+def _token_id(meta, key, n):
+    v = meta.get(key)
+    if v is None:
+        return None
+    try:
+        i = int(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"meta: {key} should be an int, got {v!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"meta: {key} = {i} is outside the vocabulary (size {n})")
+    return i
+
+
+def byte_level_decoder(tokens, special):
+    """Token bytes as HF's ByteLevel decoder sees them: GPT-2 byte chars back to bytes; a token
+    with any other char (e.g. an added token with a real space) is taken as its UTF-8 text."""
+    inv = {c: b for b, c in bytes_to_unicode().items()}
+    tb = []
+    for t in tokens:
+        t = t or ""
+        try:
+            tb.append(bytes(inv[c] for c in t))
+        except KeyError:
+            tb.append(t.encode("utf-8"))
+    return ByteLevelDecoder(tb, special)
+
+
+def spm_decoder(tokens, byte_ids, special, strip_space):
+    pieces = [int(t[3:5], 16) if i in byte_ids else (t or "") for i, t in enumerate(tokens)]
+    return SentencePieceDecoder(pieces, special, strip_space)
+
+
+# ---- HF tokenizer.json ----
+
+def from_hf(cls, tokenizer_json_path, tokenizer_config_path=None):
+    path = Path(tokenizer_json_path)
+    j = _read_json(path)
+    m = j.get("model") or {}
+    if m.get("type", "BPE") != "BPE" or "merges" not in m:
+        raise ValueError(f"{path}: model type {m.get('type')!r} is not supported (only BPE)")
+    if m.get("continuing_subword_prefix") or m.get("end_of_word_suffix") or m.get("dropout"):
+        raise ValueError(f"{path}: BPE with subword prefix/suffix or dropout is not supported")
+    vocab = dict(m["vocab"])
+    merges = [tuple(x.split(" ", 1)) if isinstance(x, str) else tuple(x) for x in m["merges"]]
+    added = [AddedToken(a["id"], a["content"], special=a.get("special", False),
+                        single_word=a.get("single_word", False), lstrip=a.get("lstrip", False),
+                        rstrip=a.get("rstrip", False), normalized=a.get("normalized", True))
+             for a in j.get("added_tokens") or []]
+    n = max([*vocab.values(), *(a.id for a in added)], default=-1) + 1
+    tokens = [None] * n
+    for t, i in vocab.items():
+        tokens[i] = t
+    for a in added:
+        tokens[a.id] = a.content
+    pre = pre_from_hf(j.get("pre_tokenizer"))
+    norm = normalizer_from_hf(j.get("normalizer"))
+    model = BPE(vocab, merges, byte_level=pre.byte_level, byte_fallback=m.get("byte_fallback", False),
+                unk=m.get("unk_token"), fuse_unk=m.get("fuse_unk", False),
+                ignore_merges=m.get("ignore_merges", False))
+    special = frozenset(a.id for a in added if a.special)
+    decoder = _decoder_from_hf(j.get("decoder"), tokens, special, path)
+    prefix, suffix = _post_from_hf(j.get("post_processor"), path)
+
+    cfg_path = Path(tokenizer_config_path) if tokenizer_config_path else path.with_name("tokenizer_config.json")
+    cfg = _read_json(cfg_path) if tokenizer_config_path or cfg_path.exists() else {}
+    strings = {}
+    for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+        v = cfg.get(key)
+        v = v.get("content") if isinstance(v, dict) else v
+        if isinstance(v, str):
+            strings[key] = v
+    ids = {t.content: t.id for t in added}
+    find = lambda key: ids.get(strings.get(key), vocab.get(strings.get(key)))  # noqa: E731
+    return cls(tokens=tokens, model=model, pre=pre, normalizer=norm, added=added, decoder=decoder,
+               # without a tokenizer_config, the post-processor's own BOS/EOS are the best guess
+               bos_id=_first(find("bos_token"), prefix[:1]), eos_id=_first(find("eos_token"), suffix[-1:]),
+               prefix_ids=prefix, suffix_ids=suffix,
+               chat_template=_chat_template(cfg, [cfg_path.parent, path.parent]), special_strings=strings)
+
+
+def _first(found, fallback):
+    return found if found is not None else (fallback[0] if fallback else None)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read tokenizer file: {e}") from None
+
+
+def _chat_template(cfg, folders):
+    t = cfg.get("chat_template")
+    if isinstance(t, list):  # named templates: HF uses "default"
+        t = next((x["template"] for x in t if x.get("name") == "default"), None)
+    if isinstance(t, str):
+        return t
+    for folder in folders:
+        f = folder / "chat_template.jinja"
+        if f.exists():
+            return f.read_text(encoding="utf-8")
+    return None
+
+
+def _decoder_from_hf(spec, tokens, special, path):
+    if spec is None:
+        raise ValueError(f"{path}: a tokenizer without a decoder is not supported")
+    if spec["type"] == "ByteLevel":
+        return byte_level_decoder(tokens, special)
+    items = spec["decoders"] if spec["type"] == "Sequence" else [spec]
+    byte_fallback, strip = False, False
+    for d in items:
+        kind = d["type"]
+        if kind == "Replace" and d["pattern"].get("String") == SPACE and d["content"] == " ":
+            continue
+        if kind == "ByteFallback":
+            byte_fallback = True
+        elif kind == "Strip" and d.get("content") == " " and d.get("stop", 0) == 0:
+            strip = d.get("start", 0) > 0
+        elif kind == "Metaspace":
+            strip = d.get("prepend_scheme", "always" if d.get("add_prefix_space", True) else "never") != "never"
+        elif kind != "Fuse":
+            raise ValueError(f"{path}: decoder {kind} {d} is not supported")
+    byte_ids = set()
+    if byte_fallback:
+        byte_ids = {i for i, t in enumerate(tokens) if t and len(t) == 6 and t.startswith("<0x")
+                    and t.endswith(">") and all(c in "0123456789ABCDEFabcdef" for c in t[3:5])}
+    return spm_decoder(tokens, byte_ids, special, strip)
+
+
+def _post_from_hf(spec, path):
+    if spec is None:
+        return [], []
+    items = spec["processors"] if spec["type"] == "Sequence" else [spec]
+    prefix, suffix = [], []
+    for p in items:
+        kind = p["type"]
+        if kind == "ByteLevel":
+            continue
+        if kind == "TemplateProcessing":
+            seen_seq = False
+            for piece in p["single"]:
+                if "Sequence" in piece:
+                    seen_seq = True
+                else:
+                    ids = p["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
+                    (suffix if seen_seq else prefix).extend(ids)
+        elif kind in ("BertProcessing", "RobertaProcessing"):
+            prefix.append(p["cls"][1])
+            suffix.append(p["sep"][1])
+        else:
+            raise ValueError(f"{path}: post_processor {kind} is not supported")
+    return prefix, suffix
