@@ -166,6 +166,8 @@ def test_layernorm_matches_numpy(isa, rng, shape, with_bias):
     w = randn(rng, shape[-1])
     b = randn(rng, shape[-1]) if with_bias else None
     close(ops.layernorm(x, w, b, eps=1e-5), ref_layernorm(x, w, b, 1e-5), rtol=5e-4, atol=5e-5)
+    np.testing.assert_allclose(ops.layernorm(x, w, b), at_generic(lambda: ops.layernorm(x, w, b)), rtol=5e-4,
+                               atol=5e-5)
 
 
 def test_norms_in_place_and_constant_rows(isa):
@@ -259,6 +261,7 @@ ACT_SIZES = [1, 7, 16, 17, 100, 1543]
 def test_silu_matches_numpy(isa, rng, n):
     x = randn(rng, n, scale=6.0)
     close(ops.silu(x), ref_silu(x))
+    np.testing.assert_allclose(ops.silu(x), at_generic(lambda: ops.silu(x)), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
@@ -266,12 +269,15 @@ def test_silu_matches_numpy(isa, rng, n):
 def test_gelu_matches_numpy(isa, rng, approximate, n):
     x = randn(rng, n, scale=4.0)
     close(ops.gelu(x, approximate=approximate), ref_gelu(x, approximate), atol=2e-6)
+    np.testing.assert_allclose(ops.gelu(x, approximate), at_generic(lambda: ops.gelu(x, approximate)), rtol=1e-6,
+                               atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", [(1,), (3, 7), (512, 48), (2, 3, 17)])
 def test_swiglu_matches_numpy(isa, rng, shape):
     g, u = randn(rng, *shape, scale=4.0), randn(rng, *shape)
     close(ops.swiglu(g, u), ref_silu(g) * u)
+    np.testing.assert_allclose(ops.swiglu(g, u), at_generic(lambda: ops.swiglu(g, u)), rtol=1e-6, atol=1e-7)
 
 
 def test_activations_extremes(isa):
