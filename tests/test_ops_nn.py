@@ -356,3 +356,33 @@ def test_core_checks_sizes_without_the_python_layer():
         _core.attention(q.copy(), q, np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32), True, 0.5)
     with pytest.raises(ValueError, match="head size D must be even"):
         _core.rope(np.zeros((1, 1, 3), np.float32), np.zeros(1, np.int32), 1e4, "norm")
+
+
+# ---- multi-threaded split -----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_threads():
+    before = ninestep.get_num_threads()
+    ninestep.set_num_threads(2)
+    try:
+        yield
+    finally:
+        ninestep.set_num_threads(before)
+
+
+def test_large_inputs_split_across_threads(isa, rng, two_threads):
+    # sizes past the one-thread cutoff (32768 elements), with rows / elements that split unevenly
+    x, w, b = randn(rng, 67, 577), randn(rng, 577), randn(rng, 577)
+    close(ops.softmax(x), ref_softmax(x))
+    close(ops.rmsnorm(x, w), ref_rmsnorm(x, w, 1e-5), rtol=2e-5, atol=2e-6)
+    close(ops.layernorm(x, w, b), ref_layernorm(x, w, b, 1e-5), rtol=2e-5, atol=1e-5)
+    xr, pos = randn(rng, 67, 9, 64), rng.integers(0, 100000, 67).astype(np.int32)
+    close(ops.rope(xr, pos, theta=100000.0), ref_rope(xr, pos, 100000.0, "norm"), atol=5e-6)
+    e, u = randn(rng, 40001, scale=4.0), randn(rng, 40001)
+    close(ops.silu(e), ref_silu(e))
+    close(ops.gelu(e), ref_gelu(e, "tanh"), atol=2e-6)
+    close(ops.swiglu(e, u), ref_silu(e) * u)
+    for T, S in [(1, 700), (37, 50)]:
+        q, k, v = randn(rng, T, 9, 64), randn(rng, S, 3, 64), randn(rng, S, 3, 64)
+        close(ops.attention(q, k, v), ref_attention(q, k, v, True, 0.125), rtol=1e-4, atol=1e-5)

@@ -58,7 +58,7 @@ void swiglu_range(float* y, const float* gate, const float* up, int64_t i0, int6
 // with the others' and only the last slice has a tail.
 template <class Body>
 static void parallel_elems(int64_t n, Body body) {
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(n, omp_get_num_threads(), omp_get_thread_num(), &b, &e, 16);

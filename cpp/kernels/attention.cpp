@@ -71,7 +71,7 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
                int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal) {
   const AttnFn fn = kAttn.get();
   const int64_t items = attention_items(T, Hq);
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(T * S * Hq * D >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

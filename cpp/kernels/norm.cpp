@@ -56,7 +56,7 @@ void layernorm_rows(float* y, const float* x, const float* w, const float* b, fl
 
 void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, int64_t n) {
   const RmsFn fn = kRms.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(rows * n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(rows, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
@@ -66,7 +66,7 @@ void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, 
 
 void layernorm(float* y, const float* x, const float* w, const float* bias, float eps, int64_t rows, int64_t n) {
   const LayerFn fn = kLayer.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(rows * n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(rows, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

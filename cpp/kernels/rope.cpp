@@ -50,7 +50,7 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 
 void rope(float* x, const int32_t* pos, int64_t T, int64_t H, int64_t D, float theta, RopeStyle style) {
   const RopeFn fn = kRope.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(T * H * D >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(T, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
