@@ -7,6 +7,7 @@
 namespace ninestep {
 
 // y [rows, n] = softmax(x [rows, n]) over the last axis for rows [r0, r1). y may alias x.
+// A row of all -inf gives 1/n everywhere; a NaN anywhere makes its row NaN (see softmax.cpp).
 void softmax_rows(float* y, const float* x, int64_t n, int64_t r0, int64_t r1);
 
 // y = x / sqrt(mean(x^2) + eps) * w, rows [r0, r1) of x [rows, n]; w [n]. y may alias x.
