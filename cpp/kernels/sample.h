@@ -1,0 +1,39 @@
+// Next-token sampling over one row of logits: repetition penalty, temperature, top-k, top-p,
+// min-p, then a draw from a seeded generator. Never sorts the whole vocabulary.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace ninestep {
+
+struct SampleParams {
+  float temperature = 0.0f;        // 0: greedy
+  int64_t top_k = 0;               // 0: off
+  float top_p = 1.0f;              // 1: off
+  float min_p = 0.0f;              // 0: off
+  float repetition_penalty = 1.0f; // 1: off (HF rule: logit > 0 divided, else multiplied)
+};
+
+// xoshiro256** seeded through splitmix64: the same seed gives the same stream on every platform.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed);
+  uint64_t next();
+  double uniform();  // [0, 1)
+ private:
+  uint64_t s_[4];
+};
+
+struct SampleWork {
+  std::vector<float> z;                        // [n] penalised logits
+  std::vector<float> probs;                    // [n] probabilities (top-p without top-k)
+  std::vector<std::pair<float, int32_t>> cand; // (weight, id) candidates
+  std::vector<int32_t> ids;                    // deduplicated penalty ids
+};
+
+// logits [n]; recent [n_recent] ids the penalty applies to (each counted once). All ids must be
+// in [0, n) (checked by the caller). Order as HF: penalty, temperature, top-k, top-p, min-p.
+int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int64_t n_recent,
+                     const SampleParams& p, Rng& rng, SampleWork& work);
+
+}  // namespace ninestep

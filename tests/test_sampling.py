@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from ninestep.sampling import Sampler, SamplingParams
+
+
+def draws(logits, n=4000, seed=7, history=(), **kw):
+    s = Sampler(SamplingParams(**{"top_k": 0, "top_p": 1.0, "min_p": 0.0, **kw}), seed=seed)
+    logits = np.asarray(logits, dtype=np.float32)
+    return np.bincount([s(logits, list(history)) for _ in range(n)], minlength=len(logits)) / n
+
+
+def softmax(x):
+    e = np.exp(np.asarray(x, np.float64) - np.max(x))
+    return e / e.sum()
+
+
+def test_greedy_is_argmax_first_maximum():
+    s = Sampler(SamplingParams(temperature=0), seed=1)
+    x = np.array([0.1, 3.0, 3.0, -2.0], dtype=np.float32)
+    assert s(x) == 1
+
+
+def test_greedy_ignores_nan():
+    s = Sampler(SamplingParams(temperature=0), seed=1)
+    assert s(np.array([np.nan, 1.0, 0.5], dtype=np.float32)) == 1
+
+
+def test_same_seed_same_tokens_and_different_seed_differs():
+    logits = np.random.default_rng(0).normal(size=1000).astype(np.float32)
+    a = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0), seed=42)
+    b = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0), seed=42)
+    c = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0), seed=43)
+    sa, sb, sc = ([s(logits) for _ in range(50)] for s in (a, b, c))
+    assert sa == sb
+    assert sa != sc
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_frequencies_follow_softmax_over_temperature(temperature):
+    logits = [1.0, 0.0, -0.5, 0.7, -3.0]
+    got = draws(logits, n=20000, temperature=temperature)
+    want = softmax(np.array(logits) / temperature)
+    assert np.abs(got - want).max() < 0.015
+
+
+def test_top_k_keeps_the_k_best_renormalised():
+    logits = [0.0, 2.0, 1.0, 1.5, -1.0]
+    got = draws(logits, n=20000, temperature=1.0, top_k=2)
+    want = np.zeros(5)
+    want[[1, 3]] = softmax([2.0, 1.5])
+    assert np.abs(got - want).max() < 0.015
+
+
+def test_top_k_one_is_greedy():
+    logits = np.random.default_rng(1).normal(size=49152).astype(np.float32)
+    s = Sampler(SamplingParams(temperature=1.5, top_k=1, top_p=1.0, min_p=0.0), seed=3)
+    assert all(s(logits) == int(np.argmax(logits)) for _ in range(20))
+
+
+def test_top_p_keeps_smallest_prefix_with_the_mass():
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    got = draws(np.log(p), n=20000, temperature=1.0, top_p=0.75)
+    assert got[2] == 0 and got[3] == 0
+    assert abs(got[0] - 0.5 / 0.8) < 0.015
+
+
+def test_top_p_over_large_vocabulary_grows_the_candidate_set():
+    # a flat distribution: top_p 0.5 must keep about half of the 49152 tokens, far more than 64
+    logits = np.zeros(49152, dtype=np.float32)
+    s = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=0.5, min_p=0.0), seed=5)
+    seen = {s(logits) for _ in range(3000)}
+    assert len(seen) > 2000
+
+
+def test_min_p_drops_tokens_below_fraction_of_best():
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    got = draws(np.log(p), n=20000, temperature=1.0, min_p=0.5)
+    assert got[2] == 0 and got[3] == 0
+    assert got[1] > 0.3
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative():
+    s = Sampler(SamplingParams(temperature=0, repetition_penalty=1.5), seed=0)
+    assert s(np.array([2.0, 1.9], dtype=np.float32), [0]) == 1
+    assert s(np.array([-1.0, -1.2], dtype=np.float32), [0, 0, 0]) == 1
+    assert s(np.array([2.0, 1.9], dtype=np.float32), [1]) == 0
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"temperature": -0.1}, "temperature"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"),
+    ({"top_k": -1}, "top_k"), ({"min_p": 2.0}, "min_p"), ({"repetition_penalty": 0.0}, "repetition_penalty"),
+    ({"temperature": float("nan")}, "temperature"),
+])
+def test_bad_parameters_name_the_argument(kw, name):
+    with pytest.raises(ValueError, match=name):
+        SamplingParams(**kw)
+
+
+def test_history_outside_vocabulary_is_rejected():
+    s = Sampler(SamplingParams(temperature=0, repetition_penalty=1.2), seed=0)
+    with pytest.raises(ValueError, match="recent"):
+        s(np.zeros(10, dtype=np.float32), [10])
