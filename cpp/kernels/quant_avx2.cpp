@@ -6,6 +6,8 @@
 // sums are exact, so only the float accumulation order differs from the scalar reference.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/quant.h"
 
 namespace ninestep {
@@ -32,6 +34,15 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
 }
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Q4_1's d and m are adjacent fp16s: one 32-bit load and one conversion for both.
+inline void half2(const uint16_t* p, float* d, float* m) {
+  int32_t u;
+  std::memcpy(&u, p, 4);
+  const __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128(u));
+  *d = _mm_cvtss_f32(v);
+  *m = _mm_cvtss_f32(_mm_movehdup_ps(v));
+}
 
 // Per weight type: the block, how it unpacks into a weight operand (once per block, reused for
 // every activation row of the tile) and the integer dot of that operand with activations.
@@ -91,8 +102,10 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
     float dw[NR], mw[NR];
     for (int j = 0; j < NR; ++j) {
       wv[j] = T::load(wr[j][b]);
-      dw[j] = half(wr[j][b].d);
-      if constexpr (T::kMin) mw[j] = half(wr[j][b].m);
+      if constexpr (T::kMin)
+        half2(&wr[j][b].d, &dw[j], &mw[j]);
+      else
+        dw[j] = half(wr[j][b].d);
     }
     for (int i = 0; i < MR; ++i) {
       const BlockQ8Act& a = ar[i][b];
