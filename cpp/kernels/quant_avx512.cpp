@@ -28,21 +28,19 @@ inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<con
 // so int32 lanes 0-7 belong to b and 8-15 to b+1. Split (Q4_0, Q4_1: their nibbles unpack to it
 // without a cross-lane shuffle): [b 0-15 | b+1 0-15 | b 16-31 | b+1 16-31], lanes 0-3 and 8-11
 // belong to b. Scales are spread to match: v's lane 0 over b's lanes, lane 1 over b+1's.
-template <bool Split>
-inline __m512i spread_index() {
-  return Split ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
-               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-}
-template <bool Split>
+// v[L0] over block b's lanes, v[L1] over block b+1's, in the Split or canonical order.
+template <bool Split, int L0 = 0, int L1 = 1>
 inline __m512 spread2(__m128 v) {
-  return _mm512_permutexvar_ps(spread_index<Split>(), _mm512_castps128_ps512(v));
+  const __m512i idx = Split ? _mm512_setr_epi32(L0, L0, L0, L0, L1, L1, L1, L1, L0, L0, L0, L0, L1, L1, L1, L1)
+                            : _mm512_setr_epi32(L0, L0, L0, L0, L0, L0, L0, L0, L1, L1, L1, L1, L1, L1, L1, L1);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
 }
 
 // Activation operand for blocks b and b+1 (b+1 only if `two`).
 struct Act {
-  __m512i x;  // the 64 quantized values
-  __m512 d;   // scales, spread
-  __m512 s;   // d * sum(q), spread
+  __m512i x;   // the 64 quantized values
+  __m512 d;    // scales, spread
+  __m128 ds;   // [d_b, s_b, d_b+1, s_b+1], s = d * sum(q)
 };
 template <bool Split>
 inline Act load_act(const BlockQ8Act* a, bool two) {
@@ -52,8 +50,7 @@ inline Act load_act(const BlockQ8Act* a, bool two) {
   const __m128 ds = two ? _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(&a[0].d)),
                                        reinterpret_cast<const __m64*>(&a[1].d))
                         : _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(&a[0].d));
-  return {x, spread2<Split>(_mm_shuffle_ps(ds, ds, _MM_SHUFFLE(3, 1, 2, 0))),
-          spread2<Split>(_mm_shuffle_ps(ds, ds, _MM_SHUFFLE(2, 0, 3, 1)))};
+  return {x, spread2<Split, 0, 2>(ds), ds};
 }
 
 // 16 bytes of nibbles per block, two blocks -> 64 unsigned bytes in the split order.
@@ -73,14 +70,14 @@ inline __m128 halves2(const uint16_t* p0, const uint16_t* p1) {
 }
 
 // Per weight type: blocks b and b+1 (b+1 only if `two`) as unsigned bytes u = q + kOffset for
-// vpdpbusd, the scales spread over the lanes of each block and, for Q4_1, the minimums in one
-// lane per block. A missing block b+1 loads as zero bytes and zero scales.
+// vpdpbusd, the scales spread over the lanes of each block and, for Q4_1, [d_b, m_b, d_b+1,
+// m_b+1]. A missing block b+1 loads as zero bytes and zero scales.
 struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kSplit = false;
   static constexpr int kOffset = 128;  // q in [-128, 127] -> q ^ 0x80 = q + 128 in [0, 255]
   static constexpr bool kMin = false;
-  static __m512i load(const Block* b, bool two, __m512* d, __m512*) {
+  static __m512i load(const Block* b, bool two, __m512* d, __m128*) {
     const __m128 h = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, two ? (short)b[1].d : 0, 0, 0, 0, 0, 0, 0));
     *d = spread2<false>(h);
     const __m512i w = join(load32(b[0].qs), two ? load32(b[1].qs) : _mm256_setzero_si256());
@@ -93,7 +90,7 @@ struct Q4_0 {
   static constexpr bool kSplit = true;
   static constexpr int kOffset = 8;  // the stored nibble is q + 8
   static constexpr bool kMin = false;
-  static __m512i load(const Block* b, bool two, __m512* d, __m512*) {
+  static __m512i load(const Block* b, bool two, __m512* d, __m128*) {
     *d = spread2<true>(_mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, two ? (short)b[1].d : 0, 0, 0, 0, 0, 0, 0)));
     return unpack_nibbles2(b[0].qs, two ? b[1].qs : nullptr);
   }
@@ -106,22 +103,30 @@ struct Q4_1 {
   static constexpr bool kSplit = true;
   static constexpr int kOffset = 0;
   static constexpr bool kMin = true;
-  static __m512i load(const Block* b, bool two, __m512* d, __m512* m) {
-    const __m128 dm = halves2(&b[0].d, two ? &b[1].d : nullptr);  // [d0, m0, d1, m1]
-    *d = spread2<true>(_mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 2, 0)));
-    *m = _mm512_maskz_permutexvar_ps(0x0011, _mm512_setr_epi32(1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-                                     _mm512_castps128_ps512(dm));
+  static __m512i load(const Block* b, bool two, __m512* d, __m128* dm) {
+    *dm = halves2(&b[0].d, two ? &b[1].d : nullptr);  // [d0, m0, d1, m1]
+    *d = spread2<true, 0, 2>(*dm);
     return unpack_nibbles2(b[0].qs, two ? b[1].qs : nullptr);
   }
 };
 
 // Adds blocks b and b+1 (b+1 only if TWO) of an MR x NR tile to its accumulators.
+// Q4_1's minimums m * s go to lane 0 (block b) and lane 4 (b+1) of acc with one FMA per pair;
+// for a single activation row, to lanes 1 and 3 of an xmm accumulator macc instead, from the
+// unspread [d, m, d, m] x [0, s, 0, s] (no spreading needed).
 template <class T, int MR, int NR, bool TWO>
-NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][NR], const typename T::Block* const* wr,
+NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][NR], __m128 (&macc)[NR],
+                                                               const typename T::Block* const* wr,
                                                                const BlockQ8Act* const* ar, int64_t b) {
   __m512i wv[NR];
   __m512 dw[NR], mw[NR];
-  for (int j = 0; j < NR; ++j) wv[j] = T::load(wr[j] + b, TWO, &dw[j], &mw[j]);
+  __m128 dm[NR];
+  for (int j = 0; j < NR; ++j) {
+    wv[j] = T::load(wr[j] + b, TWO, &dw[j], &dm[j]);
+    if constexpr (T::kMin && MR > 1)
+      mw[j] = _mm512_maskz_permutexvar_ps(0x0011, _mm512_setr_epi32(1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                                          _mm512_castps128_ps512(dm[j]));
+  }
   for (int i = 0; i < MR; ++i) {
     const Act a = load_act<T::kSplit>(ar[i] + b, TWO);
     // sum((q + offset) * x) = sum(q * x) + offset * sum(x): start the sum at -offset * sum(x)
@@ -131,7 +136,11 @@ NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][N
     for (int j = 0; j < NR; ++j) {
       const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv[j], a.x));
       acc[i][j] = _mm512_fmadd_ps(p, _mm512_mul_ps(dw[j], a.d), acc[i][j]);
-      if constexpr (T::kMin) acc[i][j] = _mm512_fmadd_ps(mw[j], a.s, acc[i][j]);
+      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], spread2<true, 1, 3>(a.ds), acc[i][j]);
+    }
+    if constexpr (T::kMin && MR == 1) {
+      const __m128 s = _mm_maskz_mov_ps(0xa, a.ds);  // [0, s_b, 0, s_b+1]
+      for (int j = 0; j < NR; ++j) macc[j] = _mm_fmadd_ps(dm[j], s, macc[j]);
     }
   }
 }
@@ -146,11 +155,16 @@ NS_VNNI void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, cons
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
   __m512 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  __m128 macc[NR];
+  for (int j = 0; j < NR; ++j) {
+    macc[j] = _mm_setzero_ps();
+    for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_setzero_ps();
+  }
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) tile_step<T, MR, NR, true>(acc, wr, ar, b);
-  if (b < nb) tile_step<T, MR, NR, false>(acc, wr, ar, b);
+  for (; b + 2 <= nb; b += 2) tile_step<T, MR, NR, true>(acc, macc, wr, ar, b);
+  if (b < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, b);
+  for (int j = 0; j < NR; ++j)  // macc is zero unless Q4_1 with MR == 1
+    acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_castps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
