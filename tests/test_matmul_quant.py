@@ -164,3 +164,43 @@ def test_wrapped_gguf_bytes_multiply_like_quantize(isa, rng):
     t = quantize(w, "q4_0")
     wrapped = QuantizedTensor(t.data.copy(), "q4_0", (10, 96))
     np.testing.assert_array_equal(ops.matmul(x, wrapped), ops.matmul(x, t))
+
+
+def tie_heavy_activations(rng, m, k):
+    """Blocks whose largest |x| is 127, so d = 1 and x * (1 / d) = x: values on .5 ties (rounded
+    half to even), just off them, and a zero block."""
+    x = (rng.integers(-127, 127, (m, k)) + rng.choice([0.5, 0.499, 0.501, 0.0], (m, k))).astype(np.float32)
+    x = np.clip(x, -126.5, 126.5)
+    x[:, ::32] = 127.0
+    x[0, 32:64] = 0.0 if k > 32 else x[0, 32:64]
+    return x
+
+
+def test_activation_quantization_is_exact(isa, rng):
+    # One-hot Q8_0 rows pick single activations: y[i, j] = d_w * d_x * 127 * q_x[i, j], one term,
+    # so every ISA must give the same float bit for bit, and q_x must be NumPy's rint.
+    m, k = 5, 96
+    x = tie_heavy_activations(rng, m, k)
+    t = quantize(np.eye(k, dtype=np.float32), "q8_0")
+    y = ops.matmul(x, t)
+    ninestep.set_isa("generic")
+    np.testing.assert_array_equal(y, ops.matmul(x, t))
+    dw, _, qw = weight_blocks(t)
+    da, _, qa = act_blocks(x)
+    diag = np.arange(k)
+    assert np.all(qw.reshape(k, k)[diag, diag] == 127)
+    scale = dw[diag, diag // 32][None, :] * np.repeat(da, 32, axis=1)  # float32, as the kernels round it
+    np.testing.assert_array_equal(y, scale * (127 * qa.reshape(m, k)).astype(np.float32))
+
+
+def test_activation_block_sums_are_exact(isa, rng):
+    # A constant Q4_1 row has d = 0 and m = 1, so y = sum over blocks of s = d_x * sum(q_x): the
+    # per-block sums the kernels precompute, compared bit for bit across ISAs.
+    m, k = 6, 160
+    x = tie_heavy_activations(rng, m, k)
+    t = quantize(np.ones((3, k), np.float32), "q4_1")
+    y = ops.matmul(x, t)
+    ninestep.set_isa("generic")
+    np.testing.assert_array_equal(y, ops.matmul(x, t))
+    _, sa, _ = act_blocks(x)
+    np.testing.assert_allclose(y, np.repeat(sa.sum(axis=1, dtype=np.float64)[:, None], 3, axis=1), rtol=1e-6)
