@@ -153,9 +153,9 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
     int64_t j = n0;
     for (; j + 4 <= n1; j += 4) {
       // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
-      const uint8_t* ahead = w + (j + 16) * rb;
       if (j + 20 <= n1)
-        for (int64_t o = 0; o < 4 * rb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+        for (int64_t o = (j + 16) * rb; o < (j + 20) * rb; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
       tile<T, 1, 4>(y, ldy, act, nb, w, rb, 0, j);
     }
     for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);

@@ -2,9 +2,9 @@
 //
 // One 512-bit vector holds two consecutive 32-element blocks, and one vpdpbusd (unsigned x
 // signed bytes, four products summed into each int32 lane) does the integer part of both block
-// dots. Then one FMA as floats with [d_w * d_x of block b] x 8 lanes, [of block b+1] x 8 lanes.
-// An odd last block runs with the upper half zeroed (weights and scales), which adds exact
-// zeros. Integer sums are exact; only the float order differs from the scalar reference.
+// dots. Then one FMA as floats with d_w * d_x spread over each block's eight lanes. An odd
+// last block runs with the second block zeroed (weights and scales), which adds exact zeros.
+// Integer sums are exact; only the float order differs from the scalar reference.
 //
 // The build compiles this file with -mavx512f/bw/vl/dq only, so the GEMM functions carry
 // target("avx512vnni") themselves and run only after a CPUID check; a CPU with AVX-512 but no
@@ -27,8 +27,7 @@ inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<con
 // Two blocks share a vector in one of two byte orders. Canonical (Q8_0): [block b | block b+1],
 // so int32 lanes 0-7 belong to b and 8-15 to b+1. Split (Q4_0, Q4_1: their nibbles unpack to it
 // without a cross-lane shuffle): [b 0-15 | b+1 0-15 | b 16-31 | b+1 16-31], lanes 0-3 and 8-11
-// belong to b. Scales are spread to match: v's lane 0 over b's lanes, lane 1 over b+1's.
-// v[L0] over block b's lanes, v[L1] over block b+1's, in the Split or canonical order.
+// belong to b. spread2 puts v[L0] over block b's lanes and v[L1] over block b+1's.
 template <bool Split, int L0 = 0, int L1 = 1>
 inline __m512 spread2(__m128 v) {
   const __m512i idx = Split ? _mm512_setr_epi32(L0, L0, L0, L0, L1, L1, L1, L1, L0, L0, L0, L0, L1, L1, L1, L1)
@@ -71,7 +70,7 @@ inline __m128 halves2(const uint16_t* p0, const uint16_t* p1) {
 
 // Per weight type: blocks b and b+1 (b+1 only if `two`) as unsigned bytes u = q + kOffset for
 // vpdpbusd, the scales spread over the lanes of each block and, for Q4_1, [d_b, m_b, d_b+1,
-// m_b+1]. A missing block b+1 loads as zero bytes and zero scales.
+// m_b+1]. A missing block b+1 loads as zero weights and zero scales.
 struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kSplit = false;
@@ -133,14 +132,16 @@ NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][N
     __m512i base = _mm512_setzero_si512();
     if constexpr (T::kOffset != 0)
       base = _mm512_sub_epi32(base, _mm512_dpbusd_epi32(base, _mm512_set1_epi8((char)T::kOffset), a.x));
+    __m512 s;  // [s_b, s_b+1] spread, for the minimums
+    if constexpr (T::kMin && MR > 1) s = spread2<true, 1, 3>(a.ds);
     for (int j = 0; j < NR; ++j) {
       const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv[j], a.x));
       acc[i][j] = _mm512_fmadd_ps(p, _mm512_mul_ps(dw[j], a.d), acc[i][j]);
-      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], spread2<true, 1, 3>(a.ds), acc[i][j]);
+      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], s, acc[i][j]);
     }
     if constexpr (T::kMin && MR == 1) {
-      const __m128 s = _mm_maskz_mov_ps(0xa, a.ds);  // [0, s_b, 0, s_b+1]
-      for (int j = 0; j < NR; ++j) macc[j] = _mm_fmadd_ps(dm[j], s, macc[j]);
+      const __m128 s1 = _mm_maskz_mov_ps(0xa, a.ds);  // [0, s_b, 0, s_b+1]
+      for (int j = 0; j < NR; ++j) macc[j] = _mm_fmadd_ps(dm[j], s1, macc[j]);
     }
   }
 }
@@ -192,9 +193,9 @@ NS_VNNI void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv,
     int64_t j = n0;
     for (; j + 4 <= n1; j += 4) {
       // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
-      const uint8_t* ahead = w + (j + 16) * rb;
       if (j + 20 <= n1)
-        for (int64_t o = 0; o < 4 * rb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+        for (int64_t o = (j + 16) * rb; o < (j + 20) * rb; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
       tile<T, 1, 4>(y, ldy, act, nb, w, rb, 0, j);
     }
     for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
