@@ -129,7 +129,6 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   }
 }
 
-// Rows [i0, m) against weight rows [j0, j0 + NR) in tiles of up to MR activation rows.
 // Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows.
 template <class T, int MR, int NR>
 void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
