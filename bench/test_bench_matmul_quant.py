@@ -5,7 +5,10 @@
 
 Shapes are SmolLM2-135M's: the LM head (Q8_0 [49152, 576]), an FFN matrix ([1536, 576]) for one
 decoded token and for a 512-token prefill. Each group holds NumPy and ninestep (best ISA, 2
-threads) for one shape and kind; the ratio of their medians is the figure to report."""
+threads unless NINESTEP_BENCH_THREADS says otherwise) for one shape and kind; the ratio of
+their medians is the figure to report."""
+import os
+
 import numpy as np
 import pytest
 
@@ -13,7 +16,7 @@ import ninestep
 from ninestep import ops
 
 SHAPES = [(1, 576, 49152), (1, 576, 1536), (512, 576, 1536)]  # (M, K, N)
-THREADS = 2
+THREADS = int(os.environ.get("NINESTEP_BENCH_THREADS", "2"))  # match OPENBLAS_NUM_THREADS
 
 
 def operands(m, k, n):
