@@ -204,3 +204,18 @@ def test_activation_block_sums_are_exact(isa, rng):
     np.testing.assert_array_equal(y, ops.matmul(x, t))
     _, sa, _ = act_blocks(x)
     np.testing.assert_allclose(y, np.repeat(sa.sum(axis=1, dtype=np.float64)[:, None], 3, axis=1), rtol=1e-6)
+
+
+def test_full_int8_range_in_q8_0_files(isa, rng):
+    # ggml's quantizer never writes -128, but a Q8_0 file may hold any int8: |w| = 128 against
+    # x = +-127 must not saturate the int16 pair sums of maddubs.
+    n, k, m = 12, 96, 5
+    raw = np.empty((n, k // 32, 34), np.uint8)
+    raw[..., :2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+    q = rng.choice(np.array([-128, 127, -127, 0, 1], np.int8), (n, k // 32, 32))
+    q[0] = -128
+    raw[..., 2:] = q.view(np.uint8)
+    t = QuantizedTensor(raw, "q8_0", (n, k))
+    x = np.where(rng.random((m, k)) < 0.5, -127.0, 127.0).astype(np.float32)
+    emu, scale = emulate(x, t)
+    assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
