@@ -32,7 +32,7 @@ template <bool Split, int L0 = 0, int L1 = 1>
 inline __m512 spread2(__m128 v) {
   const __m512i idx = Split ? _mm512_setr_epi32(L0, L0, L0, L0, L1, L1, L1, L1, L0, L0, L0, L0, L1, L1, L1, L1)
                             : _mm512_setr_epi32(L0, L0, L0, L0, L0, L0, L0, L0, L1, L1, L1, L1, L1, L1, L1, L1);
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+  return _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(v));
 }
 
 // Activation operand for blocks b and b+1 (b+1 only if `two`).
@@ -124,7 +124,7 @@ NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][N
     wv[j] = T::load(wr[j] + b, TWO, &dw[j], &dm[j]);
     if constexpr (T::kMin && MR > 1)
       mw[j] = _mm512_maskz_permutexvar_ps(0x0011, _mm512_setr_epi32(1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-                                          _mm512_castps128_ps512(dm[j]));
+                                          _mm512_zextps128_ps512(dm[j]));
   }
   for (int i = 0; i < MR; ++i) {
     const Act a = load_act<T::kSplit>(ar[i] + b, TWO);
@@ -165,7 +165,7 @@ NS_VNNI void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, cons
   for (; b + 2 <= nb; b += 2) tile_step<T, MR, NR, true>(acc, macc, wr, ar, b);
   if (b < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, b);
   for (int j = 0; j < NR; ++j)  // macc is zero unless Q4_1 with MR == 1
-    acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_castps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
+    acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_zextps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
