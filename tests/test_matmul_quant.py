@@ -11,9 +11,11 @@ from ninestep import QuantizedTensor, ops, quantize
 KINDS = ["q8_0", "q4_0", "q4_1"]
 # (M, N, K): matvec and tiles with every remainder of the 4-row activation tile and of the 2- and
 # 4-row weight tiles, one block (K=32), an odd block count (K=96, AVX-512 pairs blocks), the model's
-# K=576 and M above the 32-row cache chunk. The LM head's N has its own test below.
+# K=576, M above the 32-row cache chunk, and K at and above the AVX-512 path's limit. The LM
+# head's N has its own test below.
 SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2, 9, 32), (8, 17, 64),
-          (13, 30, 160), (37, 21, 96)]
+          (13, 30, 160), (37, 21, 96),
+          (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128)]
 
 
 def act_blocks(x):

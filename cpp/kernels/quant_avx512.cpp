@@ -11,6 +11,7 @@
 // VNNI (Skylake-X) takes the AVX2 GEMM. quantize_act_row needs no VNNI.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/quant.h"
@@ -109,109 +110,141 @@ struct Q4_1 {
   }
 };
 
-// Adds blocks b and b+1 (b+1 only if TWO) of an MR x NR tile to its accumulators.
-// Q4_1's minimums m * s go to lane 0 (block b) and lane 4 (b+1) of acc with one FMA per pair;
-// for a single activation row, to lanes 1 and 3 of an xmm accumulator macc instead, from the
-// unspread [d, m, d, m] x [0, s, 0, s] (no spreading needed).
+// One activation row's operands for blocks b and b+1, prepared once per chunk of rows rather
+// than once per weight tile.
+struct PreAct {
+  __m512i x;   // the 64 quantized values in T's byte order
+  __m512 d;    // scales, spread
+  __m512i aux;  // Q8_0, Q4_0: -offset * sum(x) per int32 lane; Q4_1: the bits of s, spread
+};
+
+template <class T>
+NS_VNNI void prepare(PreAct* dst, const BlockQ8Act* a, int64_t nb) {
+  for (int64_t b = 0; b < nb; b += 2) {
+    const Act v = load_act<T::kSplit>(a + b, b + 1 < nb);
+    PreAct& p = dst[b / 2];
+    p.x = v.x;
+    p.d = v.d;
+    // sum((q + offset) * x) = sum(q * x) + offset * sum(x): dots start at -offset * sum(x)
+    if constexpr (T::kMin)
+      p.aux = _mm512_castps_si512(spread2<true, 1, 3>(v.ds));
+    else
+      p.aux = _mm512_sub_epi32(_mm512_setzero_si512(),
+                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)T::kOffset), v.x));
+  }
+}
+
+// Adds block pair bp (blocks 2bp and 2bp+1, the second only if TWO) of an MR x NR tile to its
+// accumulators. Q4_1's minimums m * s go to lane 0 (block 2bp) and lane 4 (2bp+1) of acc with one
+// FMA per pair; for a single activation row, to lanes 1 and 3 of an xmm accumulator macc
+// instead, from the unspread [d, m, d, m] x [0, s, 0, s].
 template <class T, int MR, int NR, bool TWO>
 NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][NR], __m128 (&macc)[NR],
                                                                const typename T::Block* const* wr,
-                                                               const BlockQ8Act* const* ar, int64_t b) {
+                                                               const PreAct* const* ar, int64_t bp) {
   __m512i wv[NR];
   __m512 dw[NR], mw[NR];
   __m128 dm[NR];
   for (int j = 0; j < NR; ++j) {
-    wv[j] = T::load(wr[j] + b, TWO, &dw[j], &dm[j]);
+    wv[j] = T::load(wr[j] + 2 * bp, TWO, &dw[j], &dm[j]);
     if constexpr (T::kMin && MR > 1)
       mw[j] = _mm512_maskz_permutexvar_ps(0x0011, _mm512_setr_epi32(1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
                                           _mm512_zextps128_ps512(dm[j]));
   }
   for (int i = 0; i < MR; ++i) {
-    const Act a = load_act<T::kSplit>(ar[i] + b, TWO);
-    // sum((q + offset) * x) = sum(q * x) + offset * sum(x): start the sum at -offset * sum(x)
-    __m512i base = _mm512_setzero_si512();
-    if constexpr (T::kOffset != 0)
-      base = _mm512_sub_epi32(base, _mm512_dpbusd_epi32(base, _mm512_set1_epi8((char)T::kOffset), a.x));
-    __m512 s;  // [s_b, s_b+1] spread, for the minimums
-    if constexpr (T::kMin && MR > 1) s = spread2<true, 1, 3>(a.ds);
+    const PreAct& a = ar[i][bp];
+    const __m512i base = T::kMin ? _mm512_setzero_si512() : a.aux;
     for (int j = 0; j < NR; ++j) {
       const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv[j], a.x));
       acc[i][j] = _mm512_fmadd_ps(p, _mm512_mul_ps(dw[j], a.d), acc[i][j]);
-      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], s, acc[i][j]);
+      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], _mm512_castsi512_ps(a.aux), acc[i][j]);
     }
     if constexpr (T::kMin && MR == 1) {
-      const __m128 s1 = _mm_maskz_mov_ps(0xa, a.ds);  // [0, s_b, 0, s_b+1]
+      // [0, s_b, 0, s_b+1] from the spread sums (split order: lane 0 is block b, lane 4 block b+1)
+      const __m128 s1 = _mm512_castps512_ps128(_mm512_maskz_permutexvar_ps(
+          0xa, _mm512_setr_epi32(0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castsi512_ps(a.aux)));
       for (int j = 0; j < NR; ++j) macc[j] = _mm_fmadd_ps(dm[j], s1, macc[j]);
     }
   }
 }
 
-// y[i0 + i, j0 + j] for an MR x NR tile; each pair of weight blocks is unpacked once, used MR times.
+// y[i0 + i, j0 + j] for an MR x NR tile, activation row i0 + i prepared at pre + (i0 - c0 + i) * np
+// (c0: the chunk's first row); each pair of weight blocks is unpacked once and used MR times.
 template <class T, int MR, int NR>
-NS_VNNI void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
-                  int64_t i0, int64_t j0) {
+NS_VNNI void tile(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const uint8_t* w, int64_t row_bytes,
+                  int64_t i0, int64_t il, int64_t j0) {
   using Block = typename T::Block;
+  const int64_t np = (nb + 1) / 2;
   const Block* wr[NR];  // row j0 + j of W
   for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * row_bytes);
-  const BlockQ8Act* ar[MR];  // row i0 + i of the activations
-  for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
+  const PreAct* ar[MR];  // row i0 + i of the activations
+  for (int i = 0; i < MR; ++i) ar[i] = pre + (il + i) * np;
   __m512 acc[MR][NR];
   __m128 macc[NR];
   for (int j = 0; j < NR; ++j) {
     macc[j] = _mm_setzero_ps();
     for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_setzero_ps();
   }
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) tile_step<T, MR, NR, true>(acc, macc, wr, ar, b);
-  if (b < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, b);
+  int64_t bp = 0;
+  for (; 2 * bp + 2 <= nb; ++bp) tile_step<T, MR, NR, true>(acc, macc, wr, ar, bp);
+  if (2 * bp < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, bp);
   for (int j = 0; j < NR; ++j)  // macc is zero unless Q4_1 with MR == 1
     acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_zextps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows.
+// Activation rows [i0, i1) (prepared from local row il0) against weight rows [j0, j0 + NR) in
+// tiles of up to MR rows.
 template <class T, int MR, int NR>
-NS_VNNI void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb,
-                    int64_t i0, int64_t i1, int64_t j0) {
+NS_VNNI void column(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
+                    int64_t i1, int64_t j0) {
   int64_t i = i0;
-  for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0);
+  for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, pre, nb, w, rb, i, i - i0, j0);
   switch (i1 - i) {
-    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0); break;
+    case 3: tile<T, 3, NR>(y, ldy, pre, nb, w, rb, i, i - i0, j0); break;
+    case 2: tile<T, 2, NR>(y, ldy, pre, nb, w, rb, i, i - i0, j0); break;
+    case 1: tile<T, 1, NR>(y, ldy, pre, nb, w, rb, i, i - i0, j0); break;
     default: break;
   }
 }
 
+// Prepared activations live on the stack, at most the size of L1: kPreRows rows of up to
+// kMaxPairs block pairs (K <= 4096). Longer rows take the AVX2 kernels.
+constexpr int64_t kPreEntries = 48 * 1024 / sizeof(PreAct);
+constexpr int64_t kMaxPairs = kPreEntries / 4;
+
 template <class T>
 NS_VNNI void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t m, int64_t k, int64_t n0,
                    int64_t n1) {
-  const int64_t nb = k / QK, rb = nb * (int64_t)sizeof(typename T::Block);
+  const int64_t nb = k / QK, np = (nb + 1) / 2, rb = nb * (int64_t)sizeof(typename T::Block);
   const uint8_t* w = static_cast<const uint8_t*>(wv);
+  PreAct pre[kPreEntries];
   if (m == 1) {  // matrix-vector: four weight rows keep four FMA chains in flight
+    prepare<T>(pre, act, nb);
     int64_t j = n0;
     for (; j + 4 <= n1; j += 4) {
       // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
       if (j + 20 <= n1)
         for (int64_t o = (j + 16) * rb; o < (j + 20) * rb; o += 64)
           _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
-      tile<T, 1, 4>(y, ldy, act, nb, w, rb, 0, j);
+      tile<T, 1, 4>(y, ldy, pre, nb, w, rb, 0, 0, j);
     }
-    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
+    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, pre, nb, w, rb, 0, 0, j);
     return;
   }
-  // Prefill: a chunk of activation rows small enough to stay in L1 meets every weight row of the
-  // slice before the next chunk, so weights stream from L2 once per chunk, not once per 4 rows.
+  // Prefill: a chunk of activation rows, prepared once and small enough to stay in L1, meets every
+  // weight row of the slice before the next chunk, so weights stream from L2 once per chunk.
   // 4 x NR tiles: 4 * NR accumulators + NR unpacked weight pairs with their scales (and Q4_1's
   // minimums) fit the 32 ZMM registers without spilling.
   constexpr int NR = T::kMin ? 3 : 4;
-  constexpr int64_t kRowChunk = 32;
-  for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
-    const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
+  const int64_t chunk = std::min<int64_t>(32, kPreEntries / np / 4 * 4);
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t i1 = std::min(m, i0 + chunk);
+    for (int64_t i = i0; i < i1; ++i) prepare<T>(pre + (i - i0) * np, act + i * nb, nb);
     int64_t j = n0;
-    for (; j + NR <= n1; j += NR) column<T, 4, NR>(y, ldy, act, nb, w, rb, i0, i1, j);
-    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j + NR <= n1; j += NR) column<T, 4, NR>(y, ldy, pre, nb, w, rb, i0, i1, j);
+    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, pre, nb, w, rb, i0, i1, j);
   }
 }
 
@@ -235,7 +268,7 @@ void quantize_act_row_avx512(BlockQ8Act* dst, const float* x, int64_t k) {
 void qgemm_rows_avx512(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
                        int64_t k, int64_t n0, int64_t n1) {
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
-  if (!vnni) return qgemm_rows_avx2(y, ldy, act, w, wtype, m, k, n0, n1);
+  if (!vnni || (k / QK + 1) / 2 > kMaxPairs) return qgemm_rows_avx2(y, ldy, act, w, wtype, m, k, n0, n1);
   switch (wtype) {
     case DType::q8_0: qgemm<Q8_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_0: qgemm<Q4_0>(y, ldy, act, w, m, k, n0, n1); break;
