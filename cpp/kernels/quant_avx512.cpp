@@ -110,6 +110,16 @@ struct Q4_1 {
   }
 };
 
+// The lane sums of a, b, c, d as [sum a, sum b, sum c, sum d]: 13 shuffles and adds for all four.
+inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));  // per 128-bit lane
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 // One activation row's operands for blocks b and b+1, prepared once per chunk of rows rather
 // than once per weight tile.
 struct PreAct {
@@ -190,8 +200,12 @@ NS_VNNI void tile(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const ui
   if (2 * bp < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, bp);
   for (int j = 0; j < NR; ++j)  // macc is zero unless Q4_1 with MR == 1
     acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_zextps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+  static_assert(NR <= 4, "one reduce4 per activation row");
+  for (int i = 0; i < MR; ++i) {
+    __m512 r[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int j = 0; j < NR; ++j) r[j] = acc[i][j];
+    _mm_mask_storeu_ps(y + (i0 + i) * ldy + j0, (1 << NR) - 1, reduce4(r[0], r[1], r[2], r[3]));
+  }
 }
 
 // Activation rows [i0, i1) (prepared from local row il0) against weight rows [j0, j0 + NR) in
