@@ -123,9 +123,9 @@ inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
 // One activation row's operands for blocks b and b+1, prepared once per chunk of rows rather
 // than once per weight tile.
 struct PreAct {
-  __m512i x;   // the 64 quantized values in T's byte order
-  __m512 d;    // scales, spread
-  __m512i aux;  // Q8_0, Q4_0: -offset * sum(x) per int32 lane; Q4_1: the bits of s, spread
+  __m512i x;    // the 64 quantized values in T's byte order
+  __m512 d;     // scales, spread
+  __m512i aux;  // Q8_0, Q4_0: -offset * sum(x) per int32 lane; Q4_1: the bits of [s_b, s_b+1] x 8
 };
 
 template <class T>
@@ -137,7 +137,8 @@ NS_VNNI void prepare(PreAct* dst, const BlockQ8Act* a, int64_t nb) {
     p.d = v.d;
     // sum((q + offset) * x) = sum(q * x) + offset * sum(x): dots start at -offset * sum(x)
     if constexpr (T::kMin)
-      p.aux = _mm512_castps_si512(spread2<true, 1, 3>(v.ds));
+      p.aux = _mm512_castps_si512(_mm512_permutexvar_ps(_mm512_setr_epi32(1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3),
+                                                        _mm512_zextps128_ps512(v.ds)));
     else
       p.aux = _mm512_sub_epi32(_mm512_setzero_si512(),
                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)T::kOffset), v.x));
@@ -145,44 +146,37 @@ NS_VNNI void prepare(PreAct* dst, const BlockQ8Act* a, int64_t nb) {
 }
 
 // Adds block pair bp (blocks 2bp and 2bp+1, the second only if TWO) of an MR x NR tile to its
-// accumulators. Q4_1's minimums m * s go to lane 0 (block 2bp) and lane 4 (2bp+1) of acc with one
-// FMA per pair; for a single activation row, to lanes 1 and 3 of an xmm accumulator macc
-// instead, from the unspread [d, m, d, m] x [0, s, 0, s].
+// accumulators. Q4_1's minimums: M = [m_j0 b, m_j0 b+1, m_j1 b, ..., m_j3 b+1] against [s_b,
+// s_b+1] x 4 is one FMA per activation row for the whole tile row, into macc.
 template <class T, int MR, int NR, bool TWO>
-NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][NR], __m128 (&macc)[NR],
+NS_VNNI __attribute__((always_inline)) inline void tile_step(__m512 (&acc)[MR][NR], __m256 (&macc)[MR],
                                                                const typename T::Block* const* wr,
                                                                const PreAct* const* ar, int64_t bp) {
   __m512i wv[NR];
-  __m512 dw[NR], mw[NR];
-  __m128 dm[NR];
-  for (int j = 0; j < NR; ++j) {
-    wv[j] = T::load(wr[j] + 2 * bp, TWO, &dw[j], &dm[j]);
-    if constexpr (T::kMin && MR > 1)
-      mw[j] = _mm512_maskz_permutexvar_ps(0x0011, _mm512_setr_epi32(1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-                                          _mm512_zextps128_ps512(dm[j]));
-  }
+  __m512 dw[NR];
+  __m128 dm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};  // [d, m, d, m]
+  for (int j = 0; j < NR; ++j) wv[j] = T::load(wr[j] + 2 * bp, TWO, &dw[j], &dm[j]);
+  __m256 mins;
+  if constexpr (T::kMin)
+    mins = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_shuffle_ps(dm[0], dm[1], _MM_SHUFFLE(3, 1, 3, 1))),
+                                _mm_shuffle_ps(dm[2], dm[3], _MM_SHUFFLE(3, 1, 3, 1)), 1);
   for (int i = 0; i < MR; ++i) {
     const PreAct& a = ar[i][bp];
     const __m512i base = T::kMin ? _mm512_setzero_si512() : a.aux;
     for (int j = 0; j < NR; ++j) {
       const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv[j], a.x));
       acc[i][j] = _mm512_fmadd_ps(p, _mm512_mul_ps(dw[j], a.d), acc[i][j]);
-      if constexpr (T::kMin && MR > 1) acc[i][j] = _mm512_fmadd_ps(mw[j], _mm512_castsi512_ps(a.aux), acc[i][j]);
     }
-    if constexpr (T::kMin && MR == 1) {
-      // [0, s_b, 0, s_b+1] from the spread sums (split order: lane 0 is block b, lane 4 block b+1)
-      const __m128 s1 = _mm512_castps512_ps128(_mm512_maskz_permutexvar_ps(
-          0xa, _mm512_setr_epi32(0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castsi512_ps(a.aux)));
-      for (int j = 0; j < NR; ++j) macc[j] = _mm_fmadd_ps(dm[j], s1, macc[j]);
-    }
+    if constexpr (T::kMin) macc[i] = _mm256_fmadd_ps(mins, _mm512_castps512_ps256(_mm512_castsi512_ps(a.aux)), macc[i]);
   }
 }
 
-// y[i0 + i, j0 + j] for an MR x NR tile, activation row i0 + i prepared at pre + (i0 - c0 + i) * np
-// (c0: the chunk's first row); each pair of weight blocks is unpacked once and used MR times.
+// y[i0 + i, j0 + j] for an MR x NR tile, activation row i0 + i prepared at pre + (il + i) * np;
+// each pair of weight blocks is unpacked once and used MR times.
 template <class T, int MR, int NR>
 NS_VNNI void tile(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const uint8_t* w, int64_t row_bytes,
                   int64_t i0, int64_t il, int64_t j0) {
+  static_assert(NR <= 4, "one reduce4 per activation row");
   using Block = typename T::Block;
   const int64_t np = (nb + 1) / 2;
   const Block* wr[NR];  // row j0 + j of W
@@ -190,21 +184,23 @@ NS_VNNI void tile(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const ui
   const PreAct* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = pre + (il + i) * np;
   __m512 acc[MR][NR];
-  __m128 macc[NR];
-  for (int j = 0; j < NR; ++j) {
-    macc[j] = _mm_setzero_ps();
-    for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_setzero_ps();
+  __m256 macc[MR];  // Q4_1: [j0 b, j0 b+1, j1 b, ...] minimum terms
+  for (int i = 0; i < MR; ++i) {
+    macc[i] = _mm256_setzero_ps();
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   }
   int64_t bp = 0;
   for (; 2 * bp + 2 <= nb; ++bp) tile_step<T, MR, NR, true>(acc, macc, wr, ar, bp);
   if (2 * bp < nb) tile_step<T, MR, NR, false>(acc, macc, wr, ar, bp);
-  for (int j = 0; j < NR; ++j)  // macc is zero unless Q4_1 with MR == 1
-    acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_zextps128_ps512(_mm_maskz_mov_ps(0xa, macc[j])));
-  static_assert(NR <= 4, "one reduce4 per activation row");
   for (int i = 0; i < MR; ++i) {
     __m512 r[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int j = 0; j < NR; ++j) r[j] = acc[i][j];
-    _mm_mask_storeu_ps(y + (i0 + i) * ldy + j0, (1 << NR) - 1, reduce4(r[0], r[1], r[2], r[3]));
+    __m128 sums = reduce4(r[0], r[1], r[2], r[3]);
+    if constexpr (T::kMin) {  // pairwise sums of macc: [j0, j1, j2, j3]
+      const __m256 e = _mm256_permutevar8x32_ps(macc[i], _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+      sums = _mm_add_ps(sums, _mm_add_ps(_mm256_castps256_ps128(e), _mm256_extractf128_ps(e, 1)));
+    }
+    _mm_mask_storeu_ps(y + (i0 + i) * ldy + j0, (1 << NR) - 1, sums);
   }
 }
 
@@ -249,9 +245,9 @@ NS_VNNI void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv,
   }
   // Prefill: a chunk of activation rows, prepared once and small enough to stay in L1, meets every
   // weight row of the slice before the next chunk, so weights stream from L2 once per chunk.
-  // 4 x NR tiles: 4 * NR accumulators + NR unpacked weight pairs with their scales (and Q4_1's
-  // minimums) fit the 32 ZMM registers without spilling.
-  constexpr int NR = T::kMin ? 3 : 4;
+  // 4 x 4 tiles: 16 accumulators + 4 unpacked weight pairs with their scales (+ Q4_1's 4 minimum
+  // accumulators) fit the 32 ZMM registers.
+  constexpr int NR = 4;
   const int64_t chunk = std::min<int64_t>(32, kPreEntries / np / 4 * 4);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = std::min(m, i0 + chunk);
