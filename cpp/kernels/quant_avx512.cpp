@@ -4,7 +4,9 @@
 // signed bytes, four products summed into each int32 lane) does the integer part of both block
 // dots. Then one FMA as floats with d_w * d_x spread over each block's eight lanes. An odd
 // last block runs with the second block zeroed (weights and scales), which adds exact zeros.
-// Integer sums are exact; only the float order differs from the scalar reference.
+// Integer sums are exact; only the float order differs from the scalar reference. Each
+// activation row's operands (bytes, spread scales, offset sums) are prepared once per call and
+// row chunk rather than once per weight tile.
 //
 // The build compiles this file with -mavx512f/bw/vl/dq only, so the GEMM functions carry
 // target("avx512vnni") themselves and run only after a CPUID check; a CPU with AVX-512 but no
@@ -204,8 +206,8 @@ NS_VNNI void tile(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const ui
   }
 }
 
-// Activation rows [i0, i1) (prepared from local row il0) against weight rows [j0, j0 + NR) in
-// tiles of up to MR rows.
+// Activation rows [i0, i1), prepared in pre from its first entry on, against weight rows
+// [j0, j0 + NR) in tiles of up to MR rows.
 template <class T, int MR, int NR>
 NS_VNNI void column(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
                     int64_t i1, int64_t j0) {
@@ -219,8 +221,8 @@ NS_VNNI void column(float* y, int64_t ldy, const PreAct* pre, int64_t nb, const 
   }
 }
 
-// Prepared activations live on the stack, at most the size of L1: kPreRows rows of up to
-// kMaxPairs block pairs (K <= 4096). Longer rows take the AVX2 kernels.
+// Prepared activations live on the stack (48 KB, the size of L1): at least 4 rows of up to
+// kMaxPairs block pairs, so K <= 4096. Longer rows take the AVX2 kernels.
 constexpr int64_t kPreEntries = 48 * 1024 / sizeof(PreAct);
 constexpr int64_t kMaxPairs = kPreEntries / 4;
 
