@@ -99,20 +99,24 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     typename T::W wv[NR];
-    float dw[NR], mw[NR];
+    __m256 dw[NR];  // d_w, broadcast once per block: one multiply per tile entry, no broadcast there
+    float mw[NR];
     for (int j = 0; j < NR; ++j) {
       wv[j] = T::load(wr[j][b]);
+      float d;
       if constexpr (T::kMin)
-        half2(&wr[j][b].d, &dw[j], &mw[j]);
+        half2(&wr[j][b].d, &d, &mw[j]);
       else
-        dw[j] = half(wr[j][b].d);
+        d = half(wr[j][b].d);
+      dw[j] = _mm256_set1_ps(d);
     }
     for (int i = 0; i < MR; ++i) {
       const BlockQ8Act& a = ar[i][b];
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const __m256 da = _mm256_broadcast_ss(&a.d);
       for (int j = 0; j < NR; ++j) {
         const __m256 p = _mm256_cvtepi32_ps(T::dot(wv[j], x));
-        acc[i][j] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw[j] * a.d), acc[i][j]);
+        acc[i][j] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[j], da), acc[i][j]);
         if constexpr (T::kMin) macc[i][j] += mw[j] * a.s;
       }
     }
