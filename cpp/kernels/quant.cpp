@@ -93,7 +93,7 @@ void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t
   }
 }
 
-void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) {
+void quantize_act_row_generic(BlockQ8Act* dst, const float* x, int64_t k) {
   for (int64_t b = 0; b < k / QK; ++b) {
     const float* v = x + b * QK;
     float amax = 0.0f;
@@ -142,7 +142,12 @@ void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void
 }
 
 using QGemmFn = void (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
-static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic};
+static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic, NS_AVX2(qgemm_rows_avx2), NS_AVX512(qgemm_rows_avx512)};
+using QuantActFn = void (*)(BlockQ8Act*, const float*, int64_t);
+static const Dispatch<QuantActFn> kQuantAct{quantize_act_row_generic, NS_AVX2(quantize_act_row_avx2),
+                                            NS_AVX512(quantize_act_row_avx512)};
+
+void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) { kQuantAct.get()(dst, x, k); }
 
 void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                 int64_t n0, int64_t n1) {

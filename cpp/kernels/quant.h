@@ -28,4 +28,15 @@ void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k);
 void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                 int64_t n0, int64_t n1);
 
+// Variants behind the dispatch in quant.cpp (same contracts as above); *_generic is the reference.
+void quantize_act_row_generic(BlockQ8Act* dst, const float* x, int64_t k);
+void quantize_act_row_avx2(BlockQ8Act* dst, const float* x, int64_t k);
+void quantize_act_row_avx512(BlockQ8Act* dst, const float* x, int64_t k);
+void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
+                        int64_t k, int64_t n0, int64_t n1);
+void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                     int64_t n0, int64_t n1);
+void qgemm_rows_avx512(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
+                       int64_t k, int64_t n0, int64_t n1);
+
 }  // namespace ninestep

@@ -1,0 +1,220 @@
+// AVX2 + FMA + F16C: 8-bit activation quantization and quantized-weight GEMM.
+//
+// A block dot is one 32-byte weight vector against one 32-byte activation vector:
+// _mm256_maddubs_epi16 (unsigned x signed bytes -> int16 pairs), _mm256_madd_epi16 with ones
+// (-> eight int32 partial sums), then one FMA of those as floats with d_w * d_x. The integer
+// sums are exact, so only the float accumulation order differs from the scalar reference.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/quant.h"
+
+namespace ninestep {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// The four lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d].
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// 16 bytes of nibbles -> 32 unsigned bytes in element order: low nibbles (elements 0..15),
+// then high nibbles (elements 16..31).
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i x = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+  return _mm256_and_si256(x, _mm256_set1_epi8(0x0f));
+}
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Q4_1's d and m are adjacent fp16s: one 32-bit load and one conversion for both.
+inline void half2(const uint16_t* p, float* d, float* m) {
+  int32_t u;
+  std::memcpy(&u, p, 4);
+  const __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128(u));
+  *d = _mm_cvtss_f32(v);
+  *m = _mm_cvtss_f32(_mm_movehdup_ps(v));
+}
+
+// Per weight type: the block, how it unpacks into a weight operand (once per block, reused for
+// every activation row of the tile) and the integer dot of that operand with activations.
+// Signed weights use |w| (unsigned) times sign(w) * x, since maddubs needs one unsigned side;
+// |w| <= 128 and |x| <= 127 keep each int16 pair sum below 2^15.
+struct Q8_0 {
+  using Block = BlockQ8_0;
+  static constexpr bool kMin = false;
+  struct W { __m256i abs, sgn; };
+  static W load(const Block& b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    return {_mm256_sign_epi8(w, w), w};
+  }
+  static __m256i dot(const W& w, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w.abs, _mm256_sign_epi8(x, w.sgn)), _mm256_set1_epi16(1));
+  }
+};
+
+struct Q4_0 {
+  using Block = BlockQ4_0;
+  static constexpr bool kMin = false;
+  using W = Q8_0::W;
+  static W load(const Block& b) {
+    const __m256i w = _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
+    return {_mm256_sign_epi8(w, w), w};
+  }
+  static __m256i dot(const W& w, __m256i x) { return Q8_0::dot(w, x); }
+};
+
+// Q4_1: x = d * q + m with q in [0, 15] unsigned, so maddubs takes q directly; the minimum adds
+// m * d_x * sum(x_q), precomputed per activation block as BlockQ8Act::s.
+struct Q4_1 {
+  using Block = BlockQ4_1;
+  static constexpr bool kMin = true;
+  using W = __m256i;
+  static W load(const Block& b) { return unpack_nibbles(b.qs); }
+  static __m256i dot(const W& w, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+  }
+};
+
+// y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
+template <class T, int MR, int NR>
+void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
+          int64_t i0, int64_t j0) {
+  using Block = typename T::Block;
+  const Block* wr[NR];  // row j0 + j of W
+  for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * row_bytes);
+  const BlockQ8Act* ar[MR];  // row i0 + i of the activations
+  for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
+  __m256 acc[MR][NR];
+  float macc[MR][NR];  // Q4_1's minimum terms
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    typename T::W wv[NR];
+    __m256 dw[NR];  // d_w, broadcast once per block: one multiply per tile entry, no broadcast there
+    float mw[NR];
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = T::load(wr[j][b]);
+      float d;
+      if constexpr (T::kMin)
+        half2(&wr[j][b].d, &d, &mw[j]);
+      else
+        d = half(wr[j][b].d);
+      dw[j] = _mm256_set1_ps(d);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const BlockQ8Act& a = ar[i][b];
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const __m256 da = _mm256_broadcast_ss(&a.d);
+      for (int j = 0; j < NR; ++j) {
+        const __m256 p = _mm256_cvtepi32_ps(T::dot(wv[j], x));
+        acc[i][j] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[j], da), acc[i][j]);
+        if constexpr (T::kMin) macc[i][j] += mw[j] * a.s;
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* yr = y + (i0 + i) * ldy + j0;
+    if constexpr (NR == 4) {
+      __m128 s = hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+      if constexpr (T::kMin) s = _mm_add_ps(s, _mm_loadu_ps(macc[i]));
+      _mm_storeu_ps(yr, s);
+    } else {
+      for (int j = 0; j < NR; ++j) yr[j] = hsum(acc[i][j]) + macc[i][j];
+    }
+  }
+}
+
+// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows.
+template <class T, int MR, int NR>
+void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
+            int64_t i1, int64_t j0) {
+  int64_t i = i0;
+  for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0);
+  switch (i1 - i) {
+    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0); break;
+    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0); break;
+    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0); break;
+    default: break;
+  }
+}
+
+template <class T>
+void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t m, int64_t k, int64_t n0,
+           int64_t n1) {
+  const int64_t nb = k / QK, rb = nb * (int64_t)sizeof(typename T::Block);
+  const uint8_t* w = static_cast<const uint8_t*>(wv);
+  if (m == 1) {  // matrix-vector: four weight rows keep four FMA chains in flight
+    int64_t j = n0;
+    for (; j + 4 <= n1; j += 4) {
+      // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
+      if (j + 20 <= n1)
+        for (int64_t o = (j + 16) * rb; o < (j + 20) * rb; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
+      tile<T, 1, 4>(y, ldy, act, nb, w, rb, 0, j);
+    }
+    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
+    return;
+  }
+  // Prefill: a chunk of activation rows small enough to stay in L1 meets every weight row of the
+  // slice before the next chunk, so weights stream from L2 once per chunk, not once per 4 rows.
+  // 4 x 2 tiles: 8 accumulators and 2 unpacked weight blocks in the 16 YMM registers (4 x 4
+  // spills; 3 x 2 and 2 x 4 measured slower).
+  constexpr int64_t kRowChunk = 32;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+    const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
+    int64_t j = n0;
+    for (; j + 2 <= n1; j += 2) column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
+  }
+}
+
+}  // namespace
+
+void quantize_act_row_avx2(BlockQ8Act* dst, const float* x, int64_t k) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < k / QK; ++b) {
+    const float* v = x + b * QK;
+    __m256 f[4];
+    for (int t = 0; t < 4; ++t) f[t] = _mm256_loadu_ps(v + 8 * t);
+    __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(f[0], abs_mask), _mm256_and_ps(f[1], abs_mask)),
+                              _mm256_max_ps(_mm256_and_ps(f[2], abs_mask), _mm256_and_ps(f[3], abs_mask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+    // cvtps rounds to nearest even under the default MXCSR, as std::nearbyint in the reference.
+    __m256i q[4];
+    for (int t = 0; t < 4; ++t) q[t] = _mm256_cvtps_epi32(_mm256_mul_ps(f[t], _mm256_set1_ps(id)));
+    const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+    // packs interleave 128-bit lanes; the permute puts the 32 bytes back in element order.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    const __m256i qs = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[b].qs), qs);
+    dst[b].d = d;
+    dst[b].s = d * (float)_mm_cvtsi128_si32(s4);
+  }
+}
+
+void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                     int64_t n0, int64_t n1) {
+  switch (wtype) {
+    case DType::q8_0: qgemm<Q8_0>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q4_0: qgemm<Q4_0>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q4_1: qgemm<Q4_1>(y, ldy, act, w, m, k, n0, n1); break;
+    default: qgemm_rows_generic(y, ldy, act, w, wtype, m, k, n0, n1); break;
+  }
+}
+
+}  // namespace ninestep

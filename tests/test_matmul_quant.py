@@ -1,0 +1,223 @@
+"""ops.matmul with quantized weights, at every ISA: against the scalar reference, an exact NumPy
+emulation of the 8-bit activation blocks, and float32 NumPy on the dequantized weights."""
+import functools
+
+import numpy as np
+import pytest
+
+import ninestep
+from ninestep import QuantizedTensor, ops, quantize
+
+KINDS = ["q8_0", "q4_0", "q4_1"]
+# (M, N, K): matvec and tiles with every remainder of the 4-row activation tile and of the 2- and
+# 4-row weight tiles, one block (K=32), an odd block count (K=96, AVX-512 pairs blocks), the model's
+# K=576, M above the 32-row cache chunk, and K at and above the AVX-512 path's limit. The LM
+# head's N has its own test below.
+SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2, 9, 32), (8, 17, 64),
+          (13, 30, 160), (37, 21, 96),
+          (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128)]
+
+
+def act_blocks(x):
+    """x [M, K] -> (d [M, nb], s [M, nb], q [M, nb, 32]) exactly as the kernels quantize it."""
+    xb = x.reshape(x.shape[0], -1, 32)
+    d = np.abs(xb).max(axis=2) / np.float32(127)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = np.rint(xb * inv[..., None]).astype(np.int32)  # rint: round half to even, like the kernels
+    return d, d * q.sum(axis=2).astype(np.float32), q
+
+
+def weight_blocks(t):
+    """QuantizedTensor -> (d [N, nb], m [N, nb] or None, q [N, nb, 32]) straight from the bytes."""
+    n, k = t.shape
+    nbytes = {"q8_0": 34, "q4_0": 18, "q4_1": 20}[t.kind]
+    raw = t.data.reshape(n, k // 32, nbytes)
+    d = raw[..., :2].copy().view(np.float16)[..., 0].astype(np.float32)
+    if t.kind == "q8_0":
+        return d, None, raw[..., 2:].view(np.int8).astype(np.int32)
+    qs = raw[..., nbytes - 16:].astype(np.int32)
+    q = np.concatenate([qs & 0xF, qs >> 4], axis=2)
+    if t.kind == "q4_0":
+        return d, None, q - 8
+    return d, raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32), q
+
+
+def emulate(x, t):
+    """(y, scale): y in float64 from exact integer block dots; scale = sum of |terms| per output,
+    what float rounding error is relative to."""
+    da, sa, qa = act_blocks(x)
+    dw, mw, qw = weight_blocks(t)
+    isum = np.einsum("ibc,jbc->ijb", qa, qw)
+    terms = (da[:, None, :].astype(np.float64) * dw[None].astype(np.float64)) * isum
+    if mw is not None:
+        terms = np.concatenate([terms, sa[:, None, :].astype(np.float64) * mw[None]], axis=2)
+    return terms.sum(axis=2), np.abs(terms).sum(axis=2)
+
+
+def inputs(rng, m, n, k, kind):
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    w = rng.standard_normal((n, k), dtype=np.float32) * np.float32(0.1)
+    if m > 1:
+        x[1, :32] = 0.0  # a zero block: d = 0, q = 0
+    if m > 2:
+        x[2] *= 1e4
+    return x, quantize(w, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matches_scalar_reference_and_emulation(isa, kind, m, n, k, rng):
+    x, t = inputs(rng, m, n, k, kind)
+    y = ops.matmul(x, t)
+    ninestep.set_isa("generic")
+    ref = ops.matmul(x, t)  # the fixture restores the ISA afterwards
+    emu, scale = emulate(x, t)
+    tol = 1e-5 * scale + 1e-30
+    assert np.all(np.abs(y - ref) <= tol)
+    assert np.all(np.abs(y - emu) <= tol)
+    assert np.all(np.abs(ref - emu) <= tol)
+
+
+@functools.lru_cache(maxsize=None)
+def lm_head(kind):
+    """The real model's output head shape [49152, 576] and its emulated product, made once."""
+    rng = np.random.default_rng(7)
+    x, t = inputs(rng, 1, 49152, 576, kind)
+    return x, t, emulate(x, t)
+
+
+def test_large_n(isa):
+    x, t, (emu, scale) = lm_head("q8_0")  # the LM head is Q8_0 in the real model
+    assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m,n,k", [(1, 40, 576), (5, 33, 96), (6, 8, 32)])
+def test_close_to_float_matmul(isa, kind, m, n, k, rng):
+    x, t = inputs(rng, m, n, k, kind)
+    wd = t.dequantize()
+    y = ops.matmul(x, t)
+    ref = x.astype(np.float64) @ wd.T.astype(np.float64)
+    # activation rounding moves each x by at most half its block's step d/2
+    d = np.abs(x.reshape(m, -1, 32)).max(axis=2) / 127
+    bound = np.einsum("ib,jb->ij", d / 2, np.abs(wd.reshape(n, -1, 32)).sum(axis=2))
+    assert np.all(np.abs(y - ref) <= bound * 1.01 + 1e-5 * np.abs(x) @ np.abs(wd).T)
+
+
+def test_zero_activations_give_zero(isa, rng):
+    for kind in KINDS:
+        t = quantize(rng.standard_normal((9, 64)).astype(np.float32), kind)
+        np.testing.assert_array_equal(ops.matmul(np.zeros((5, 64), np.float32), t), 0.0)
+
+
+def test_threads_agree(isa, rng):
+    x, t = inputs(rng, 6, 301, 96, "q4_1")
+    before = ninestep.get_num_threads()
+    try:
+        ninestep.set_num_threads(1)
+        one = ops.matmul(x, t)
+        ninestep.set_num_threads(2)
+        two = ops.matmul(x, t)
+    finally:
+        ninestep.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_out_argument(isa, rng):
+    x, t = inputs(rng, 3, 20, 64, "q8_0")
+    out = np.full((3, 20), np.nan, np.float32)
+    assert ops.matmul(x, t, out=out) is out
+    np.testing.assert_array_equal(out, ops.matmul(x, t))
+
+
+def test_bad_inputs(rng):
+    t = quantize(rng.standard_normal((4, 64)).astype(np.float32), "q4_1")
+    with pytest.raises(ValueError, match="x"):
+        ops.matmul(np.zeros((2, 32), np.float32), t)
+    with pytest.raises(ValueError, match="x"):
+        ops.matmul(np.zeros((2, 64), np.float64), t)
+    with pytest.raises(ValueError, match="x"):
+        ops.matmul(np.zeros(64, np.float32), t)
+    with pytest.raises(ValueError, match="x"):
+        ops.matmul(np.zeros((2, 128), np.float32)[:, ::2], t)
+    with pytest.raises(ValueError, match="out"):
+        ops.matmul(np.zeros((2, 64), np.float32), t, out=np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        ops.matmul(np.zeros((2, 64), np.float32), t, out=np.zeros((2, 4), np.float64))
+    with pytest.raises(ValueError, match="w"):
+        ops.matmul(np.zeros((2, 64), np.float32), t.data)
+    # the binding re-checks what Python hands it: a byte count that does not match the kind
+    from ninestep import _core
+    with pytest.raises(ValueError, match="w"):
+        _core.matmul(np.zeros((2, 4), np.float32), np.zeros((2, 64), np.float32), t.data[:-1], "q4_1", 4, 64)
+    with pytest.raises(ValueError):
+        _core.matmul(np.zeros((2, 4), np.float32), np.zeros((2, 48), np.float32), np.zeros(80, np.uint8),
+                     "q4_1", 4, 48)
+
+
+def test_empty_batch(rng):
+    t = quantize(rng.standard_normal((4, 64)).astype(np.float32), "q8_0")
+    assert ops.matmul(np.zeros((0, 64), np.float32), t).shape == (0, 4)
+
+
+def test_wrapped_gguf_bytes_multiply_like_quantize(isa, rng):
+    w = rng.standard_normal((10, 96)).astype(np.float32)
+    x = rng.standard_normal((3, 96)).astype(np.float32)
+    t = quantize(w, "q4_0")
+    wrapped = QuantizedTensor(t.data.copy(), "q4_0", (10, 96))
+    np.testing.assert_array_equal(ops.matmul(x, wrapped), ops.matmul(x, t))
+
+
+def tie_heavy_activations(rng, m, k):
+    """Blocks whose largest |x| is 127, so d = 1 and x * (1 / d) = x: values on .5 ties (rounded
+    half to even), just off them, and a zero block."""
+    x = (rng.integers(-127, 127, (m, k)) + rng.choice([0.5, 0.499, 0.501, 0.0], (m, k))).astype(np.float32)
+    x = np.clip(x, -126.5, 126.5)
+    x[:, ::32] = 127.0
+    x[0, 32:64] = 0.0 if k > 32 else x[0, 32:64]
+    return x
+
+
+def test_activation_quantization_is_exact(isa, rng):
+    # One-hot Q8_0 rows pick single activations: y[i, j] = d_w * d_x * 127 * q_x[i, j], one term,
+    # so every ISA must give the same float bit for bit, and q_x must be NumPy's rint.
+    m, k = 5, 96
+    x = tie_heavy_activations(rng, m, k)
+    t = quantize(np.eye(k, dtype=np.float32), "q8_0")
+    y = ops.matmul(x, t)
+    ninestep.set_isa("generic")
+    np.testing.assert_array_equal(y, ops.matmul(x, t))
+    dw, _, qw = weight_blocks(t)
+    da, _, qa = act_blocks(x)
+    diag = np.arange(k)
+    assert np.all(qw.reshape(k, k)[diag, diag] == 127)
+    scale = dw[diag, diag // 32][None, :] * np.repeat(da, 32, axis=1)  # float32, as the kernels round it
+    np.testing.assert_array_equal(y, scale * (127 * qa.reshape(m, k)).astype(np.float32))
+
+
+def test_activation_block_sums_are_exact(isa, rng):
+    # A constant Q4_1 row has d = 0 and m = 1, so y = sum over blocks of s = d_x * sum(q_x): the
+    # per-block sums the kernels precompute, compared bit for bit across ISAs.
+    m, k = 6, 160
+    x = tie_heavy_activations(rng, m, k)
+    t = quantize(np.ones((3, k), np.float32), "q4_1")
+    y = ops.matmul(x, t)
+    ninestep.set_isa("generic")
+    np.testing.assert_array_equal(y, ops.matmul(x, t))
+    _, sa, _ = act_blocks(x)
+    np.testing.assert_allclose(y, np.repeat(sa.sum(axis=1, dtype=np.float64)[:, None], 3, axis=1), rtol=1e-6)
+
+
+def test_full_int8_range_in_q8_0_files(isa, rng):
+    # ggml's quantizer never writes -128, but a Q8_0 file may hold any int8: |w| = 128 against
+    # x = +-127 must not saturate the int16 pair sums of maddubs.
+    n, k, m = 12, 96, 5
+    raw = np.empty((n, k // 32, 34), np.uint8)
+    raw[..., :2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+    q = rng.choice(np.array([-128, 127, -127, 0, 1], np.int8), (n, k // 32, 32))
+    q[0] = -128
+    raw[..., 2:] = q.view(np.uint8)
+    t = QuantizedTensor(raw, "q8_0", (n, k))
+    x = np.where(rng.random((m, k)) < 0.5, -127.0, 127.0).astype(np.float32)
+    emu, scale = emulate(x, t)
+    assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
