@@ -1,0 +1,68 @@
+#include "model/session.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace ninestep {
+
+const char* const kPhaseNames[kNumPhases] = {"embed",   "attn_norm", "qkv",      "rope",      "attention", "prep_o",
+                                             "wo",      "ffn_norm",  "gate_up",  "prep_down", "down",      "lm_head"};
+
+static size_t scratch_for(const std::vector<WeightView>& ws, int64_t m) {
+  size_t b = 0;
+  for (const WeightView& w : ws) b = std::max(b, matmul_scratch_bytes(w.type, m, w.k));
+  return b;
+}
+
+Session::Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk) : w_(std::move(w)) {
+  NS_CHECK(w_ != nullptr, "weights: none given");
+  const ModelConfig& c = w_->cfg;
+  NS_CHECK(n_ctx >= 1, "n_ctx must be >= 1, got " + std::to_string(n_ctx));
+  NS_CHECK(n_ctx <= INT32_MAX, "n_ctx must fit int32 positions, got " + std::to_string(n_ctx));
+  NS_CHECK(chunk >= 1, "chunk must be >= 1, got " + std::to_string(chunk));
+  n_ctx_ = n_ctx;
+  chunk_ = std::min(chunk, n_ctx);
+  const int64_t cache = checked_mul(checked_mul(c.n_layers, n_ctx, "kv cache"), c.kv_dim(), "kv cache");
+  kcache_.assign(cache, 0.0f);
+  vcache_.assign(cache, 0.0f);
+  x_.resize(chunk_ * c.d_model);
+  xn_.resize(chunk_ * c.d_model);
+  q_.resize(chunk_ * c.q_dim());
+  att_.resize(chunk_ * c.q_dim());
+  tmp_.resize(chunk_ * c.d_model);
+  gate_.resize(chunk_ * c.d_ff);
+  up_.resize(chunk_ * c.d_ff);
+  pos_.resize(chunk_);
+  // Every matmul input goes through one of three scratch slots; size each for the largest user.
+  std::vector<WeightView> all{w_->lm_head};
+  for (const LayerWeights& L : w_->layers)
+    for (const WeightView& v : {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down}) all.push_back(v);
+  for (auto& s : scratch_) s.resize(scratch_for(all, chunk_));
+  const char* env = std::getenv("NINESTEP_PROFILE");
+  profiling_ = env && *env && std::strcmp(env, "0") != 0;
+  prof_.assign(kNumPhases, 0.0);
+}
+
+void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits) {
+  const ModelConfig& c = w_->cfg;
+  NS_CHECK(T >= 1, "ids: needs at least one token");
+  NS_CHECK(pos >= 0, "pos must be >= 0, got " + std::to_string(pos));
+  NS_CHECK(pos <= n_past_, "pos " + std::to_string(pos) + " is past the " + std::to_string(n_past_) +
+                               " cached positions (pos may be at most n_past)");
+  NS_CHECK(T <= n_ctx_ - pos, "pos + len(ids) = " + std::to_string(pos + T) + " exceeds n_ctx " +
+                                  std::to_string(n_ctx_));
+  for (int64_t t = 0; t < T; ++t)
+    NS_CHECK(ids[t] >= 0 && ids[t] < c.vocab_size, "ids[" + std::to_string(t) + "] = " + std::to_string(ids[t]) +
+                                                       " is outside the vocabulary [0, " +
+                                                       std::to_string(c.vocab_size) + ")");
+  bool expected = false;
+  NS_CHECK(busy_.compare_exchange_strong(expected, true), "session: forward is already running in another thread");
+  // Positions >= pos are overwritten before they are read: attention only sees 0 .. pos + t.
+  n_past_ = pos;
+  run(logits, ids, T, pos, all_logits);
+  n_past_ = pos + T;
+  busy_.store(false);
+}
+
+}  // namespace ninestep

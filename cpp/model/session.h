@@ -1,0 +1,59 @@
+// A decoding session: the KV cache and every scratch buffer, allocated once at construction, and
+// the forward pass over them (forward.cpp). One session serves one sequence; it is not meant to
+// be used from two threads at once (a second concurrent call is refused).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/weights.h"
+
+namespace ninestep {
+
+// Phases timed when NINESTEP_PROFILE is set (wall time seen by thread 0, barrier waits included).
+enum Phase : int { kEmbed, kAttnNorm, kQKV, kRope, kAttention, kPrepO, kWo, kFfnNorm, kGateUp, kPrepDown, kDown,
+                   kHead, kNumPhases };
+extern const char* const kPhaseNames[kNumPhases];
+
+class Session {
+ public:
+  static constexpr int64_t kDefaultChunk = 512;
+
+  // n_ctx: the most positions the cache holds; chunk: the most tokens one batched pass takes.
+  Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk = kDefaultChunk);
+
+  // Runs ids [T] at positions pos .. pos + T - 1 (pos <= n_past; pos < n_past drops the cached
+  // positions from pos on) and writes logits [T, vocab] (all_logits) or [1, vocab] of the last token.
+  // Checks every argument before computing; throws ArgError.
+  void forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits);
+
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t chunk() const { return chunk_; }
+  void reset() { n_past_ = 0; }
+  const ModelConfig& config() const { return w_->cfg; }
+  // Seconds per phase summed over every forward call so far (zeros unless profiling is on).
+  const std::vector<double>& profile() const { return prof_; }
+  bool profiling() const { return profiling_; }
+
+ private:
+  void run(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits);
+
+  std::shared_ptr<const Weights> w_;
+  int64_t n_ctx_, chunk_, n_past_ = 0;
+  std::vector<float> kcache_, vcache_;  // [n_layers, n_ctx, n_kv_heads, head_dim] each
+  std::vector<float> x_;                // [chunk, d_model] residual stream
+  std::vector<float> xn_;               // [chunk, d_model] normed residual
+  std::vector<float> q_;                // [chunk, n_heads, head_dim]
+  std::vector<float> att_;              // [chunk, n_heads, head_dim] attention output
+  std::vector<float> tmp_;              // [chunk, d_model] projection output before the residual add
+  std::vector<float> gate_, up_;        // [chunk, d_ff]
+  std::vector<int32_t> pos_;            // [chunk] positions of the chunk's tokens
+  std::vector<uint8_t> scratch_[3];     // matmul_prepare output for up to 3 weight types sharing an input
+  std::atomic<bool> busy_{false};
+  bool profiling_ = false;
+  std::vector<double> prof_;            // [kNumPhases] seconds
+};
+
+}  // namespace ninestep
