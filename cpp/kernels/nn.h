@@ -36,4 +36,16 @@ void silu_range(float* y, const float* x, int64_t i0, int64_t i1);
 void gelu_range(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1);
 void swiglu_range(float* y, const float* gate, const float* up, int64_t i0, int64_t i1);  // silu(gate) * up
 
+// Standalone ops (ninestep.ops): each opens one OpenMP parallel region and splits the work above.
+// Sizes are trusted here; the bindings check them first.
+void softmax(float* y, const float* x, int64_t rows, int64_t n);                   // y, x [rows, n]
+void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, int64_t n);  // w [n]
+void layernorm(float* y, const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t n);
+void rope(float* x, const int32_t* pos, int64_t T, int64_t H, int64_t D, float theta, RopeStyle style);  // x [T, H, D]
+void attention(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T, int64_t S,
+               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal);
+void silu(float* y, const float* x, int64_t n);
+void gelu(float* y, const float* x, bool tanh_approx, int64_t n);
+void swiglu(float* y, const float* gate, const float* up, int64_t n);
+
 }  // namespace ninestep

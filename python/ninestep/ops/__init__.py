@@ -2,5 +2,6 @@
 
 float32 C-contiguous NumPy arrays in; a new array out unless `out=` is given."""
 from .matmul import matmul
+from .nn import attention, gelu, layernorm, rmsnorm, rope, silu, softmax, swiglu
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "softmax", "rmsnorm", "layernorm", "rope", "attention", "silu", "gelu", "swiglu"]

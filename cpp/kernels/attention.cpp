@@ -1,0 +1,78 @@
+// Grouped-query attention with an online softmax: scalar reference + dispatch + the standalone op.
+//
+// Each query keeps a running max m, a running sum l of exp(score - m) and an unnormalised output
+// accumulator (the output row itself); when a larger score arrives, l and the accumulator are
+// rescaled by exp(m_old - m_new). No [T, S] score matrix exists at any point.
+#include "kernels/nn.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/dispatch.h"
+#include "core/threads.h"
+
+namespace ninestep {
+
+int64_t attention_items(int64_t T, int64_t Hq) { return Hq * ((T + kAttnTile - 1) / kAttnTile); }
+
+void attention_range_generic(float* out, const float* q, const float* k, const float* v, int64_t kv_stride,
+                             int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
+                             int64_t i0, int64_t i1) {
+  const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t h = item / tiles, g = h / group;
+    const int64_t ta = (item % tiles) * kAttnTile, tb = std::min(T, ta + kAttnTile);
+    for (int64_t t = ta; t < tb; ++t) {
+      const float* qt = q + (t * Hq + h) * D;  // [D]
+      float* acc = out + (t * Hq + h) * D;     // [D]
+      const int64_t n_keys = causal ? S - T + t + 1 : S;
+      float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
+      std::fill(acc, acc + D, 0.0f);
+      for (int64_t s = 0; s < n_keys; ++s) {
+        const float* ks = k + s * kv_stride + g * D;  // [D]
+        const float* vs = v + s * kv_stride + g * D;  // [D]
+        float dot = 0.0f;
+        for (int64_t d = 0; d < D; ++d) dot += qt[d] * ks[d];
+        const float score = dot * scale;
+        if (score > m) {
+          const float corr = std::exp(m - score);  // 0 on the first key (m = -inf)
+          l *= corr;
+          for (int64_t d = 0; d < D; ++d) acc[d] *= corr;
+          m = score;
+        }
+        const float p = std::exp(score - m);
+        l += p;
+        for (int64_t d = 0; d < D; ++d) acc[d] += p * vs[d];
+      }
+      const float inv = 1.0f / l;
+      for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
+    }
+  }
+}
+
+using AttnFn = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, float, bool, int64_t, int64_t);
+static const Dispatch<AttnFn> kAttn{attention_range_generic};
+
+void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
+                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
+                     int64_t i1) {
+  kAttn.get()(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, i0, i1);
+}
+
+void attention(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T, int64_t S,
+               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal) {
+  const AttnFn fn = kAttn.get();
+  const int64_t items = attention_items(T, Hq);
+#pragma omp parallel num_threads(num_threads())
+  {
+    int64_t b, e;
+    split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
+    fn(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, b, e);
+  }
+}
+
+}  // namespace ninestep
