@@ -1,0 +1,87 @@
+"""A short, readable NumPy forward pass of a Llama-style decoder (Llama, SmolLM2, Mistral, Qwen2).
+
+The yardstick the C++ model is tested against: float32 weights in, float32 logits out, no KV cache,
+no fusion. Weights are a dict keyed by GGUF names (token_embd.weight, blk.{i}.attn_q.weight, ...),
+matrices [out, in]; config needs n_layers, n_heads, n_kv_heads, head_dim, norm_eps, rope_theta,
+rope_style ('norm' | 'neox') and tied_embeddings (d_model, d_ff and vocab_size follow from the weights).
+"""
+import numpy as np
+
+
+def rmsnorm(x, w, eps):
+    # x [T, d], w [d]; mean of squares in float64 so the yardstick adds no rounding of its own
+    ms = np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
+    return (x / np.sqrt(ms + eps)).astype(np.float32) * w
+
+
+def linear(x, w, name):
+    # x [T, in], w[name.weight] [out, in], optional w[name.bias] [out] (Qwen2 q/k/v) -> [T, out]
+    y = x @ w[name + ".weight"].T
+    return y + w[name + ".bias"] if name + ".bias" in w else y
+
+
+def rope(x, theta, style):
+    """x [T, n_heads, head_dim] at positions 0..T-1: rotate pairs of dims by pos * theta^(-2i/head_dim).
+    'norm' pairs (2i, 2i+1) (GGUF llama, whose Q/K rows llama.cpp's converter permuted);
+    'neox' pairs (i, i + head_dim/2) (HF checkpoints, Qwen2)."""
+    T, _, d = x.shape
+    inv_freq = theta ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # [d/2]
+    angle = np.arange(T, dtype=np.float64)[:, None] * inv_freq  # [T, d/2]
+    cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]  # [T, 1, d/2]
+    first, second = (slice(0, d, 2), slice(1, d, 2)) if style == "norm" else (slice(0, d // 2), slice(d // 2, d))
+    a, b = x[..., first], x[..., second]
+    out = np.empty_like(x)
+    out[..., first] = a * cos - b * sin
+    out[..., second] = a * sin + b * cos
+    return out
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def attention(q, k, v):
+    # q [T, H, hd], k/v [T, H_kv, hd] -> [T, H*hd]; causal; query head h reads KV head h // (H/H_kv)
+    T, H, hd = q.shape
+    k, v = (np.repeat(t, H // k.shape[1], axis=1) for t in (k, v))
+    scores = q.transpose(1, 0, 2) @ k.transpose(1, 2, 0) / np.float32(np.sqrt(hd))  # [H, T, T]
+    scores = np.where(np.tri(T, dtype=bool), scores, -np.inf)
+    out = softmax(scores) @ v.transpose(1, 0, 2)  # [H, T, hd]
+    return out.transpose(1, 0, 2).reshape(T, H * hd)
+
+
+def silu(x):
+    # x * sigmoid(x), with sigmoid written via tanh so large negative x cannot overflow exp
+    return x * (0.5 + 0.5 * np.tanh(0.5 * x))
+
+
+def mlp(x, w, p):
+    # SwiGLU: down(silu(gate(x)) * up(x)); x [T, d] -> [T, d]
+    return linear(silu(linear(x, w, p + "ffn_gate")) * linear(x, w, p + "ffn_up"), w, p + "ffn_down")
+
+
+def forward(config, weights, ids):
+    """ids [T] -> logits float32 [T, vocab] for positions 0..T-1."""
+    c, w = config, weights
+    T = len(ids)
+    x = w["token_embd.weight"][np.asarray(ids)].astype(np.float32)  # [T, d]
+    for i in range(c.n_layers):
+        p = f"blk.{i}."
+        h = rmsnorm(x, w[p + "attn_norm.weight"], c.norm_eps)
+        q = rope(linear(h, w, p + "attn_q").reshape(T, c.n_heads, c.head_dim), c.rope_theta, c.rope_style)
+        k = rope(linear(h, w, p + "attn_k").reshape(T, c.n_kv_heads, c.head_dim), c.rope_theta, c.rope_style)
+        v = linear(h, w, p + "attn_v").reshape(T, c.n_kv_heads, c.head_dim)
+        x = x + linear(attention(q, k, v), w, p + "attn_output")
+        x = x + mlp(rmsnorm(x, w[p + "ffn_norm.weight"], c.norm_eps), w, p)
+    x = rmsnorm(x, w["output_norm.weight"], c.norm_eps)
+    head = w["token_embd.weight"] if c.tied_embeddings else w["output.weight"]  # [vocab, d]
+    return (x @ head.T).astype(np.float32)
+
+
+def generate_greedy(config, weights, ids, n):
+    """The n ids greedy decoding appends to ids (the whole prefix is recomputed each step)."""
+    ids = list(ids)
+    for _ in range(n):
+        ids.append(int(np.argmax(forward(config, weights, ids)[-1])))
+    return ids[-n:] if n else []
