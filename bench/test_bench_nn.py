@@ -45,9 +45,11 @@ def np_rope(x, pos, theta=10000.0):  # adjacent pairs, angles in float64 like ni
 def np_attention(q, k, v, causal=True):
     T, Hq, D = q.shape
     S, Hkv, _ = k.shape
-    kk = np.repeat(k.transpose(1, 2, 0), Hq // Hkv, axis=0)  # [Hq, D, S]
-    vv = np.repeat(v.transpose(1, 0, 2), Hq // Hkv, axis=0)  # [Hq, S, D]
-    s = np.matmul(q.transpose(1, 0, 2), kk) * np.float32(1 / math.sqrt(D))  # [Hq, T, S]
+    # every operand C-contiguous: np.matmul only calls BLAS for those (a transposed view is ~500x slower)
+    kk = np.ascontiguousarray(np.repeat(k.transpose(1, 2, 0), Hq // Hkv, axis=0))  # [Hq, D, S]
+    vv = np.ascontiguousarray(np.repeat(v.transpose(1, 0, 2), Hq // Hkv, axis=0))  # [Hq, S, D]
+    qh = np.ascontiguousarray(q.transpose(1, 0, 2))  # [Hq, T, D]
+    s = np.matmul(qh, kk) * np.float32(1 / math.sqrt(D))  # [Hq, T, S]
     if causal:
         s = np.where(np.arange(S)[None, :] <= (S - T + np.arange(T))[:, None], s, np.float32(-np.inf))
     return np.matmul(np_softmax(s), vv).transpose(1, 0, 2)

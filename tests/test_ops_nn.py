@@ -211,7 +211,8 @@ def test_rope_in_place_and_new_array(isa, rng):
 
 @pytest.mark.parametrize("T,S,Hq,Hkv,D", [
     (1, 1, 1, 1, 1), (1, 1, 3, 1, 64), (1, 37, 9, 3, 64), (5, 5, 2, 2, 8), (17, 40, 4, 2, 64),
-    (16, 16, 3, 3, 33), (33, 70, 6, 3, 256), (3, 9, 2, 1, 7), (20, 20, 9, 3, 64),
+    (16, 16, 3, 3, 33), (33, 70, 6, 3, 256), (3, 9, 2, 1, 7), (20, 20, 9, 3, 64), (12, 30, 4, 2, 16),
+    (16, 19, 2, 1, 300), (9, 100, 3, 3, 5),
 ])
 @pytest.mark.parametrize("causal", [True, False])
 def test_attention_matches_numpy(isa, rng, T, S, Hq, Hkv, D, causal):

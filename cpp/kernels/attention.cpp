@@ -55,7 +55,11 @@ void attention_range_generic(float* out, const float* q, const float* k, const f
 
 using AttnFn = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
                         int64_t, int64_t, float, bool, int64_t, int64_t);
-static const Dispatch<AttnFn> kAttn{attention_range_generic};
+void attention_range_avx2(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, float, bool, int64_t, int64_t);
+void attention_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                            int64_t, int64_t, float, bool, int64_t, int64_t);
+static const Dispatch<AttnFn> kAttn{attention_range_generic, nullptr, NS_AVX512(attention_range_avx512)};
 
 void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
                      int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
