@@ -1,0 +1,182 @@
+"""ModelConfig: one dataclass describing a decoder, whatever file it came from."""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+# GGUF stores llama-family Q/K rows permuted so RoPE rotates adjacent pairs (2i, 2i+1) ('norm');
+# qwen2 GGUFs keep the HF order, which rotates (i, i + head_dim/2) ('neox'), as every HF folder does.
+_GGUF_ROPE_STYLE = {"llama": "norm", "qwen2": "neox"}
+_HF_ARCHS = ("llama", "mistral", "qwen2")
+# end-of-turn tokens of common chat templates, looked up when a file does not name one
+_EOT_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+@dataclass
+class ModelConfig:
+    architecture: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    vocab_size: int
+    norm_eps: float
+    rope_theta: float
+    rope_style: str  # 'norm' (adjacent pairs) or 'neox' (halves)
+    context_length: int
+    tied_embeddings: bool
+    bos_id: Optional[int] = None
+    eos_id: Optional[int] = None
+    eot_id: Optional[int] = None
+    add_bos: bool = False
+    has_qkv_bias: bool = False
+
+    def __post_init__(self):
+        for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "context_length"):
+            v = getattr(self, f)
+            if type(v) is not int or v <= 0:
+                raise ValueError(f"{f}: expected a positive integer, got {v!r}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads: {self.n_kv_heads} does not divide n_heads {self.n_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim: RoPE needs an even head_dim, got {self.head_dim}")
+        for f in ("norm_eps", "rope_theta"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{f}: expected a positive finite number, got {v!r}")
+            setattr(self, f, float(v))
+        if self.rope_style not in ("norm", "neox"):
+            raise ValueError(f"rope_style: expected 'norm' or 'neox', got {self.rope_style!r}")
+        for f in ("bos_id", "eos_id", "eot_id"):
+            v = getattr(self, f)
+            if v is not None and (type(v) is not int or not 0 <= v < self.vocab_size):
+                raise ValueError(f"{f}: expected a token id in [0, {self.vocab_size}), got {v!r}")
+
+    @property
+    def stop_ids(self):
+        """Token ids that end generation: end of text and end of turn."""
+        return sorted({i for i in (self.eos_id, self.eot_id) if i is not None})
+
+    @classmethod
+    def from_gguf(cls, metadata, tensor_names):
+        """From a GGUF file's metadata dict and its tensor names (GGUFFile.metadata, .tensors)."""
+        arch = metadata.get("general.architecture")
+        if arch not in _GGUF_ROPE_STYLE:
+            raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)})")
+
+        def get(key, default=None):
+            v = metadata.get(f"{arch}.{key}", default)
+            if v is None:
+                raise ValueError(f"{arch}.{key}: missing from the GGUF metadata")
+            return v
+
+        scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
+        if scaling != "none":
+            raise ValueError(f"{arch}.rope.scaling.type: {scaling!r} RoPE scaling is not supported")
+        d_model, n_heads = get("embedding_length"), get("attention.head_count")
+        tokens = metadata.get("tokenizer.ggml.tokens") or []
+        vocab = metadata.get(f"{arch}.vocab_size") or len(tokens) or None
+        names = set(tensor_names)
+        eos = metadata.get("tokenizer.ggml.eos_token_id")
+        return cls(
+            architecture=arch,
+            n_layers=get("block_count"),
+            d_model=d_model,
+            n_heads=n_heads,
+            n_kv_heads=get("attention.head_count_kv", n_heads),
+            head_dim=get("attention.key_length", d_model // n_heads if n_heads else 0),
+            d_ff=get("feed_forward_length"),
+            vocab_size=vocab,
+            norm_eps=get("attention.layer_norm_rms_epsilon"),
+            rope_theta=get("rope.freq_base", 10000.0),
+            rope_style=_GGUF_ROPE_STYLE[arch],
+            context_length=get("context_length"),
+            tied_embeddings="output.weight" not in names,
+            bos_id=metadata.get("tokenizer.ggml.bos_token_id"),
+            eos_id=eos,
+            eot_id=metadata.get("tokenizer.ggml.eot_token_id", _find_eot(tokens, eos)),
+            # llama.cpp's default: SentencePiece vocabularies add BOS, byte-level BPE ones don't
+            add_bos=bool(metadata.get("tokenizer.ggml.add_bos_token", metadata.get("tokenizer.ggml.model") == "llama")),
+            has_qkv_bias="blk.0.attn_q.bias" in names,
+        )
+
+    @classmethod
+    def from_hf(cls, config_json, tokenizer_config=None, tokenizer_json=None):
+        """From a Hugging Face config.json dict, plus tokenizer_config.json / tokenizer.json dicts."""
+        c = config_json
+        arch = c.get("model_type")
+        if arch not in _HF_ARCHS:
+            raise ValueError(f"architecture: model_type {arch!r} is not supported (supported: {', '.join(_HF_ARCHS)})")
+        # transformers 5 moved rope_theta (and the scaling type) into rope_parameters
+        rope = c.get("rope_parameters") or {}
+        for key in ("rope_scaling", "rope_parameters"):
+            kind = c.get(key) and (c[key].get("rope_type") or c[key].get("type"))
+            if kind not in (None, "default"):
+                raise ValueError(f"{key}: RoPE type {kind!r} is not supported")
+
+        def get(key, default=None):
+            v = c.get(key, default)
+            if v is None:
+                raise ValueError(f"{key}: missing from config.json")
+            return v
+
+        d_model, n_heads = get("hidden_size"), get("num_attention_heads")
+        tokens_by_text = _hf_token_ids(tokenizer_json, tokenizer_config)
+        eos = c.get("eos_token_id")
+        if isinstance(eos, list):  # several stop tokens: the first is end of text
+            eos = eos[0] if eos else None
+        return cls(
+            architecture=arch,
+            n_layers=get("num_hidden_layers"),
+            d_model=d_model,
+            n_heads=n_heads,
+            n_kv_heads=get("num_key_value_heads", n_heads),
+            head_dim=c.get("head_dim") or (d_model // n_heads if n_heads else 0),
+            d_ff=get("intermediate_size"),
+            vocab_size=get("vocab_size"),
+            norm_eps=get("rms_norm_eps"),
+            rope_theta=get("rope_theta", rope.get("rope_theta", 10000.0)),
+            rope_style="neox",
+            context_length=get("max_position_embeddings"),
+            tied_embeddings=bool(c.get("tie_word_embeddings", False)),
+            bos_id=c.get("bos_token_id"),
+            eos_id=eos,
+            eot_id=next((tokens_by_text[t] for t in _EOT_TOKENS if t in tokens_by_text), eos),
+            add_bos=_hf_add_bos(tokenizer_config, tokenizer_json),
+            has_qkv_bias=arch == "qwen2" or bool(c.get("attention_bias", False)),
+        )
+
+
+def _find_eot(tokens, eos):
+    for t in _EOT_TOKENS:
+        if t in tokens:
+            return tokens.index(t)
+    return eos
+
+
+def _hf_token_ids(tokenizer_json, tokenizer_config):
+    """Special token text -> id, from tokenizer.json's added_tokens and tokenizer_config.json's
+    added_tokens_decoder."""
+    ids = {}
+    for t in (tokenizer_json or {}).get("added_tokens") or []:
+        if isinstance(t, dict) and isinstance(t.get("content"), str) and type(t.get("id")) is int:
+            ids[t["content"]] = t["id"]
+    for i, t in ((tokenizer_config or {}).get("added_tokens_decoder") or {}).items():
+        if isinstance(t, dict) and isinstance(t.get("content"), str) and str(i).isdigit():
+            ids.setdefault(t["content"], int(i))
+    return ids
+
+
+def _hf_add_bos(tokenizer_config, tokenizer_json):
+    """tokenizer_config.json's add_bos_token if set; otherwise whether tokenizer.json's
+    post-processor puts a special token in front of a single sequence."""
+    if tokenizer_config and isinstance(tokenizer_config.get("add_bos_token"), bool):
+        return tokenizer_config["add_bos_token"]
+    post = (tokenizer_json or {}).get("post_processor") or {}
+    processors = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
+    for p in processors:
+        single = p.get("single") if isinstance(p, dict) and p.get("type") == "TemplateProcessing" else None
+        if single:
+            return isinstance(single[0], dict) and "SpecialToken" in single[0]
+    return False

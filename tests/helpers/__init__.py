@@ -1,0 +1,1 @@
+"""Small fixture builders shared by the format tests."""
