@@ -85,17 +85,20 @@ def test_chunked_prefill_equals_one_pass(rng, threads):
     tensors, _ = quantized(w, "q4_1")
     weights = load_weights(config, tensors)
     ids = rng.integers(0, config["vocab_size"], 23)
-    whole = Session(weights, n_ctx=64).forward(ids, all_logits=True)
+    s = Session(weights, n_ctx=64)
+    whole = s.forward(ids, all_logits=True)
     before = ninestep.get_num_threads()
     ninestep.set_num_threads(threads)
     try:
-        chunked = Session(weights, n_ctx=64, chunk=5)
-        got = chunked.forward(ids, all_logits=True)
+        # chunks of 5, 5, 5, 5 and 3 tokens: the last takes the few-rows path decode takes
+        got = Session(weights, n_ctx=64, chunk=5).forward(ids, all_logits=True)
         last = Session(weights, n_ctx=64, chunk=5).forward(ids)
+        again = s.forward(ids[-2:], pos=21)  # the same session, now with a different thread count
     finally:
         ninestep.set_num_threads(before)
     np.testing.assert_allclose(got, whole, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(last, whole[-1:], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(again, whole[-1:], rtol=1e-4, atol=1e-4)
 
 
 def test_prefill_then_decode_equals_full_pass(isa, rng):

@@ -57,19 +57,19 @@ void add_bias(float* y, const float* bias, int64_t ld, int64_t m, int64_t j0, in
 
 }  // namespace
 
-void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bool all_logits) {
+void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bool all_logits, int nthreads) {
   const Weights& W = *w_;
   const ModelConfig& c = W.cfg;
   const int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.d_ff, V = c.vocab_size;
   const int64_t embd_row = dtype_row_bytes(W.embd.type, d);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  const int nthreads = num_threads();
   const bool prof = profiling_;
   double* acc = prof_.data();
 
 #pragma omp parallel num_threads(nthreads)
   {
     const Ctx cx{omp_get_thread_num(), omp_get_num_threads()};
+    ThreadBuf& own = own_[cx.ith];
     double last = prof ? omp_get_wtime() : 0.0;
     // Thread 0 books the time since its previous mark to `phase`, after the barrier ending it.
     auto mark = [&](int phase) {
@@ -83,9 +83,39 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
 
     for (int64_t c0 = 0; c0 < T; c0 += chunk_) {
       const int64_t m = std::min(chunk_, T - c0), p0 = pos0 + c0;
+      const bool solo = m <= kOwnRows;  // every thread prepares its own copy of each matmul input
       const int32_t* tok = ids + c0;
-      float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *att = att_.data(), *tmp = tmp_.data();
+      float *x = x_.data(), *q = q_.data(), *att = att_.data(), *tmp = tmp_.data();
       float *g = gate_.data(), *u = up_.data();
+
+      // The input of a matmul phase: `in` [mr, k] (normalized by `norm` first, unless null) prepared
+      // for weights ws. Shared: rows split across threads, then a barrier. Solo: each thread does
+      // all rows into its own buffers and goes straight on to its matmul rows.
+      struct Input {
+        const float* x;
+        const std::vector<uint8_t>* scratch;
+      };
+      auto input = [&](const float* in, int64_t mr, const float* norm, const WeightView* ws, int nw,
+                       int phase) -> Input {
+        const int64_t k = ws[0].k;
+        if (solo) {
+          const float* src = in;
+          if (norm) {
+            rmsnorm_rows(own.x.data(), in, norm, c.norm_eps, k, 0, mr);
+            src = own.x.data();
+          }
+          prepare(own.scratch, ws, nw, src, mr, 0, mr);
+          return {src, own.scratch};
+        }
+        int64_t r0, r1;
+        cx.rows(mr, &r0, &r1);
+        float* xn = xn_.data();  // [mr, k]
+        if (norm) rmsnorm_rows(xn, in, norm, c.norm_eps, k, r0, r1);
+        prepare(scratch_, ws, nw, norm ? xn : in, mr, r0, r1);
+#pragma omp barrier
+        mark(phase);
+        return {norm ? xn : in, scratch_};
+      };
 
       cx.rows(m, &b, &e);
       for (int64_t t = b; t < e; ++t) {
@@ -102,17 +132,12 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
         float* kc_new = kc + p0 * kvd;  // this chunk's rows, written by the K/V matmuls directly
         float* vc_new = vc + p0 * kvd;
 
-        const WeightView qkv[3] = {L.wq, L.wk, L.wv};
-        cx.rows(m, &b, &e);
-        rmsnorm_rows(xn, x, L.attn_norm, c.norm_eps, d, b, e);
-        prepare(scratch_, qkv, 3, xn, m, b, e);
-#pragma omp barrier
-        mark(kAttnNorm);
-
         {
+          const WeightView qkv[3] = {L.wq, L.wk, L.wv};
+          const Input in = input(x, m, L.attn_norm, qkv, 3, kAttnNorm);
           float* ys[3] = {q, kc_new, vc_new};
           const int64_t lds[3] = {qd, kvd, kvd};
-          matmul_concat(cx, ys, lds, xn, scratch_, qkv, 3, m);
+          matmul_concat(cx, ys, lds, in.x, in.scratch, qkv, 3, m);
           if (c.has_qkv_bias) {
             // Each thread biases the output columns it computed: same split as matmul_concat.
             cx.rows(qd + 2 * kvd, &b, &e, kRowAlign);
@@ -142,59 +167,47 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
 #pragma omp barrier
         mark(kAttention);
 
-        cx.rows(m, &b, &e);
-        prepare(scratch_, &L.wo, 1, att, m, b, e);
-#pragma omp barrier
-        mark(kPrepO);
-
-        // Output projection; each thread adds the residual for the columns it computed.
-        cx.rows(d, &b, &e, kRowAlign);
-        matmul_rows(tmp, d, att, scratch_[0].data(), L.wo, m, b, e);
-        for (int64_t t = 0; t < m; ++t)
-          for (int64_t j = b; j < e; ++j) x[t * d + j] += tmp[t * d + j];
+        {
+          // Output projection; each thread adds the residual for the columns it computed.
+          const Input in = input(att, m, nullptr, &L.wo, 1, kPrepO);
+          cx.rows(d, &b, &e, kRowAlign);
+          matmul_rows(tmp, d, in.x, in.scratch[0].data(), L.wo, m, b, e);
+          for (int64_t t = 0; t < m; ++t)
+            for (int64_t j = b; j < e; ++j) x[t * d + j] += tmp[t * d + j];
+        }
 #pragma omp barrier
         mark(kWo);
 
-        const WeightView gu[2] = {L.gate, L.up};
-        cx.rows(m, &b, &e);
-        rmsnorm_rows(xn, x, L.ffn_norm, c.norm_eps, d, b, e);
-        prepare(scratch_, gu, 2, xn, m, b, e);
-#pragma omp barrier
-        mark(kFfnNorm);
-
-        // Gate and up split the same way, so each thread's SwiGLU columns are its own.
-        cx.rows(ff, &b, &e, kRowAlign);
-        matmul_rows(g, ff, xn, scratch_[0].data(), L.gate, m, b, e);
-        matmul_rows(u, ff, xn, scratch_[slot_of(gu, 1)].data(), L.up, m, b, e);
-        for (int64_t t = 0; t < m; ++t) swiglu_range(g + t * ff, g + t * ff, u + t * ff, b, e);
+        {
+          // Gate and up split the same way, so each thread's SwiGLU columns are its own.
+          const WeightView gu[2] = {L.gate, L.up};
+          const Input in = input(x, m, L.ffn_norm, gu, 2, kFfnNorm);
+          cx.rows(ff, &b, &e, kRowAlign);
+          matmul_rows(g, ff, in.x, in.scratch[0].data(), L.gate, m, b, e);
+          matmul_rows(u, ff, in.x, in.scratch[slot_of(gu, 1)].data(), L.up, m, b, e);
+          for (int64_t t = 0; t < m; ++t) swiglu_range(g + t * ff, g + t * ff, u + t * ff, b, e);
+        }
 #pragma omp barrier
         mark(kGateUp);
 
-        cx.rows(m, &b, &e);
-        prepare(scratch_, &L.down, 1, g, m, b, e);
-#pragma omp barrier
-        mark(kPrepDown);
-
-        cx.rows(d, &b, &e, kRowAlign);
-        matmul_rows(tmp, d, g, scratch_[0].data(), L.down, m, b, e);
-        for (int64_t t = 0; t < m; ++t)
-          for (int64_t j = b; j < e; ++j) x[t * d + j] += tmp[t * d + j];
+        {
+          const Input in = input(g, m, nullptr, &L.down, 1, kPrepDown);
+          cx.rows(d, &b, &e, kRowAlign);
+          matmul_rows(tmp, d, in.x, in.scratch[0].data(), L.down, m, b, e);
+          for (int64_t t = 0; t < m; ++t)
+            for (int64_t j = b; j < e; ++j) x[t * d + j] += tmp[t * d + j];
+        }
 #pragma omp barrier
         mark(kDown);
       }
 
       // LM head: every row of the chunk with all_logits, else only the prompt's last token.
-      const bool last_chunk = c0 + m == T;
-      if (all_logits || last_chunk) {
+      if (all_logits || c0 + m == T) {
         const int64_t r0 = all_logits ? 0 : m - 1, mr = m - r0;
         float* out = logits + (all_logits ? c0 * V : 0);  // [mr, vocab]
-        const float* xh = xn + r0 * d;
-        cx.rows(mr, &b, &e);
-        rmsnorm_rows(xn + r0 * d, x + r0 * d, W.out_norm, c.norm_eps, d, b, e);
-        prepare(scratch_, &W.lm_head, 1, xh, mr, b, e);
-#pragma omp barrier
+        const Input in = input(x + r0 * d, mr, W.out_norm, &W.lm_head, 1, kHead);
         cx.rows(V, &b, &e, kRowAlign);
-        matmul_rows(out, V, xh, scratch_[0].data(), W.lm_head, mr, b, e);
+        matmul_rows(out, V, in.x, in.scratch[0].data(), W.lm_head, mr, b, e);
       }
 #pragma omp barrier
       mark(kHead);

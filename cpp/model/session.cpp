@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/threads.h"
+
 namespace ninestep {
 
 const char* const kPhaseNames[kNumPhases] = {"embed",   "attn_norm", "qkv",      "rope",      "attention", "prep_o",
@@ -39,6 +41,7 @@ Session::Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk)
   for (const LayerWeights& L : w_->layers)
     for (const WeightView& v : {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down}) all.push_back(v);
   for (auto& s : scratch_) s.resize(scratch_for(all, chunk_));
+  own_scratch_bytes_ = scratch_for(all, kOwnRows);
   const char* env = std::getenv("NINESTEP_PROFILE");
   profiling_ = env && *env && std::strcmp(env, "0") != 0;
   prof_.assign(kNumPhases, 0.0);
@@ -46,6 +49,12 @@ Session::Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk)
 
 void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits) {
   const ModelConfig& c = w_->cfg;
+  bool expected = false;
+  NS_CHECK(busy_.compare_exchange_strong(expected, true), "session: forward is already running in another thread");
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false); }
+  } release{busy_};
   NS_CHECK(T >= 1, "ids: needs at least one token");
   NS_CHECK(pos >= 0, "pos must be >= 0, got " + std::to_string(pos));
   NS_CHECK(pos <= n_past_, "pos " + std::to_string(pos) + " is past the " + std::to_string(n_past_) +
@@ -56,13 +65,19 @@ void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos,
     NS_CHECK(ids[t] >= 0 && ids[t] < c.vocab_size, "ids[" + std::to_string(t) + "] = " + std::to_string(ids[t]) +
                                                        " is outside the vocabulary [0, " +
                                                        std::to_string(c.vocab_size) + ")");
-  bool expected = false;
-  NS_CHECK(busy_.compare_exchange_strong(expected, true), "session: forward is already running in another thread");
+  const size_t nth = num_threads();
+  if (own_.size() < nth) {  // the only allocation a step may make: after set_num_threads grew the pool
+    const int64_t width = std::max({c.d_model, c.q_dim(), c.d_ff});
+    own_.resize(nth);
+    for (ThreadBuf& tb : own_) {
+      tb.x.resize(kOwnRows * width);
+      for (auto& s : tb.scratch) s.resize(own_scratch_bytes_);
+    }
+  }
   // Positions >= pos are overwritten before they are read: attention only sees 0 .. pos + t.
   n_past_ = pos;
-  run(logits, ids, T, pos, all_logits);
+  run(logits, ids, T, pos, all_logits, int(nth));
   n_past_ = pos + T;
-  busy_.store(false);
 }
 
 }  // namespace ninestep

@@ -19,6 +19,9 @@ extern const char* const kPhaseNames[kNumPhases];
 class Session {
  public:
   static constexpr int64_t kDefaultChunk = 512;
+  // Chunks of at most this many tokens (decode) skip the barrier between a row phase and the matmul
+  // reading its output: every thread normalizes and prepares all rows into its own buffers.
+  static constexpr int64_t kOwnRows = 4;
 
   // n_ctx: the most positions the cache holds; chunk: the most tokens one batched pass takes.
   Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk = kDefaultChunk);
@@ -38,7 +41,7 @@ class Session {
   bool profiling() const { return profiling_; }
 
  private:
-  void run(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits);
+  void run(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits, int nthreads);
 
   std::shared_ptr<const Weights> w_;
   int64_t n_ctx_, chunk_, n_past_ = 0;
@@ -51,6 +54,12 @@ class Session {
   std::vector<float> gate_, up_;        // [chunk, d_ff]
   std::vector<int32_t> pos_;            // [chunk] positions of the chunk's tokens
   std::vector<uint8_t> scratch_[3];     // matmul_prepare output for up to 3 weight types sharing an input
+  struct ThreadBuf {
+    std::vector<float> x;               // [kOwnRows, max(d_model, q_dim, d_ff)] this thread's matmul input
+    std::vector<uint8_t> scratch[3];    // its prepared copies, as scratch_
+  };
+  std::vector<ThreadBuf> own_;          // [threads] grown by forward() when the thread count grows
+  size_t own_scratch_bytes_ = 0;        // scratch bytes for kOwnRows rows, over all weights
   std::atomic<bool> busy_{false};
   bool profiling_ = false;
   std::vector<double> prof_;            // [kNumPhases] seconds
