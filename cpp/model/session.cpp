@@ -1,6 +1,7 @@
 #include "model/session.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -45,6 +46,16 @@ Session::Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk)
   const char* env = std::getenv("NINESTEP_PROFILE");
   profiling_ = env && *env && std::strcmp(env, "0") != 0;
   prof_.assign(kNumPhases, 0.0);
+}
+
+Session::~Session() {
+  if (!profiling_) return;
+  double total = 0;
+  for (double t : prof_) total += t;
+  if (total <= 0) return;
+  std::fprintf(stderr, "ninestep profile (%lld layers, %.3f s in forward):\n", (long long)w_->cfg.n_layers, total);
+  for (int i = 0; i < kNumPhases; ++i)
+    std::fprintf(stderr, "  %-10s %9.3f ms %5.1f%%\n", kPhaseNames[i], prof_[i] * 1e3, 100.0 * prof_[i] / total);
 }
 
 void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits) {

@@ -25,6 +25,9 @@ class Session {
 
   // n_ctx: the most positions the cache holds; chunk: the most tokens one batched pass takes.
   Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk = kDefaultChunk);
+  ~Session();  // prints the phase times to stderr when profiling
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // Runs ids [T] at positions pos .. pos + T - 1 (pos <= n_past; pos < n_past drops the cached
   // positions from pos on) and writes logits [T, vocab] (all_logits) or [1, vocab] of the last token.
