@@ -165,7 +165,9 @@ def test_layernorm_matches_numpy(isa, rng, shape, with_bias):
     x = randn(rng, *shape) + 50.0  # a large mean: variance must not cancel
     w = randn(rng, shape[-1])
     b = randn(rng, shape[-1]) if with_bias else None
-    close(ops.layernorm(x, w, b, eps=1e-5), ref_layernorm(x, w, b, 1e-5), rtol=5e-4, atol=5e-5)
+    close(ops.layernorm(x, w, b, eps=1e-5), ref_layernorm(x, w, b, 1e-5), rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(ops.layernorm(x, w, b), at_generic(lambda: ops.layernorm(x, w, b)), rtol=2e-5,
+                               atol=1e-5)
 
 
 def test_norms_in_place_and_constant_rows(isa):
@@ -181,17 +183,20 @@ def test_norms_in_place_and_constant_rows(isa):
 
 
 @pytest.mark.parametrize("style", ["norm", "neox"])
-@pytest.mark.parametrize("T,H,D", [(1, 1, 2), (5, 3, 64), (7, 9, 64), (3, 2, 6), (4, 2, 256), (2, 1, 34)])
+@pytest.mark.parametrize("T,H,D", [(1, 1, 2), (5, 3, 64), (7, 9, 64), (3, 2, 6), (4, 2, 256), (2, 1, 34),
+                                   (2, 1, 1030)])
 def test_rope_matches_numpy(isa, rng, style, T, H, D):
     x = randn(rng, T, H, D)
     pos = rng.integers(0, 4096, T).astype(np.int32)
-    close(ops.rope(x, pos, theta=10000.0, style=style), ref_rope(x, pos, 10000.0, style), atol=2e-6)
+    got = ops.rope(x, pos, theta=10000.0, style=style)
+    close(got, ref_rope(x, pos, 10000.0, style), atol=2e-6)
+    np.testing.assert_allclose(got, at_generic(lambda: ops.rope(x, pos, style=style)), rtol=1e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("style", ["norm", "neox"])
 def test_rope_large_positions_stay_accurate(isa, rng, style):
     x = randn(rng, 6, 3, 64)
-    pos = np.array([0, 1, 99_999, 100_000, 65_537, 2_000_000], np.int32)
+    pos = np.array([0, 1, 99_999, 100_000, 65_537, 2**31 - 1], np.int32)
     close(ops.rope(x, pos, theta=100000.0, style=style), ref_rope(x, pos, 100000.0, style), atol=5e-6)
 
 
@@ -212,7 +217,7 @@ def test_rope_in_place_and_new_array(isa, rng):
 @pytest.mark.parametrize("T,S,Hq,Hkv,D", [
     (1, 1, 1, 1, 1), (1, 1, 3, 1, 64), (1, 37, 9, 3, 64), (5, 5, 2, 2, 8), (17, 40, 4, 2, 64),
     (16, 16, 3, 3, 33), (33, 70, 6, 3, 256), (3, 9, 2, 1, 7), (20, 20, 9, 3, 64), (12, 30, 4, 2, 16),
-    (16, 19, 2, 1, 300), (9, 100, 3, 3, 5),
+    (16, 19, 2, 1, 300), (9, 100, 3, 3, 5), (40, 45, 2, 1, 20), (64, 64, 1, 1, 128),
 ])
 @pytest.mark.parametrize("causal", [True, False])
 def test_attention_matches_numpy(isa, rng, T, S, Hq, Hkv, D, causal):
@@ -259,6 +264,7 @@ ACT_SIZES = [1, 7, 16, 17, 100, 1543]
 def test_silu_matches_numpy(isa, rng, n):
     x = randn(rng, n, scale=6.0)
     close(ops.silu(x), ref_silu(x))
+    np.testing.assert_allclose(ops.silu(x), at_generic(lambda: ops.silu(x)), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
@@ -266,12 +272,15 @@ def test_silu_matches_numpy(isa, rng, n):
 def test_gelu_matches_numpy(isa, rng, approximate, n):
     x = randn(rng, n, scale=4.0)
     close(ops.gelu(x, approximate=approximate), ref_gelu(x, approximate), atol=2e-6)
+    np.testing.assert_allclose(ops.gelu(x, approximate), at_generic(lambda: ops.gelu(x, approximate)), rtol=1e-6,
+                               atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", [(1,), (3, 7), (512, 48), (2, 3, 17)])
 def test_swiglu_matches_numpy(isa, rng, shape):
     g, u = randn(rng, *shape, scale=4.0), randn(rng, *shape)
     close(ops.swiglu(g, u), ref_silu(g) * u)
+    np.testing.assert_allclose(ops.swiglu(g, u), at_generic(lambda: ops.swiglu(g, u)), rtol=1e-6, atol=1e-7)
 
 
 def test_activations_extremes(isa):
@@ -347,3 +356,33 @@ def test_core_checks_sizes_without_the_python_layer():
         _core.attention(q.copy(), q, np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32), True, 0.5)
     with pytest.raises(ValueError, match="head size D must be even"):
         _core.rope(np.zeros((1, 1, 3), np.float32), np.zeros(1, np.int32), 1e4, "norm")
+
+
+# ---- multi-threaded split -----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_threads():
+    before = ninestep.get_num_threads()
+    ninestep.set_num_threads(2)
+    try:
+        yield
+    finally:
+        ninestep.set_num_threads(before)
+
+
+def test_large_inputs_split_across_threads(isa, rng, two_threads):
+    # sizes past the one-thread cutoff (32768 elements), with rows / elements that split unevenly
+    x, w, b = randn(rng, 67, 577), randn(rng, 577), randn(rng, 577)
+    close(ops.softmax(x), ref_softmax(x))
+    close(ops.rmsnorm(x, w), ref_rmsnorm(x, w, 1e-5), rtol=2e-5, atol=2e-6)
+    close(ops.layernorm(x, w, b), ref_layernorm(x, w, b, 1e-5), rtol=2e-5, atol=1e-5)
+    xr, pos = randn(rng, 67, 9, 64), rng.integers(0, 100000, 67).astype(np.int32)
+    close(ops.rope(xr, pos, theta=100000.0), ref_rope(xr, pos, 100000.0, "norm"), atol=5e-6)
+    e, u = randn(rng, 40001, scale=4.0), randn(rng, 40001)
+    close(ops.silu(e), ref_silu(e))
+    close(ops.gelu(e), ref_gelu(e, "tanh"), atol=2e-6)
+    close(ops.swiglu(e, u), ref_silu(e) * u)
+    for T, S in [(1, 700), (37, 50)]:
+        q, k, v = randn(rng, T, 9, 64), randn(rng, S, 3, 64), randn(rng, S, 3, 64)
+        close(ops.attention(q, k, v), ref_attention(q, k, v, True, 0.125), rtol=1e-4, atol=1e-5)

@@ -35,9 +35,16 @@ void swiglu_range_generic(float* y, const float* gate, const float* up, int64_t 
 using SiluFn = void (*)(float*, const float*, int64_t, int64_t);
 using GeluFn = void (*)(float*, const float*, bool, int64_t, int64_t);
 using SwigluFn = void (*)(float*, const float*, const float*, int64_t, int64_t);
-static const Dispatch<SiluFn> kSilu{silu_range_generic};
-static const Dispatch<GeluFn> kGelu{gelu_range_generic};
-static const Dispatch<SwigluFn> kSwiglu{swiglu_range_generic};
+void silu_range_avx2(float*, const float*, int64_t, int64_t);
+void silu_range_avx512(float*, const float*, int64_t, int64_t);
+void gelu_range_avx2(float*, const float*, bool, int64_t, int64_t);
+void gelu_range_avx512(float*, const float*, bool, int64_t, int64_t);
+void swiglu_range_avx2(float*, const float*, const float*, int64_t, int64_t);
+void swiglu_range_avx512(float*, const float*, const float*, int64_t, int64_t);
+static const Dispatch<SiluFn> kSilu{silu_range_generic, NS_AVX2(silu_range_avx2), NS_AVX512(silu_range_avx512)};
+static const Dispatch<GeluFn> kGelu{gelu_range_generic, NS_AVX2(gelu_range_avx2), NS_AVX512(gelu_range_avx512)};
+static const Dispatch<SwigluFn> kSwiglu{swiglu_range_generic, NS_AVX2(swiglu_range_avx2),
+                                        NS_AVX512(swiglu_range_avx512)};
 
 void silu_range(float* y, const float* x, int64_t i0, int64_t i1) { kSilu.get()(y, x, i0, i1); }
 void gelu_range(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1) {
@@ -51,7 +58,7 @@ void swiglu_range(float* y, const float* gate, const float* up, int64_t i0, int6
 // with the others' and only the last slice has a tail.
 template <class Body>
 static void parallel_elems(int64_t n, Body body) {
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(n, omp_get_num_threads(), omp_get_thread_num(), &b, &e, 16);

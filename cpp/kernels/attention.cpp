@@ -59,7 +59,7 @@ void attention_range_avx2(float*, const float*, const float*, const float*, int6
                           int64_t, int64_t, float, bool, int64_t, int64_t);
 void attention_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
                             int64_t, int64_t, float, bool, int64_t, int64_t);
-static const Dispatch<AttnFn> kAttn{attention_range_generic, nullptr, NS_AVX512(attention_range_avx512)};
+static const Dispatch<AttnFn> kAttn{attention_range_generic, NS_AVX2(attention_range_avx2), NS_AVX512(attention_range_avx512)};
 
 void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
                      int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
@@ -71,7 +71,7 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
                int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal) {
   const AttnFn fn = kAttn.get();
   const int64_t items = attention_items(T, Hq);
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(T * S * Hq * D >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

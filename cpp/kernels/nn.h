@@ -7,6 +7,7 @@
 namespace ninestep {
 
 // y [rows, n] = softmax(x [rows, n]) over the last axis for rows [r0, r1). y may alias x.
+// A row of all -inf gives 1/n everywhere; a NaN anywhere makes its row NaN (see softmax.cpp).
 void softmax_rows(float* y, const float* x, int64_t n, int64_t r0, int64_t r1);
 
 // y = x / sqrt(mean(x^2) + eps) * w, rows [r0, r1) of x [rows, n]; w [n]. y may alias x.
@@ -37,7 +38,9 @@ void gelu_range(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t 
 void swiglu_range(float* y, const float* gate, const float* up, int64_t i0, int64_t i1);  // silu(gate) * up
 
 // Standalone ops (ninestep.ops): each opens one OpenMP parallel region and splits the work above.
-// Sizes are trusted here; the bindings check them first.
+// Sizes are trusted here; the bindings check them first. Below kMinParallelWork elements (of
+// input, or of T * S * Hq * D for attention) they stay on one thread: starting a team costs more.
+constexpr int64_t kMinParallelWork = 32768;
 void softmax(float* y, const float* x, int64_t rows, int64_t n);                   // y, x [rows, n]
 void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, int64_t n);  // w [n]
 void layernorm(float* y, const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t n);

@@ -38,8 +38,13 @@ void layernorm_rows_generic(float* y, const float* x, const float* w, const floa
 
 using RmsFn = void (*)(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
 using LayerFn = void (*)(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
-static const Dispatch<RmsFn> kRms{rmsnorm_rows_generic};
-static const Dispatch<LayerFn> kLayer{layernorm_rows_generic};
+void rmsnorm_rows_avx2(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+void rmsnorm_rows_avx512(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+void layernorm_rows_avx2(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+void layernorm_rows_avx512(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+static const Dispatch<RmsFn> kRms{rmsnorm_rows_generic, NS_AVX2(rmsnorm_rows_avx2), NS_AVX512(rmsnorm_rows_avx512)};
+static const Dispatch<LayerFn> kLayer{layernorm_rows_generic, NS_AVX2(layernorm_rows_avx2),
+                                      NS_AVX512(layernorm_rows_avx512)};
 
 void rmsnorm_rows(float* y, const float* x, const float* w, float eps, int64_t n, int64_t r0, int64_t r1) {
   kRms.get()(y, x, w, eps, n, r0, r1);
@@ -51,7 +56,7 @@ void layernorm_rows(float* y, const float* x, const float* w, const float* b, fl
 
 void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, int64_t n) {
   const RmsFn fn = kRms.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(rows * n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(rows, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
@@ -61,7 +66,7 @@ void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, 
 
 void layernorm(float* y, const float* x, const float* w, const float* bias, float eps, int64_t rows, int64_t n) {
   const LayerFn fn = kLayer.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(rows * n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(rows, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

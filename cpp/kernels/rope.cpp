@@ -39,7 +39,9 @@ void rope_rows_generic(float* x, const int32_t* pos, int64_t H, int64_t D, float
 }
 
 using RopeFn = void (*)(float*, const int32_t*, int64_t, int64_t, float, RopeStyle, int64_t, int64_t);
-static const Dispatch<RopeFn> kRope{rope_rows_generic};
+void rope_rows_avx2(float*, const int32_t*, int64_t, int64_t, float, RopeStyle, int64_t, int64_t);
+void rope_rows_avx512(float*, const int32_t*, int64_t, int64_t, float, RopeStyle, int64_t, int64_t);
+static const Dispatch<RopeFn> kRope{rope_rows_generic, NS_AVX2(rope_rows_avx2), NS_AVX512(rope_rows_avx512)};
 
 void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, RopeStyle style, int64_t t0,
                int64_t t1) {
@@ -48,7 +50,7 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 
 void rope(float* x, const int32_t* pos, int64_t T, int64_t H, int64_t D, float theta, RopeStyle style) {
   const RopeFn fn = kRope.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(T * H * D >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(T, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

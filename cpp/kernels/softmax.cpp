@@ -52,7 +52,7 @@ void softmax_rows(float* y, const float* x, int64_t n, int64_t r0, int64_t r1) {
 
 void softmax(float* y, const float* x, int64_t rows, int64_t n) {
   const SoftmaxFn fn = kSoftmax.get();
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(num_threads()) if(rows * n >= kMinParallelWork)
   {
     int64_t b, e;
     split_range(rows, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

@@ -1,0 +1,224 @@
+// Grouped-query attention with an online softmax, AVX2 + FMA. The same two shapes of work as
+// attention_avx512.cpp (see there), with 8 lanes: a 16-query tile runs as two 8-query halves.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/nn.h"
+
+namespace ninestep {
+
+namespace {
+
+constexpr int64_t kMaxTileD = 256;  // the lane-per-query tile keeps q and the output ([D][8]) on the stack
+constexpr int64_t kMinTileQueries = 4;
+
+// exp(x), 8 lanes, ~1 ulp; the same as softmax_avx2.cpp (see there).
+inline __m256 vexp(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+inline __m256i first_n(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+
+const float kNegInf = -std::numeric_limits<float>::infinity();
+
+// One query, lanes over D. o [D] is the output row and the accumulator; q [D]; key / value row s
+// at kg / vg + s * kv_stride.
+void attend_row(float* o, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t n_keys,
+                int64_t D, float scale) {
+  const int64_t dv = D & ~int64_t(7);
+  const __m256i md = first_n(D - dv);
+  const bool dtail = dv < D;
+  alignas(32) float p[8];
+  float m = kNegInf, l = 0.0f;
+  std::fill(o, o + D, 0.0f);
+  for (int64_t s0 = 0; s0 < n_keys; s0 += 8) {
+    const int64_t nb = std::min<int64_t>(8, n_keys - s0);
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* kr = kg + (s0 + j) * kv_stride;
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t d = 0; d < dv; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a);
+      if (dtail) a = _mm256_fmadd_ps(_mm256_maskload_ps(q + dv, md), _mm256_maskload_ps(kr + dv, md), a);
+      p[j] = hsum(a);
+    }
+    const __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(kNegInf), _mm256_mul_ps(_mm256_load_ps(p), _mm256_set1_ps(scale)),
+                                       _mm256_castsi256_ps(first_n(nb)));
+    const float m_new = std::max(m, hmax(sc));
+    const __m256 pv = vexp(_mm256_sub_ps(sc, _mm256_set1_ps(m_new)));
+    _mm256_store_ps(p, pv);
+    const __m256 corr = vexp(_mm256_set1_ps(m - m_new));  // 0 on the first block
+    l = l * _mm256_cvtss_f32(corr) + hsum(pv);
+    m = m_new;
+    for (int64_t d = 0; d < dv; d += 8) {
+      __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + d), corr);
+      for (int64_t j = 0; j < nb; ++j)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(vg + (s0 + j) * kv_stride + d), acc);
+      _mm256_storeu_ps(o + d, acc);
+    }
+    if (dtail) {
+      __m256 acc = _mm256_mul_ps(_mm256_maskload_ps(o + dv, md), corr);
+      for (int64_t j = 0; j < nb; ++j)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_maskload_ps(vg + (s0 + j) * kv_stride + dv, md), acc);
+      _mm256_maskstore_ps(o + dv, md, acc);
+    }
+  }
+  const float inv = 1.0f / l;
+  for (int64_t d = 0; d < D; ++d) o[d] *= inv;
+}
+
+// Scores of 8 keys (rows kr[0..8)) for the 8 lanes of qT [D][8]: lane t of sc[j] = q_t . k_j.
+inline void scores8(__m256* sc, const float* qT, const float* const* kr, int64_t D) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t d = 0; d < D; ++d) {
+    const __m256 qv = _mm256_load_ps(qT + d * 8);
+    a0 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[0] + d), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[1] + d), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[2] + d), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[3] + d), a3);
+    a4 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[4] + d), a4);
+    a5 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[5] + d), a5);
+    a6 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[6] + d), a6);
+    a7 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[7] + d), a7);
+  }
+  sc[0] = a0, sc[1] = a1, sc[2] = a2, sc[3] = a3, sc[4] = a4, sc[5] = a5, sc[6] = a6, sc[7] = a7;
+}
+
+// Queries ta .. ta + nq - 1 (nq <= 8) of head h, one per lane; kg / vg point at the KV head.
+void attend_tile(float* out, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t T,
+                 int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t ta, int64_t nq) {
+  alignas(32) float qT[kMaxTileD * 8];  // [D][8], pre-scaled
+  alignas(32) float oT[kMaxTileD * 8];  // [D][8], unnormalised output
+  alignas(32) float pb[8 * 8];          // [key][8] probabilities of the current block
+  for (int64_t t = 0; t < 8; ++t)
+    for (int64_t d = 0; d < D; ++d) qT[d * 8 + t] = t < nq ? q[((ta + t) * Hq + h) * D + d] * scale : 0.0f;
+  std::fill(oT, oT + D * 8, 0.0f);
+  // lane t sees keys s <= lane_last[t]; padding lanes see everything (their results are dropped)
+  const int64_t first_last = causal ? S - T + ta : S - 1;
+  const __m256i lane_last = _mm256_blendv_epi8(
+      _mm256_set1_epi32(INT32_MAX),
+      causal ? _mm256_add_epi32(_mm256_set1_epi32((int32_t)first_last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+             : _mm256_set1_epi32((int32_t)first_last),
+      first_n(nq));
+  const int64_t n_keys = causal ? first_last + nq : S;
+  __m256 m = _mm256_set1_ps(kNegInf), l = _mm256_setzero_ps();
+  for (int64_t s0 = 0; s0 < n_keys; s0 += 8) {
+    const int64_t nb = std::min<int64_t>(8, n_keys - s0);
+    __m256 sc[8];
+    const float* kr[8];  // rows past the last key repeat it; their scores are masked below
+    for (int64_t j = 0; j < 8; ++j) kr[j] = kg + std::min(s0 + j, s0 + nb - 1) * kv_stride;
+    scores8(sc, qT, kr, D);
+    if (s0 + 8 > first_last + 1) {  // the block reaches past what every lane may see
+      for (int64_t j = 0; j < 8; ++j) {
+        const __m256i hide = j >= nb ? _mm256_set1_epi32(-1)
+                                     : _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(s0 + j)), lane_last);
+        sc[j] = _mm256_blendv_ps(sc[j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
+      }
+    }
+    __m256 bm = sc[0];
+    for (int64_t j = 1; j < 8; ++j) bm = _mm256_max_ps(bm, sc[j]);
+    const __m256 m_new = _mm256_max_ps(m, bm);
+    const __m256 corr = vexp(_mm256_sub_ps(m, m_new));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nb; ++j) {
+      const __m256 pj = vexp(_mm256_sub_ps(sc[j], m_new));
+      _mm256_store_ps(pb + j * 8, pj);
+      sum = _mm256_add_ps(sum, pj);
+    }
+    l = _mm256_fmadd_ps(l, corr, sum);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(m_new, m, _CMP_NEQ_UQ)))  // some lane's max moved: rescale
+      for (int64_t d = 0; d < D; ++d) _mm256_store_ps(oT + d * 8, _mm256_mul_ps(_mm256_load_ps(oT + d * 8), corr));
+    m = m_new;
+    int64_t d0 = 0;
+    for (; d0 + 8 <= D; d0 += 8) {
+      __m256 o0 = _mm256_load_ps(oT + (d0 + 0) * 8), o1 = _mm256_load_ps(oT + (d0 + 1) * 8);
+      __m256 o2 = _mm256_load_ps(oT + (d0 + 2) * 8), o3 = _mm256_load_ps(oT + (d0 + 3) * 8);
+      __m256 o4 = _mm256_load_ps(oT + (d0 + 4) * 8), o5 = _mm256_load_ps(oT + (d0 + 5) * 8);
+      __m256 o6 = _mm256_load_ps(oT + (d0 + 6) * 8), o7 = _mm256_load_ps(oT + (d0 + 7) * 8);
+      for (int64_t j = 0; j < nb; ++j) {
+        const __m256 pj = _mm256_load_ps(pb + j * 8);
+        const float* vr = vg + (s0 + j) * kv_stride + d0;
+        o0 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 0), o0);
+        o1 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 1), o1);
+        o2 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 2), o2);
+        o3 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 3), o3);
+        o4 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 4), o4);
+        o5 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 5), o5);
+        o6 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 6), o6);
+        o7 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 7), o7);
+      }
+      _mm256_store_ps(oT + (d0 + 0) * 8, o0), _mm256_store_ps(oT + (d0 + 1) * 8, o1);
+      _mm256_store_ps(oT + (d0 + 2) * 8, o2), _mm256_store_ps(oT + (d0 + 3) * 8, o3);
+      _mm256_store_ps(oT + (d0 + 4) * 8, o4), _mm256_store_ps(oT + (d0 + 5) * 8, o5);
+      _mm256_store_ps(oT + (d0 + 6) * 8, o6), _mm256_store_ps(oT + (d0 + 7) * 8, o7);
+    }
+    for (; d0 < D; ++d0) {  // head sizes that are not a multiple of 8
+      __m256 o = _mm256_load_ps(oT + d0 * 8);
+      for (int64_t j = 0; j < nb; ++j)
+        o = _mm256_fmadd_ps(_mm256_load_ps(pb + j * 8), _mm256_broadcast_ss(vg + (s0 + j) * kv_stride + d0), o);
+      _mm256_store_ps(oT + d0 * 8, o);
+    }
+  }
+  alignas(32) float inv[8];
+  _mm256_store_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), l));
+  for (int64_t t = 0; t < nq; ++t)
+    for (int64_t d = 0; d < D; ++d) out[((ta + t) * Hq + h) * D + d] = oT[d * 8 + t] * inv[t];
+}
+
+}  // namespace
+
+void attention_range_avx2(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
+                          int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
+                          int64_t i1) {
+  const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t h = item / tiles, g = h / group;
+    const int64_t t_end = std::min(T, (item % tiles + 1) * kAttnTile);
+    const float* kg = k + g * D;
+    const float* vg = v + g * D;
+    for (int64_t ta = (item % tiles) * kAttnTile; ta < t_end; ta += 8) {
+      const int64_t nq = std::min<int64_t>(8, t_end - ta);
+      if (nq >= kMinTileQueries && D <= kMaxTileD) {
+        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
+        continue;
+      }
+      for (int64_t t = ta; t < ta + nq; ++t)
+        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, causal ? S - T + t + 1 : S, D,
+                   scale);
+    }
+  }
+}
+
+}  // namespace ninestep
