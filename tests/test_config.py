@@ -55,6 +55,7 @@ def test_from_gguf_explicit_keys_win():
     ({"qwen2.block_count": 0}, "n_layers"),
     ({"qwen2.attention.head_count_kv": 3}, "n_kv_heads"),
     ({"qwen2.rope.scaling.type": "yarn"}, "rope.scaling.type"),
+    ({"qwen2.rope.dimension_count": 8}, "rope.dimension_count"),
     ({"tokenizer.ggml.eos_token_id": 4}, "eos_id"),
 ])
 def test_from_gguf_rejects(change, field):

@@ -43,6 +43,7 @@ CASES = {
     "version 1": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=1), "version"),
     "version 0": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=0), "version"),
     "version 4": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=4), "version"),
+    "big-endian version 3": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=3 << 24), "version"),
     "tensor count 1e18": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_tensors=10**18), "tensor_count"),
     "kv count 2^64-1": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_kv=2**64 - 1), "metadata_kv_count"),
     "kv count one too many": (B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, n_kv=3), ""),
@@ -121,15 +122,29 @@ def test_crafted_damaged_files(tmp_path):
         paths[name].write_bytes(data)
     valid = B.valid()
     (tmp_path / "valid.gguf").write_bytes(valid)
+    (tmp_path / "v2.gguf").write_bytes(B.gguf(B.VALID_KVS, B.VALID_INFOS, B.VALID_DATA, version=2))
     # every prefix of a valid file: the header's fields cut anywhere, the data cut short
     for n in range(len(valid)):
         paths[f"prefix {n}"] = tmp_path / f"prefix{n}.gguf"
         paths[f"prefix {n}"].write_bytes(valid[:n])
-    results = _run_probe({"files": [[k, str(p)] for k, p in paths.items()] + [["valid", str(tmp_path / "valid.gguf")]]})
+    # random bytes overwritten anywhere in the header and tensor infos
+    rng = np.random.default_rng(7)
+    header_end = len(valid) - len(B.VALID_DATA)
+    for i in range(300):
+        damaged = bytearray(valid)
+        for at in rng.integers(0, header_end, rng.integers(1, 4)):
+            damaged[at] = rng.choice([0, 0xFF, 0x80, 0x7F, int(rng.integers(256))])
+        paths[f"random bytes {i}"] = tmp_path / f"random{i}.gguf"
+        paths[f"random bytes {i}"].write_bytes(bytes(damaged))
+    results = _run_probe({"files": [[k, str(p)] for k, p in paths.items()]
+                          + [["valid", str(tmp_path / "valid.gguf")], ["v2", str(tmp_path / "v2.gguf")]]})
 
-    assert results["valid"]["outcome"] == "ok", results["valid"]
+    assert results["valid"]["outcome"] == results["v2"]["outcome"] == "ok", (results["valid"], results["v2"])
     for name, (_, field) in CASES.items():
         _assert_format_error(results[name], paths[name], field)
+    for i in range(300):
+        r = results[f"random bytes {i}"]
+        assert r["outcome"] in ("ok", "FormatError"), r
     with GGUFFile(tmp_path / "valid.gguf") as g:
         b = g.tensors["b"]
     for n in range(len(valid)):

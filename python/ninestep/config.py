@@ -75,6 +75,10 @@ class ModelConfig:
         if scaling != "none":
             raise ValueError(f"{arch}.rope.scaling.type: {scaling!r} RoPE scaling is not supported")
         d_model, n_heads = get("embedding_length"), get("attention.head_count")
+        head_dim = get("attention.key_length", d_model // n_heads if n_heads else 0)
+        rope_dims = metadata.get(f"{arch}.rope.dimension_count", head_dim)
+        if rope_dims != head_dim:
+            raise ValueError(f"{arch}.rope.dimension_count: partial RoPE ({rope_dims} of {head_dim} dims) is not supported")
         tokens = metadata.get("tokenizer.ggml.tokens") or []
         vocab = metadata.get(f"{arch}.vocab_size") or len(tokens) or None
         names = set(tensor_names)
@@ -85,7 +89,7 @@ class ModelConfig:
             d_model=d_model,
             n_heads=n_heads,
             n_kv_heads=get("attention.head_count_kv", n_heads),
-            head_dim=get("attention.key_length", d_model // n_heads if n_heads else 0),
+            head_dim=head_dim,
             d_ff=get("feed_forward_length"),
             vocab_size=vocab,
             norm_eps=get("attention.layer_norm_rms_epsilon"),

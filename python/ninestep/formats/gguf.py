@@ -176,7 +176,8 @@ class GGUFFile:
         cur.pos = 4
         self.version = cur.u32("version")
         if self.version not in (2, 3):
-            cur.fail(f"unsupported GGUF version {self.version} (supported: 2, 3)", "version", 4)
+            hint = " (a big-endian file?)" if self.version in (2 << 24, 3 << 24) else ""
+            cur.fail(f"unsupported GGUF version {self.version}{hint} (supported: 2, 3)", "version", 4)
         # the smallest tensor info is a name length, n_dims, one dim, type, offset: 32 bytes;
         # the smallest key/value is a key length, a value type and a 1-byte value: 13 bytes
         n_tensors = cur.count(32, "tensor_count")
@@ -278,14 +279,14 @@ class GGUFFile:
         if t.kind in quant.PLAIN_DTYPES:
             return raw.view(quant.PLAIN_DTYPES[t.kind]).reshape(t.shape)
         raise FormatError(f"tensor {name!r} has type {t.kind}, which has no direct view; use dequantize()",
-                          path=self.path, field=f"tensor {name!r} type")
+                          path=self.path, field=f"tensor {name!r} type", offset=t.offset)
 
     def dequantize(self, name):
         """The tensor as a new float32 array of its shape."""
         t = self._info(name)
         if t.kind not in quant.DEQUANTIZABLE:
             raise FormatError(f"tensor {name!r} has type {t.kind}, which ninestep cannot dequantize",
-                              path=self.path, field=f"tensor {name!r} type")
+                              path=self.path, field=f"tensor {name!r} type", offset=t.offset)
         return quant.dequantize(self.raw(name), t.kind, int(np.prod(t.shape))).reshape(t.shape)
 
     def close(self):

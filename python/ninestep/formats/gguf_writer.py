@@ -133,8 +133,9 @@ def _tensor_parts(name, t):
 
 
 def write_gguf(path, metadata, tensors, alignment=DEFAULT_ALIGNMENT):
-    """Writes a GGUF v3 file. metadata: key -> value (or Typed); tensors: name -> float32/float16
-    ndarray, QuantizedTensor or RawTensor, written in the given order, each padded to `alignment`."""
+    """Writes a GGUF v3 file. metadata: key -> value (or Typed); tensors: name -> ndarray (float32,
+    float16, or float64 / int8..int64), QuantizedTensor or RawTensor, written in the given order,
+    each padded to `alignment`."""
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise ValueError(f"alignment: must be a positive power of two, got {alignment!r}")
     metadata = dict(metadata)

@@ -142,7 +142,7 @@ class SafetensorsFile:
         np_dtype = DTYPES[t.dtype][1]
         if np_dtype is None:
             raise FormatError(f"tensor {name!r} has dtype {t.dtype}, which ninestep cannot read",
-                              path=self.path, field=f"tensor {name!r} dtype")
+                              path=self.path, field=f"tensor {name!r} dtype", offset=t.offset)
         view = self._bytes[t.offset:t.offset + t.nbytes].view(np_dtype).reshape(t.shape)
         if t.dtype == "BF16" and view.ndim == 2 and view.size:
             return QuantizedTensor.from_bf16(view)
