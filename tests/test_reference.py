@@ -73,8 +73,11 @@ def test_smollm2_greedy_matches_transformers(smollm2):
     assert generate_greedy(*smollm2, first["prompt_ids"], len(first["output_ids"])) == first["output_ids"]
 
 
-@pytest.mark.skipif(not os.environ.get("NINESTEP_HF_FOLDER"), reason="set NINESTEP_HF_FOLDER (make_hf_folder.py)")
-def test_smollm2_hf_folder_matches_transformers():
-    golden = dict(np.load(GOLDENS / "smollm2_hf_float32_goldens.npz"))
-    logits = forward(*load_hf(os.environ["NINESTEP_HF_FOLDER"]), golden["ids"])
+@pytest.mark.parametrize("dtype, env", [("float32", "NINESTEP_HF_FOLDER"), ("bfloat16", "NINESTEP_HF_FOLDER_BF16")])
+def test_smollm2_hf_folder_matches_transformers(dtype, env):
+    # the folders are too big to commit: make them with tests/goldens/make_hf_folder.py
+    if not os.environ.get(env):
+        pytest.skip(f"set {env} to a folder made by tests/goldens/make_hf_folder.py --dtype {dtype}")
+    golden = dict(np.load(GOLDENS / f"smollm2_hf_{dtype}_goldens.npz"))
+    logits = forward(*load_hf(os.environ[env]), golden["ids"])
     assert metrics.top1_agreement(golden, logits) >= 0.95 and metrics.mean_kl(golden, logits) <= 0.01

@@ -31,6 +31,9 @@ def main():
     path = smollm2_path()
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=getattr(torch, args.dtype))
+    # the weights are already dequantized; drop the GGUF "quantizer" so save_pretrained accepts them
+    model.hf_quantizer = None
+    del model.config.quantization_config
     model.save_pretrained(args.folder, safe_serialization=True)
     tok.save_pretrained(args.folder)
 
