@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ninestep
-from ninestep import reference
+from ninestep import QuantizedTensor, reference
 from ninestep.config import ModelConfig
 from ninestep.engine import Session, load_weights
 from ninestep.formats.gguf import GGUFFile
@@ -45,8 +45,18 @@ def quantized(weights, kind):
         return weights, weights
     tensors, deq = {}, {}
     for name, a in weights.items():
-        t = ninestep.quantize(a, kind) if a.ndim == 2 else a
-        tensors[name], deq[name] = t, (t.dequantize() if a.ndim == 2 else a)
+        if a.ndim == 1:
+            t, f = a, a
+        elif kind == "f16":
+            t = a.astype(np.float16)
+            f = t.astype(np.float32)
+        elif kind == "bf16":
+            t = QuantizedTensor.from_bf16((a.view(np.uint32) >> 16).astype(np.uint16))
+            f = t.dequantize()
+        else:
+            t = ninestep.quantize(a, kind)
+            f = t.dequantize()
+        tensors[name], deq[name] = t, f
     return tensors, deq
 
 
@@ -67,7 +77,8 @@ VARIANTS = {
 
 # Quantized weights: the reference runs on the dequantized weights, so what remains is the 8-bit
 # activation rounding (~0.5% per matmul, as NumPy shows for one product), ~1% after two layers.
-@pytest.mark.parametrize("kind,tol", [("f32", 1e-4), ("q8_0", 2e-2), ("q4_1", 2e-2), ("q4_0", 2e-2)])
+@pytest.mark.parametrize("kind,tol", [("f32", 1e-4), ("f16", 1e-4), ("bf16", 1e-4), ("q8_0", 2e-2), ("q4_1", 2e-2),
+                                      ("q4_0", 2e-2)])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_matches_reference(isa, rng, variant, kind, tol):
     config, w = make_model(rng, **VARIANTS[variant])
@@ -154,6 +165,15 @@ def test_smollm2_says_paris():
     second = int(np.argmax(s.forward([first])[0]))
     assert vocab[first] == "ĠParis"  # then "." with llama.cpp and transformers
     assert s.n_past == 6 and 0 <= second < config.vocab_size
+
+
+def test_f16_vectors_are_converted(rng):
+    config, w = make_model(rng, has_qkv_bias=True)
+    half = {k: v.astype(np.float16) if v.ndim == 1 else v for k, v in w.items()}
+    widened = {k: v.astype(np.float16).astype(np.float32) if v.ndim == 1 else v for k, v in w.items()}
+    ids = [3, 1, 4, 1, 5]
+    got = Session(load_weights(config, half), n_ctx=8).forward(ids)
+    np.testing.assert_array_equal(got, Session(load_weights(config, widened), n_ctx=8).forward(ids))
 
 
 def test_bad_arguments_raise_value_error(rng):

@@ -64,11 +64,9 @@ def _tensor(name, t):
     if kind not in KINDS:
         raise ValueError(f"tensors[{name!r}]: kind {kind!r} is not one of {', '.join(KINDS)}")
     shape = tuple(int(s) for s in shape)
-    if len(shape) == 1 and kind != "f32":
+    if len(shape) == 1 and kind == "f16":
         # norms and biases are read as float32 by the row kernels; they are tiny, so convert
-        if kind not in ("f16",):
-            raise ValueError(f"tensors[{name!r}]: a vector must be f32 or f16, got {kind}")
-        data, kind = np.ascontiguousarray(data.view(np.float16).astype(np.float32)), "f32"
+        data, kind = np.ascontiguousarray(data).view(np.float16).astype(np.float32), "f32"
     if not data.flags.c_contiguous:
         raise ValueError(f"tensors[{name!r}]: array must be C-contiguous (shape {shape_str(data)})")
     return data, kind, shape
@@ -101,6 +99,10 @@ class Session:
     @property
     def n_ctx(self):
         return self._s.n_ctx
+
+    @property
+    def chunk(self):
+        return self._s.chunk
 
     def reset(self):
         self._s.reset()
