@@ -127,8 +127,8 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
 
       for (int64_t l = 0; l < c.n_layers; ++l) {
         const LayerWeights& L = W.layers[l];
-        float* kc = kcache_.data() + l * n_ctx_ * kvd;  // [n_ctx, n_kv_heads, head_dim]
-        float* vc = vcache_.data() + l * n_ctx_ * kvd;
+        float* kc = kcache_.get() + l * n_ctx_ * kvd;  // [n_ctx, n_kv_heads, head_dim]
+        float* vc = vcache_.get() + l * n_ctx_ * kvd;
         float* kc_new = kc + p0 * kvd;  // this chunk's rows, written by the K/V matmuls directly
         float* vc_new = vc + p0 * kvd;
 

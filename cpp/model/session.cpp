@@ -27,8 +27,8 @@ Session::Session(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t chunk)
   n_ctx_ = n_ctx;
   chunk_ = std::min(chunk, n_ctx);
   const int64_t cache = checked_mul(checked_mul(c.n_layers, n_ctx, "kv cache"), c.kv_dim(), "kv cache");
-  kcache_.assign(cache, 0.0f);
-  vcache_.assign(cache, 0.0f);
+  kcache_.reset(new float[cache]);
+  vcache_.reset(new float[cache]);
   x_.resize(chunk_ * c.d_model);
   xn_.resize(chunk_ * c.d_model);
   q_.resize(chunk_ * c.q_dim());

@@ -48,7 +48,9 @@ class Session {
 
   std::shared_ptr<const Weights> w_;
   int64_t n_ctx_, chunk_, n_past_ = 0;
-  std::vector<float> kcache_, vcache_;  // [n_layers, n_ctx, n_kv_heads, head_dim] each
+  // [n_layers, n_ctx, n_kv_heads, head_dim] each, left uninitialized: a position is written before
+  // attention reads it, and pages of a long context are only committed once the sequence gets there.
+  std::unique_ptr<float[]> kcache_, vcache_;
   std::vector<float> x_;                // [chunk, d_model] residual stream
   std::vector<float> xn_;               // [chunk, d_model] normed residual
   std::vector<float> q_;                // [chunk, n_heads, head_dim]
