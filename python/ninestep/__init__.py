@@ -3,9 +3,18 @@
 C++ kernels (SIMD chosen at run time, OpenMP threads) do the arithmetic; Python reads model
 files, tokenizes, samples and streams.
 """
-from . import _core
+import os as _os
+
+# Threads wait at a barrier between the phases of each step. Spinning briefly (rather than GOMP's
+# default ~300k spins) keeps a step fast on an idle machine without collapsing when the cores are
+# shared. Set before the OpenMP runtime starts; a user's own setting wins.
+_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+from . import _core  # noqa: E402
 from . import ops
 from .errors import FormatError
+from .generate import Completion, GenerationStats
+from .model import Model, load
 from .tensor import QuantizedTensor, quantize
 
 __version__ = "0.1.0"
@@ -39,4 +48,4 @@ def cpu_info() -> dict:
     }
 
 
-__all__ = ["FormatError", "QuantizedTensor", "quantize", "ops", "cpu_info", "get_num_threads", "set_isa", "set_num_threads"]
+__all__ = ["Completion", "GenerationStats", "Model", "load", "FormatError", "QuantizedTensor", "quantize", "ops", "cpu_info", "get_num_threads", "set_isa", "set_num_threads"]

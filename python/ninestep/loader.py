@@ -1,0 +1,92 @@
+"""From a path (.gguf file or Hugging Face folder) to config, tokenizer and weight views."""
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig
+from .tokenizer import Tokenizer
+
+
+def _widen_bf16_vectors(tensors):
+    """Norm and bias vectors stored as bfloat16 bits (uint16) -> float32; they are tiny."""
+    out = {}
+    for name, t in tensors.items():
+        if isinstance(t, np.ndarray) and t.dtype == np.uint16:
+            t = (t.astype(np.uint32) << 16).view(np.float32)
+        out[name] = t
+    return out
+
+
+def open_model(path):
+    """(config, tokenizer or None, tensors, close) for a .gguf file or an HF folder. `tensors` maps
+    GGUF tensor names to zero-copy views (NumPy arrays or QuantizedTensors) over the mapped file(s)."""
+    path = Path(path)
+    if path.is_dir():
+        from .formats.safetensors import open_folder
+
+        folder = open_folder(path)
+        try:
+            config = folder.model_config()
+            tokenizer = None  # a folder without tokenizer.json still runs on token ids
+            if folder.tokenizer_json:
+                tokenizer = Tokenizer.from_hf(folder.tokenizer_json, folder.tokenizer_config)
+            return config, tokenizer, _widen_bf16_vectors(folder.tensors), folder.close
+        except BaseException:
+            folder.close()
+            raise
+    from .formats.gguf import GGUFFile
+
+    f = GGUFFile(path)
+    try:
+        config = ModelConfig.from_gguf(f.metadata, list(f.tensors))
+        tokenizer = Tokenizer.from_gguf_metadata(f.metadata)
+        return config, tokenizer, {name: f.tensor(name) for name in f.tensors}, f.close
+    except BaseException:
+        f.close()
+        raise
+
+
+def _kind_of(t):
+    if isinstance(t, np.ndarray):
+        return {"float32": "f32", "float16": "f16", "uint16": "bf16"}.get(str(t.dtype), str(t.dtype))
+    return t.kind
+
+
+def describe(path=None):
+    """A human-readable summary of a model: what `ninestep info` prints."""
+    from .model import default_model_path
+
+    path = Path(path) if path is not None else default_model_path()
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
+    config, tok, tensors, close = open_model(path)
+    try:
+        kinds = {}
+        params = 0
+        for t in tensors.values():
+            k = _kind_of(t)
+            n = int(np.prod(t.shape))
+            params += n
+            count, size = kinds.get(k, (0, 0))
+            kinds[k] = (count + 1, size + t.nbytes)
+        c = config
+        lines = [
+            f"model:        {path} ({path.stat().st_size / 1e6:.1f} MB)" if path.is_file() else f"model:        {path}",
+            f"architecture: {c.architecture}, {params / 1e6:.1f}M parameters",
+            f"layers {c.n_layers}, d_model {c.d_model}, heads {c.n_heads} (kv {c.n_kv_heads}), head_dim {c.head_dim}, "
+            f"d_ff {c.d_ff}, vocab {c.vocab_size}, context {c.context_length}",
+            f"rope theta {c.rope_theta:g} ({c.rope_style} pairs), norm eps {c.norm_eps:g}, "
+            f"tied embeddings {c.tied_embeddings}, qkv bias {c.has_qkv_bias}",
+            "tensors:      " + ", ".join(f"{k} x{n} ({b / 1e6:.1f} MB)" for k, (n, b) in sorted(kinds.items())),
+        ]
+        if tok is None:
+            lines.append("tokenizer:    none (token ids only)")
+        else:
+            name = lambda i: repr(tok.id_to_token(i)) if i is not None else "-"  # noqa: E731
+            lines.append(f"tokenizer:    {tok.kind}, vocab {tok.vocab_size}, bos {name(tok.bos_id)}, "
+                         f"eos {name(tok.eos_id)}, end of turn {name(tok.eot_id)}, add bos {tok.add_bos}")
+            tmpl = tok.chat_template
+            lines.append("chat template:" + (" none" if not tmpl else "\n  " + "\n  ".join(tmpl.strip().splitlines())))
+        return "\n".join(lines)
+    finally:
+        close()
