@@ -73,20 +73,20 @@ class NumpyEngine:
     def __init__(self, path, threads, n_ctx):
         from ninestep import reference
 
-        self.ref = reference
-        self.model = reference.ReferenceModel.from_file(path)
+        self.forward = reference.forward
+        self.config, self.weights = reference.load(path)
 
     def prefill(self, ids):
         t0 = time.perf_counter()
-        self.model.forward(ids, cache=self.model.new_cache())
+        self.forward(self.config, self.weights, ids, {})
         return time.perf_counter() - t0
 
     def decode(self, ids, n):
-        cache = self.model.new_cache()
-        logits = self.model.forward(ids, cache=cache)
+        cache = {}
+        logits = self.forward(self.config, self.weights, ids, cache)
         t0 = time.perf_counter()
         for _ in range(n):
-            logits = self.model.forward([int(np.argmax(logits[-1]))], cache=cache)
+            logits = self.forward(self.config, self.weights, [int(np.argmax(logits[-1]))], cache)
         return n / (time.perf_counter() - t0)
 
 

@@ -30,6 +30,17 @@ def test_tiny_models_match_transformers(arch):
     np.testing.assert_allclose(logits, golden["logits"], rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_kv_cache_gives_the_same_logits(arch):
+    config, weights = load_hf(DATA / f"tiny-{arch}")
+    ids = np.load(DATA / f"tiny-{arch}" / "goldens.npz")["ids"]
+    full = forward(config, weights, ids)
+    cache = {}
+    parts = [forward(config, weights, ids[:12], cache)] + [forward(config, weights, ids[t:t + 1], cache)
+                                                           for t in range(12, len(ids))]
+    np.testing.assert_allclose(np.concatenate(parts), full, rtol=0, atol=1e-5)
+
+
 def test_rope_norm_on_permuted_rows_equals_neox():
     # llama.cpp's converter reorders each head's Q/K rows from [x_0..x_{d/2-1}, y_0..y_{d/2-1}] to
     # [x_0, y_0, x_1, y_1, ...]; 'norm' on the reordered rows must equal 'neox' on the original.

@@ -1,7 +1,7 @@
 """A short, readable NumPy forward pass of a Llama-style decoder (Llama, SmolLM2, Mistral, Qwen2).
 
-The yardstick the C++ model is tested against: float32 weights in, float32 logits out, no KV cache,
-no fusion. Weights are a dict keyed by GGUF names (token_embd.weight, blk.{i}.attn_q.weight, ...),
+The yardstick the C++ model is tested against: float32 weights in, float32 logits out, no fusion;
+an optional KV cache (a dict the caller keeps) lets bench/ time NumPy decoding fairly. Weights are a dict keyed by GGUF names (token_embd.weight, blk.{i}.attn_q.weight, ...),
 matrices [out, in]; config needs n_layers, n_heads, n_kv_heads, head_dim, norm_eps, rope_theta,
 rope_style ('norm' | 'neox') and tied_embeddings (d_model, d_ff and vocab_size follow from the weights).
 """
@@ -20,13 +20,13 @@ def linear(x, w, name):
     return y + w[name + ".bias"] if name + ".bias" in w else y
 
 
-def rope(x, theta, style):
-    """x [T, n_heads, head_dim] at positions 0..T-1: rotate pairs of dims by pos * theta^(-2i/head_dim).
+def rope(x, theta, style, start=0):
+    """x [T, n_heads, head_dim] at positions start..start+T-1: rotate pairs of dims by pos * theta^(-2i/head_dim).
     'norm' pairs (2i, 2i+1) (GGUF llama, whose Q/K rows llama.cpp's converter permuted);
     'neox' pairs (i, i + head_dim/2) (HF checkpoints, Qwen2)."""
     T, _, d = x.shape
     inv_freq = theta ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # [d/2]
-    angle = np.arange(T, dtype=np.float64)[:, None] * inv_freq  # [T, d/2]
+    angle = np.arange(start, start + T, dtype=np.float64)[:, None] * inv_freq  # [T, d/2]
     cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]  # [T, 1, d/2]
     first, second = (slice(0, d, 2), slice(1, d, 2)) if style == "norm" else (slice(0, d // 2), slice(d // 2, d))
     a, b = x[..., first], x[..., second]
@@ -42,11 +42,13 @@ def softmax(x, axis=-1):
 
 
 def attention(q, k, v):
-    # q [T, H, hd], k/v [T, H_kv, hd] -> [T, H*hd]; causal; query head h reads KV head h // (H/H_kv)
+    # q [T, H, hd], k/v [S, H_kv, hd] -> [T, H*hd]; causal: query t is position S-T+t and sees keys
+    # 0..S-T+t; query head h reads KV head h // (H/H_kv)
     T, H, hd = q.shape
+    S = k.shape[0]
     k, v = (np.repeat(t, H // k.shape[1], axis=1) for t in (k, v))
-    scores = q.transpose(1, 0, 2) @ k.transpose(1, 2, 0) / np.float32(np.sqrt(hd))  # [H, T, T]
-    scores = np.where(np.tri(T, dtype=bool), scores, -np.inf)
+    scores = q.transpose(1, 0, 2) @ k.transpose(1, 2, 0) / np.float32(np.sqrt(hd))  # [H, T, S]
+    scores = np.where(np.tri(T, S, S - T, dtype=bool), scores, -np.inf)
     out = softmax(scores) @ v.transpose(1, 0, 2)  # [H, T, hd]
     return out.transpose(1, 0, 2).reshape(T, H * hd)
 
@@ -61,17 +63,23 @@ def mlp(x, w, p):
     return linear(silu(linear(x, w, p + "ffn_gate")) * linear(x, w, p + "ffn_up"), w, p + "ffn_down")
 
 
-def forward(config, weights, ids):
-    """ids [T] -> logits float32 [T, vocab] for positions 0..T-1."""
+def forward(config, weights, ids, cache=None):
+    """ids [T] -> logits float32 [T, vocab]. Without `cache` the ids are positions 0..T-1; with a
+    dict `cache` (start with {}) they continue after the positions it holds, and it is extended."""
     c, w = config, weights
     T = len(ids)
+    start = len(cache[0][0]) if cache else 0
     x = w["token_embd.weight"][np.asarray(ids)].astype(np.float32)  # [T, d]
     for i in range(c.n_layers):
         p = f"blk.{i}."
         h = rmsnorm(x, w[p + "attn_norm.weight"], c.norm_eps)
-        q = rope(linear(h, w, p + "attn_q").reshape(T, c.n_heads, c.head_dim), c.rope_theta, c.rope_style)
-        k = rope(linear(h, w, p + "attn_k").reshape(T, c.n_kv_heads, c.head_dim), c.rope_theta, c.rope_style)
+        q = rope(linear(h, w, p + "attn_q").reshape(T, c.n_heads, c.head_dim), c.rope_theta, c.rope_style, start)
+        k = rope(linear(h, w, p + "attn_k").reshape(T, c.n_kv_heads, c.head_dim), c.rope_theta, c.rope_style, start)
         v = linear(h, w, p + "attn_v").reshape(T, c.n_kv_heads, c.head_dim)
+        if cache is not None:
+            if i in cache:
+                k, v = np.concatenate([cache[i][0], k]), np.concatenate([cache[i][1], v])
+            cache[i] = (k, v)
         x = x + linear(attention(q, k, v), w, p + "attn_output")
         x = x + mlp(rmsnorm(x, w[p + "ffn_norm.weight"], c.norm_eps), w, p)
     x = rmsnorm(x, w["output_norm.weight"], c.norm_eps)
@@ -85,3 +93,16 @@ def generate_greedy(config, weights, ids, n):
     for _ in range(n):
         ids.append(int(np.argmax(forward(config, weights, ids)[-1])))
     return ids[-n:] if n else []
+
+
+def load(path):
+    """(config, float32 weights) of a .gguf file or HF folder, read with ninestep's readers."""
+    from .loader import open_model
+
+    config, _, tensors, close = open_model(path)
+    try:
+        weights = {n: t.dequantize() if hasattr(t, "dequantize") else np.array(t, dtype=np.float32)
+                   for n, t in tensors.items()}
+    finally:
+        close()
+    return config, weights
