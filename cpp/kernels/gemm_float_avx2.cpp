@@ -14,7 +14,7 @@ namespace {
 
 constexpr int NR = 16;          // W rows per packed panel: two ymm of outputs per x row
 constexpr int MR = 6;           // x rows per register tile: 12 accumulators
-constexpr int64_t KC = 768;     // k columns per panel: 48 KiB packed
+constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
 constexpr int64_t kSmallM = 4;  // below this many rows of x, packing W costs more than it saves
 
 // Loads of 8 W elements as f32, one struct per storage type.
@@ -48,20 +48,28 @@ template <class L, int MX, int R>
 inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t r) {
   // y: [MX, ldy] at column j; x: [MX, k]; w: [r <= R, k] (rows past r are not read)
   __m256 acc[MX][R];
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 16
     for (int t = 0; t < R; ++t) acc[i][t] = _mm256_setzero_ps();
   const int64_t k8 = k & ~int64_t(7);
   for (int64_t c = 0; c < k8; c += 8) {
     __m256 xv[MX];
+#pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) xv[i] = _mm256_loadu_ps(x + i * k + c);
+#pragma GCC unroll 16
     for (int t = 0; t < R; ++t) {
       if (t >= r) break;
       const __m256 wv = L::load8(w + t * k + c);
+#pragma GCC unroll 16
       for (int i = 0; i < MX; ++i) acc[i][t] = _mm256_fmadd_ps(xv[i], wv, acc[i][t]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
-    for (int t = 0; t < r; ++t) {
+#pragma GCC unroll 16
+    for (int t = 0; t < R; ++t) {
+      if (t >= r) break;
       float s = hsum(acc[i][t]);
       for (int64_t c = k8; c < k; ++c) s += x[i * k + c] * L::one(w + t * k + c);
       y[i * ldy + t] = s;
@@ -132,9 +140,11 @@ template <int MX>
 void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const float* pack, int64_t kc, bool accumulate,
           int64_t nr) {
   __m256 a0[MX], a1[MX];
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
   for (int64_t c = 0; c < kc; ++c) {
     const __m256 w0 = _mm256_load_ps(pack + c * NR), w1 = _mm256_load_ps(pack + c * NR + 8);
+#pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) {
       const __m256 xb = _mm256_broadcast_ss(x + i * ldx + c);
       a0[i] = _mm256_fmadd_ps(xb, w0, a0[i]);
@@ -142,6 +152,7 @@ void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const float* pack,
     }
   }
   if (nr == NR) {
+#pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) {
       float* yi = y + i * ldy;
       if (accumulate) {
@@ -154,6 +165,7 @@ void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const float* pack,
     return;
   }
   const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i) {
     float* yi = y + i * ldy;
     if (accumulate) {

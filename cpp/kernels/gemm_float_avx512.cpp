@@ -14,7 +14,7 @@ namespace {
 
 constexpr int NR = 32;        // W rows per packed panel: two zmm of outputs per x row
 constexpr int MR = 12;        // x rows per register tile: 24 accumulators
-constexpr int64_t KC = 768;   // k columns per panel: 96 KiB packed, stays in L2 while x sweeps past
+constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
 constexpr int64_t kSmallM = 4;  // below this many rows of x, packing W costs more than it saves
 
 // Loads of W elements as f32, one struct per storage type.
@@ -48,20 +48,28 @@ template <class L, int MX, int R>
 inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t r) {
   // y: [MX, ldy] at column j; x: [MX, k]; w: [r <= R, k] (rows past r are not read)
   __m512 acc[MX][R];
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 16
     for (int t = 0; t < R; ++t) acc[i][t] = _mm512_setzero_ps();
   for (int64_t c = 0; c < k; c += 16) {
     const __mmask16 mk = tail_mask(k - c);
     __m512 xv[MX];
+#pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) xv[i] = _mm512_maskz_loadu_ps(mk, x + i * k + c);
+#pragma GCC unroll 16
     for (int t = 0; t < R; ++t) {
       if (t >= r) break;
       const __m512 wv = L::load16(w + t * k + c, mk);
+#pragma GCC unroll 16
       for (int i = 0; i < MX; ++i) acc[i][t] = _mm512_fmadd_ps(xv[i], wv, acc[i][t]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
-    for (int t = 0; t < r; ++t) y[i * ldy + t] = _mm512_reduce_add_ps(acc[i][t]);
+#pragma GCC unroll 16
+    for (int t = 0; t < R; ++t)
+      if (t < r) y[i * ldy + t] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
 template <class L, int MX, int R>
@@ -124,15 +132,18 @@ template <int MX>
 void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const float* pack, int64_t kc, bool accumulate,
           __mmask16 m0, __mmask16 m1) {
   __m512 a0[MX], a1[MX];
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i) a0[i] = a1[i] = _mm512_setzero_ps();
   for (int64_t c = 0; c < kc; ++c) {
     const __m512 w0 = _mm512_load_ps(pack + c * NR), w1 = _mm512_load_ps(pack + c * NR + 16);
+#pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) {
       const __m512 xb = _mm512_set1_ps(x[i * ldx + c]);
       a0[i] = _mm512_fmadd_ps(xb, w0, a0[i]);
       a1[i] = _mm512_fmadd_ps(xb, w1, a1[i]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MX; ++i) {
     float* yi = y + i * ldy;
     if (accumulate) {
