@@ -15,7 +15,7 @@ namespace {
 constexpr int NR = 32;        // W rows per packed panel: two zmm of outputs per x row
 constexpr int MR = 12;        // x rows per register tile: 24 accumulators
 constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
-constexpr int64_t kSmallM = 4;  // below this many rows of x, packing W costs more than it saves
+constexpr int64_t kSmallM = 7;  // below this many rows of x, packing W costs more than it saves
 
 // Loads of W elements as f32, one struct per storage type.
 struct F32 {
@@ -78,13 +78,18 @@ void dot_rows(float* y, int64_t ldy, const float* x, const typename L::T* w, int
     dot_block<L, MX, R>(y + j, ldy, x, w + j * k, k, std::min<int64_t>(R, n1 - j));
 }
 
+// One pass over W for up to 6 rows of x (24 accumulators); one x row gets 8 W rows so 8 FMA chains overlap.
 template <class L>
 void gemm_small_m(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t m, int64_t k, int64_t n0,
                   int64_t n1) {
-  int64_t i = 0;
-  for (; i + 3 <= m; i += 3) dot_rows<L, 3, 4>(y + i * ldy, ldy, x + i * k, w, k, n0, n1);
-  if (m - i == 2) dot_rows<L, 2, 4>(y + i * ldy, ldy, x + i * k, w, k, n0, n1);
-  if (m - i == 1) dot_rows<L, 1, 8>(y + i * ldy, ldy, x + i * k, w, k, n0, n1);
+  switch (m) {
+    case 1: return dot_rows<L, 1, 8>(y, ldy, x, w, k, n0, n1);
+    case 2: return dot_rows<L, 2, 4>(y, ldy, x, w, k, n0, n1);
+    case 3: return dot_rows<L, 3, 4>(y, ldy, x, w, k, n0, n1);
+    case 4: return dot_rows<L, 4, 4>(y, ldy, x, w, k, n0, n1);
+    case 5: return dot_rows<L, 5, 4>(y, ldy, x, w, k, n0, n1);
+    default: return dot_rows<L, 6, 4>(y, ldy, x, w, k, n0, n1);
+  }
 }
 
 // ---- many rows of x: packed W panels ----
