@@ -61,6 +61,7 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
     for (int t = 0; t < R; ++t) {
       if (t >= r) break;
       const __m256 wv = L::load8(w + t * k + c);
+      _mm_prefetch((const char*)(w + (t + R) * k + c), _MM_HINT_T0);  // the next block's row: see avx512
 #pragma GCC unroll 16
       for (int i = 0; i < MX; ++i) acc[i][t] = _mm256_fmadd_ps(xv[i], wv, acc[i][t]);
     }

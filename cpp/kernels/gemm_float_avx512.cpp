@@ -61,6 +61,9 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
     for (int t = 0; t < R; ++t) {
       if (t >= r) break;
       const __m512 wv = L::load16(w + t * k + c, mk);
+      // the same columns of the next block's row: R short rows are too many fresh streams for the
+      // hardware prefetcher to ramp up on, and this is memory bound (measured: -12% time at 1x576x49152)
+      _mm_prefetch((const char*)(w + (t + R) * k + c), _MM_HINT_T0);
 #pragma GCC unroll 16
       for (int i = 0; i < MX; ++i) acc[i][t] = _mm512_fmadd_ps(xv[i], wv, acc[i][t]);
     }
