@@ -5,6 +5,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include "core/fp16.h"
 #include "kernels/gemm_float.h"
@@ -12,8 +14,9 @@
 namespace ninestep {
 namespace {
 
-constexpr int NR = 32;        // W rows per packed panel: two zmm of outputs per x row
-constexpr int MR = 12;        // x rows per register tile: 24 accumulators
+constexpr int NV = 2;           // zmm of outputs per x row in a tile
+constexpr int NR = 16 * NV;     // W rows per packed panel
+constexpr int MR = 12;          // x rows per register tile: MR * NV accumulators
 constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
 constexpr int64_t kSmallM = 7;  // below this many rows of x, packing W costs more than it saves
 
@@ -136,36 +139,42 @@ void pack_panel(float* pack, const typename L::T* w, int64_t k, int64_t nr, int6
 }
 
 // y[i, 0..nr) (+)= sum_c x[i, c] * pack[c, 0..nr) for i < MX. x: [MX, ldx]; pack: [kc, NR]; y: [MX, ldy].
+// mask[v]: the valid lanes of output vector v (the panel's last rows may be padding).
 template <int MX>
 void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const float* pack, int64_t kc, bool accumulate,
-          __mmask16 m0, __mmask16 m1) {
-  __m512 a0[MX], a1[MX];
+          const __mmask16* mask) {
+  __m512 acc[MX][NV];
 #pragma GCC unroll 16
-  for (int i = 0; i < MX; ++i) a0[i] = a1[i] = _mm512_setzero_ps();
+  for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int64_t c = 0; c < kc; ++c) {
-    const __m512 w0 = _mm512_load_ps(pack + c * NR), w1 = _mm512_load_ps(pack + c * NR + 16);
+    __m512 wv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_load_ps(pack + c * NR + 16 * v);
 #pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) {
       const __m512 xb = _mm512_set1_ps(x[i * ldx + c]);
-      a0[i] = _mm512_fmadd_ps(xb, w0, a0[i]);
-      a1[i] = _mm512_fmadd_ps(xb, w1, a1[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(xb, wv[v], acc[i][v]);
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < MX; ++i) {
-    float* yi = y + i * ldy;
-    if (accumulate) {
-      a0[i] = _mm512_add_ps(a0[i], _mm512_maskz_loadu_ps(m0, yi));
-      a1[i] = _mm512_add_ps(a1[i], _mm512_maskz_loadu_ps(m1, yi + 16));
+  for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* yv = y + i * ldy + 16 * v;
+      if (accumulate) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_maskz_loadu_ps(mask[v], yv));
+      _mm512_mask_storeu_ps(yv, mask[v], acc[i][v]);
     }
-    _mm512_mask_storeu_ps(yi, m0, a0[i]);
-    _mm512_mask_storeu_ps(yi + 16, m1, a1[i]);
-  }
 }
 
-using TileFn = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t, bool, __mmask16, __mmask16);
-constexpr TileFn kTiles[MR + 1] = {nullptr,  tile<1>, tile<2>, tile<3>,  tile<4>,  tile<5>, tile<6>,
-                                   tile<7>,  tile<8>, tile<9>, tile<10>, tile<11>, tile<12>};
+using TileFn = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t, bool, const __mmask16*);
+template <size_t... I>
+constexpr auto make_tiles(std::index_sequence<I...>) {
+  return std::array<TileFn, MR>{tile<I + 1>...};
+}
+constexpr auto kTiles = make_tiles(std::make_index_sequence<MR>{});  // kTiles[mr - 1] handles mr rows
 
 template <class L>
 void gemm_packed(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t m, int64_t k, int64_t n0,
@@ -178,10 +187,11 @@ void gemm_packed(float* y, int64_t ldy, const float* x, const typename L::T* w, 
     for (int64_t j = n0; j < n1; j += NR) {
       const int64_t nr = std::min<int64_t>(NR, n1 - j);
       pack_panel<L>(pack, w + j * k + kb, k, nr, kc);
-      const __mmask16 m0 = tail_mask(nr), m1 = nr > 16 ? tail_mask(nr - 16) : 0;
+      __mmask16 mask[NV];
+      for (int v = 0; v < NV; ++v) mask[v] = nr > 16 * v ? tail_mask(nr - 16 * v) : 0;
       for (int64_t i = 0; i < m; i += MR) {
         const int64_t mr = std::min<int64_t>(MR, m - i);
-        kTiles[mr](y + i * ldy + j, ldy, x + i * k + kb, k, pack, kc, kb > 0, m0, m1);
+        kTiles[mr - 1](y + i * ldy + j, ldy, x + i * k + kb, k, pack, kc, kb > 0, mask);
       }
     }
   }
