@@ -14,9 +14,9 @@
 namespace ninestep {
 namespace {
 
-constexpr int NV = 2;           // zmm of outputs per x row in a tile
+constexpr int NV = 3;           // zmm of outputs per x row in a tile
 constexpr int NR = 16 * NV;     // W rows per packed panel
-constexpr int MR = 12;          // x rows per register tile: MR * NV accumulators
+constexpr int MR = 8;          // x rows per register tile: MR * NV accumulators
 constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
 constexpr int64_t kSmallM = 7;  // below this many rows of x, packing W costs more than it saves
 
