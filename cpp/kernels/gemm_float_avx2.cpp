@@ -14,7 +14,7 @@ namespace {
 
 constexpr int NR = 16;          // W rows per packed panel: two ymm of outputs per x row
 constexpr int MR = 6;           // x rows per register tile: 12 accumulators
-constexpr int64_t KC = 256;   // k columns per panel: packed panel + an MR-row slice of x fit in L1 together
+constexpr int64_t KC = 256;     // k columns per panel (16 KiB packed): panel + an MR-row slice of x fit in L1
 constexpr int64_t kSmallM = 4;  // below this many rows of x, packing W costs more than it saves
 
 // Loads of 8 W elements as f32, one struct per storage type.
