@@ -44,9 +44,10 @@ inline float hsum(__m256 v) {
 }
 
 // ---- few rows of x: y[i, j..j+R) for MX rows of x at once, W rows read once ----
+
+// y[i, t] = x[i, :] . W[t, :] for i < MX, t < R. y: [MX, ldy] at column j; x: [MX, k]; w: [R, k].
 template <class L, int MX, int R>
-inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t r) {
-  // y: [MX, ldy] at column j; x: [MX, k]; w: [r <= R, k] (rows past r are not read)
+inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k) {
   __m256 acc[MX][R];
 #pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
@@ -59,7 +60,6 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
     for (int i = 0; i < MX; ++i) xv[i] = _mm256_loadu_ps(x + i * k + c);
 #pragma GCC unroll 16
     for (int t = 0; t < R; ++t) {
-      if (t >= r) break;
       const __m256 wv = L::load8(w + t * k + c);
       _mm_prefetch((const char*)(w + (t + R) * k + c), _MM_HINT_T0);  // the next block's row: see avx512
 #pragma GCC unroll 16
@@ -70,7 +70,6 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
   for (int i = 0; i < MX; ++i)
 #pragma GCC unroll 16
     for (int t = 0; t < R; ++t) {
-      if (t >= r) break;
       float s = hsum(acc[i][t]);
       for (int64_t c = k8; c < k; ++c) s += x[i * k + c] * L::one(w + t * k + c);
       y[i * ldy + t] = s;
@@ -79,8 +78,9 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
 
 template <class L, int MX, int R>
 void dot_rows(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t n0, int64_t n1) {
-  for (int64_t j = n0; j < n1; j += R)
-    dot_block<L, MX, R>(y + j, ldy, x, w + j * k, k, std::min<int64_t>(R, n1 - j));
+  int64_t j = n0;
+  for (; j + R <= n1; j += R) dot_block<L, MX, R>(y + j, ldy, x, w + j * k, k);
+  for (; j < n1; ++j) dot_block<L, MX, 1>(y + j, ldy, x, w + j * k, k);
 }
 
 template <class L>
