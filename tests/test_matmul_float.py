@@ -6,11 +6,11 @@ import ninestep
 from ninestep import QuantizedTensor
 from ninestep.ops import matmul
 
-# (M, K, N): decode rows (M < 4 streams W), packed tiles (M >= 4) with partial row tiles, K tails
+# (M, K, N): decode rows (M < 4 or < 7 stream W), packed tiles above that with partial row tiles, K tails
 # (not a multiple of 8 / 16), K above the 256-column panel depth, N not a multiple of 16 or of the panel.
 SHAPES = [
     (1, 576, 1536), (1, 1, 1), (1, 7, 33), (2, 7, 5), (3, 17, 70), (1, 1000, 9),
-    (4, 16, 16), (5, 1, 48), (6, 9, 31), (13, 100, 70), (12, 257, 64), (25, 600, 97), (37, 33, 130),
+    (4, 16, 16), (5, 1, 48), (6, 9, 31), (7, 40, 100), (13, 100, 70), (12, 257, 64), (25, 600, 97), (37, 33, 130),
 ]
 KINDS = ["f32", "f16", "bf16"]
 
