@@ -186,7 +186,7 @@ template <class L>
 void gemm_packed(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t m, int64_t k, int64_t n0,
                  int64_t n1) {
   alignas(64) float pack[KC * NR];  // [kc, NR]
-  // equal k blocks, so a k just above KC is not split into a big block and a sliver
+  // equal k blocks, so a k just above KC is not split into a big block and a sliver (k >= 1: matmul checks)
   const int64_t nkb = (k + KC - 1) / KC, kcb = (k + nkb - 1) / nkb;
   for (int64_t kb = 0; kb < k; kb += kcb) {
     const int64_t kc = std::min(kcb, k - kb);
