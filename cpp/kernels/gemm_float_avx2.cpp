@@ -45,9 +45,11 @@ inline float hsum(__m256 v) {
 
 // ---- few rows of x: y[i, j..j+R) for MX rows of x at once, W rows read once ----
 
-// y[i, t] = x[i, :] . W[t, :] for i < MX, t < R. y: [MX, ldy] at column j; x: [MX, k]; w: [R, k].
+// y[i, t] = x[i, :] . W[t, :] for i < MX, t < R. y: [MX, ldy] at column j; x: [MX, k]; w: [R, k];
+// pf: [R, k], the rows to prefetch while these are read.
 template <class L, int MX, int R>
-inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k) {
+inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, const typename L::T* pf,
+                      int64_t k) {
   __m256 acc[MX][R];
 #pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
@@ -61,7 +63,7 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
 #pragma GCC unroll 16
     for (int t = 0; t < R; ++t) {
       const __m256 wv = L::load8(w + t * k + c);
-      _mm_prefetch((const char*)(w + (t + R) * k + c), _MM_HINT_T0);  // the next block's row: see avx512
+      _mm_prefetch((const char*)(pf + t * k + c), _MM_HINT_T0);  // the next block's row: see avx512
 #pragma GCC unroll 16
       for (int i = 0; i < MX; ++i) acc[i][t] = _mm256_fmadd_ps(xv[i], wv, acc[i][t]);
     }
@@ -79,8 +81,11 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
 template <class L, int MX, int R>
 void dot_rows(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t n0, int64_t n1) {
   int64_t j = n0;
-  for (; j + R <= n1; j += R) dot_block<L, MX, R>(y + j, ldy, x, w + j * k, k);
-  for (; j < n1; ++j) dot_block<L, MX, 1>(y + j, ldy, x, w + j * k, k);
+  for (; j + R <= n1; j += R) {
+    const int64_t next = j + 2 * R <= n1 ? j + R : j;  // prefetch no further than the slice
+    dot_block<L, MX, R>(y + j, ldy, x, w + j * k, w + next * k, k);
+  }
+  for (; j < n1; ++j) dot_block<L, MX, 1>(y + j, ldy, x, w + j * k, w + j * k, k);
 }
 
 template <class L>

@@ -50,8 +50,8 @@ inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__
 
 // acc[i][t] += x[i, c..c+16) * W[t, c..c+16), lanes outside mk zero. x: [MX, k]; w: [R, k].
 template <class L, int MX, int R>
-inline void dot_step(__m512 (&acc)[MX][R], const float* x, const typename L::T* w, int64_t k, int64_t c,
-                     __mmask16 mk) {
+inline void dot_step(__m512 (&acc)[MX][R], const float* x, const typename L::T* w, const typename L::T* pf,
+                     int64_t k, int64_t c, __mmask16 mk) {
   __m512 xv[MX];
 #pragma GCC unroll 16
   for (int i = 0; i < MX; ++i) xv[i] = _mm512_maskz_loadu_ps(mk, x + i * k + c);
@@ -60,23 +60,25 @@ inline void dot_step(__m512 (&acc)[MX][R], const float* x, const typename L::T* 
     const __m512 wv = L::load16(w + t * k + c, mk);
     // the same columns of the next block's row: R short rows are too many fresh streams for the
     // hardware prefetcher to ramp up on, and this is memory bound (measured: -12% time at 1x576x49152)
-    _mm_prefetch((const char*)(w + (t + R) * k + c), _MM_HINT_T0);
+    _mm_prefetch((const char*)(pf + t * k + c), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int i = 0; i < MX; ++i) acc[i][t] = _mm512_fmadd_ps(xv[i], wv, acc[i][t]);
   }
 }
 
-// y[i, t] = x[i, :] . W[t, :] for i < MX, t < R. y: [MX, ldy] at column j; x: [MX, k]; w: [R, k].
+// y[i, t] = x[i, :] . W[t, :] for i < MX, t < R. y: [MX, ldy] at column j; x: [MX, k]; w: [R, k];
+// pf: [R, k], the rows to prefetch while these are read.
 template <class L, int MX, int R>
-inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k) {
+inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T* w, const typename L::T* pf,
+                      int64_t k) {
   __m512 acc[MX][R];
 #pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
 #pragma GCC unroll 16
     for (int t = 0; t < R; ++t) acc[i][t] = _mm512_setzero_ps();
   const int64_t k16 = k & ~int64_t(15);
-  for (int64_t c = 0; c < k16; c += 16) dot_step<L, MX, R>(acc, x, w, k, c, 0xFFFF);
-  if (k16 < k) dot_step<L, MX, R>(acc, x, w, k, k16, tail_mask(k - k16));
+  for (int64_t c = 0; c < k16; c += 16) dot_step<L, MX, R>(acc, x, w, pf, k, c, 0xFFFF);
+  if (k16 < k) dot_step<L, MX, R>(acc, x, w, pf, k, k16, tail_mask(k - k16));
 #pragma GCC unroll 16
   for (int i = 0; i < MX; ++i)
 #pragma GCC unroll 16
@@ -86,8 +88,11 @@ inline void dot_block(float* y, int64_t ldy, const float* x, const typename L::T
 template <class L, int MX, int R>
 void dot_rows(float* y, int64_t ldy, const float* x, const typename L::T* w, int64_t k, int64_t n0, int64_t n1) {
   int64_t j = n0;
-  for (; j + R <= n1; j += R) dot_block<L, MX, R>(y + j, ldy, x, w + j * k, k);
-  for (; j < n1; ++j) dot_block<L, MX, 1>(y + j, ldy, x, w + j * k, k);
+  for (; j + R <= n1; j += R) {
+    const int64_t next = j + 2 * R <= n1 ? j + R : j;  // prefetch no further than the slice
+    dot_block<L, MX, R>(y + j, ldy, x, w + j * k, w + next * k, k);
+  }
+  for (; j < n1; ++j) dot_block<L, MX, 1>(y + j, ldy, x, w + j * k, w + j * k, k);
 }
 
 // One pass over W for up to 6 rows of x (24 accumulators); one x row gets 8 W rows so 8 FMA chains overlap.
