@@ -15,7 +15,7 @@ def from_gguf_metadata(cls, meta):
     if not isinstance(meta, dict):
         raise ValueError(f"meta: expected a dict of GGUF key -> value, got {type(meta).__name__}")
     kind = _get(meta, K + "model", str)
-    tokens = [_text(t, K + "tokens") for t in _get(meta, K + "tokens", list)]
+    tokens = _texts(_get(meta, K + "tokens", list), K + "tokens")
     n = len(tokens)
     types = [int(t) for t in _get(meta, K + "token_type", list, [NORMAL] * n)]
     if len(types) != n:
@@ -28,12 +28,10 @@ def from_gguf_metadata(cls, meta):
     if kind == "gpt2":
         pre_name = meta.get(K + "pre", "default")
         pre, norm = from_gguf_pre(pre_name)
-        merges = []
-        for m in _get(meta, K + "merges", list):
-            parts = _text(m, K + "merges").split(" ")
-            if len(parts) != 2:
-                raise ValueError(f"meta: {K}merges entry {m!r} is not two tokens separated by one space")
-            merges.append(tuple(parts))
+        merges = [tuple(m.split(" ")) for m in _texts(_get(meta, K + "merges", list), K + "merges")]
+        bad = next((m for m in merges if len(m) != 2), None)
+        if bad is not None:
+            raise ValueError(f"meta: {K}merges entry {' '.join(bad)!r} is not two tokens separated by one space")
         vocab = {t: i for i, t in enumerate(tokens)}
         # llama.cpp and HF Llama 3 take a word that is itself a token whole (ignore_merges)
         model = BPE(vocab, merges, byte_level=True, ignore_merges=pre_name in ("llama-bpe", "llama3"))
@@ -85,6 +83,13 @@ def _text(v, key):
     return v
 
 
+def _texts(values, key):
+    """A list of str (bytes decoded as UTF-8); the all-str case, which readers give, in one pass."""
+    if all(type(v) is str for v in values):
+        return list(values)
+    return [_text(v, key) for v in values]
+
+
 def _token_id(meta, key, n):
     v = meta.get(key)
     if v is None:
@@ -101,14 +106,13 @@ def _token_id(meta, key, n):
 def byte_level_decoder(tokens, special):
     """Token bytes as HF's ByteLevel decoder sees them: GPT-2 byte chars back to bytes; a token
     with any other char (e.g. an added token with a real space) is taken as its UTF-8 text."""
-    inv = {c: b for b, c in bytes_to_unicode().items()}
+    b2u = bytes_to_unicode()
+    to_latin1 = str.maketrans({c: chr(b) for b, c in b2u.items()})  # GPT-2 char -> its byte
+    strip = str.maketrans(dict.fromkeys(b2u.values()))  # deletes every GPT-2 char
     tb = []
     for t in tokens:
         t = t or ""
-        try:
-            tb.append(bytes(inv[c] for c in t))
-        except KeyError:
-            tb.append(t.encode("utf-8"))
+        tb.append(t.translate(to_latin1).encode("latin-1") if not t.translate(strip) else t.encode("utf-8"))
     return ByteLevelDecoder(tb, special)
 
 
