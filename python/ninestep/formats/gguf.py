@@ -9,8 +9,6 @@ Nothing in the header is trusted: every count and length is checked against the 
 before anything is allocated or looped over, so a damaged file raises FormatError (naming the
 file, the field and the byte offset) instead of hanging, allocating or crashing.
 """
-import mmap
-import os
 import struct
 from typing import NamedTuple
 
@@ -20,6 +18,7 @@ from .. import _core
 from ..errors import FormatError
 from ..tensor import QuantizedTensor
 from . import quant
+from .mapped import MappedFile
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -138,25 +137,13 @@ def _read_value(cur, vtype, field, depth=0):
     return v, vtype
 
 
-class GGUFFile:
+class GGUFFile(MappedFile):
     """A GGUF file, memory-mapped. Tensor views stay valid after close() as long as you hold them."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self._mm = None
-        with open(self.path, "rb") as f:  # FileNotFoundError for a missing path, as it should be
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                raise FormatError("file is empty", path=self.path, field="magic", offset=0)
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
-            self._parse()
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(path, 1, "magic")
 
-    def _parse(self):
+    def _parse(self, size):
         cur = _Cursor(memoryview(self._bytes), self.path)
         cur.need(4, "magic")
         magic = bytes(cur.buf[0:4])
@@ -277,21 +264,6 @@ class GGUFFile:
             raise FormatError(f"tensor {name!r} has type {t.kind}, which ninestep cannot dequantize",
                               path=self.path, field=f"tensor {name!r} type", offset=t.offset)
         return quant.dequantize(self.raw(name), t.kind, int(np.prod(t.shape))).reshape(t.shape)
-
-    def close(self):
-        self._bytes = None
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                pass  # views handed out still use the map; it closes when the last one goes
-            self._mm = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"GGUFFile({self.path!r}, version={self.version}, {len(self.metadata)} keys, {len(self.tensors)} tensors)"

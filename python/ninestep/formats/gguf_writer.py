@@ -16,6 +16,7 @@ import numpy as np
 from ..tensor import QuantizedTensor
 from . import quant
 from .gguf import _FORMATS, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, TYPE_IDS
+
 _INT_RANGES = [("int32", -2**31, 2**31), ("int64", -2**63, 2**63), ("uint64", 0, 2**64)]
 _NP_KINDS = {dt: name for name, dt in quant.PLAIN_DTYPES.items() if name != "bf16"}  # uint16 is ambiguous
 

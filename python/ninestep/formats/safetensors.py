@@ -9,16 +9,14 @@ Tensor names are mapped to the GGUF names (HF llama / mistral / qwen2 layout) so
 pass sees one naming whatever the source; `hf_names` keeps the originals.
 """
 import json
-import mmap
 import os
 import re
 import struct
 from typing import NamedTuple
 
-import numpy as np
-
 from ..errors import FormatError
 from ..tensor import QuantizedTensor
+from .mapped import MappedFile
 
 MAX_HEADER = 100 << 20  # the safetensors library's own cap on the JSON header
 
@@ -67,24 +65,11 @@ class TensorEntry(NamedTuple):
     nbytes: int
 
 
-class SafetensorsFile:
+class SafetensorsFile(MappedFile):
     """One .safetensors file, memory-mapped. Views stay valid after close() while you hold them."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self._mm = None
-        with open(self.path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 8:
-                raise FormatError(f"truncated: {size} bytes, the header length alone needs 8",
-                                  path=self.path, field="header length", offset=0)
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
-            self._parse(size)
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(path, 8, "header length")
 
     def _fail(self, message, field, offset):
         raise FormatError(message, path=self.path, field=field, offset=offset)
@@ -148,20 +133,6 @@ class SafetensorsFile:
             return QuantizedTensor.from_bf16(view)
         return view
 
-    def close(self):
-        self._bytes = None
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                pass  # views handed out still use the map; it closes when the last one goes
-            self._mm = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _load_json(path, what):
