@@ -3,14 +3,13 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from .tokenizer.core import find_eot
+
 # GGUF stores llama-family Q/K rows permuted so RoPE rotates adjacent pairs (2i, 2i+1) ('norm');
 # qwen2 GGUFs keep the HF order, which rotates (i, i + head_dim/2) ('neox'), as every HF folder does.
 _GGUF_ROPE_STYLE = {"llama": "norm", "qwen2": "neox"}
 _HF_ARCHS = ("llama", "mistral", "qwen2")
 # end-of-turn tokens of common chat templates, looked up when a file does not name one
-_EOT_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
-
-
 @dataclass
 class ModelConfig:
     architecture: str
@@ -99,7 +98,8 @@ class ModelConfig:
             tied_embeddings="output.weight" not in names,
             bos_id=metadata.get("tokenizer.ggml.bos_token_id"),
             eos_id=eos,
-            eot_id=metadata.get("tokenizer.ggml.eot_token_id", _find_eot(tokens, eos)),
+            eot_id=metadata.get("tokenizer.ggml.eot_token_id",
+                                find_eot(lambda t: tokens.index(t) if t in tokens else None, eos)),
             # llama.cpp's default: SentencePiece vocabularies add BOS, byte-level BPE ones don't
             add_bos=bool(metadata.get("tokenizer.ggml.add_bos_token", metadata.get("tokenizer.ggml.model") == "llama")),
             has_qkv_bias="blk.0.attn_q.bias" in names,
@@ -146,17 +146,10 @@ class ModelConfig:
             tied_embeddings=bool(c.get("tie_word_embeddings", False)),
             bos_id=c.get("bos_token_id"),
             eos_id=eos,
-            eot_id=next((tokens_by_text[t] for t in _EOT_TOKENS if t in tokens_by_text), eos),
+            eot_id=find_eot(tokens_by_text.get, eos),
             add_bos=_hf_add_bos(tokenizer_config, tokenizer_json),
             has_qkv_bias=arch == "qwen2" or bool(c.get("attention_bias", False)),
         )
-
-
-def _find_eot(tokens, eos):
-    for t in _EOT_TOKENS:
-        if t in tokens:
-            return tokens.index(t)
-    return eos
 
 
 def _hf_token_ids(tokenizer_json, tokenizer_config):

@@ -4,7 +4,7 @@ import operator
 from .added import AddedToken, Matcher
 
 # end-of-turn markers of common chat formats, most specific first
-_EOT_CANDIDATES = ("<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_turn>", "<|end|>", "<|eot|>")
+EOT_CANDIDATES = ("<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_turn>", "<|end|>", "<|eot|>")
 
 
 class Tokenizer:
@@ -22,7 +22,7 @@ class Tokenizer:
         self._norm_added = Matcher(norm_added) if norm_added else None
         self._special = frozenset(t.id for t in added if t.special)
         self.bos_id, self.eos_id = bos_id, eos_id
-        self.eot_id = eot_id if eot_id is not None else _find_eot(self._ids, eos_id)
+        self.eot_id = eot_id if eot_id is not None else find_eot(self._ids.get, eos_id)
         self._prefix, self._suffix = list(prefix_ids), list(suffix_ids)
         self.chat_template = chat_template
         self.special_strings = dict(special_strings or {})  # bos_token, eos_token, ... for templates
@@ -141,9 +141,12 @@ def _token_id(i, tokens):
     return j
 
 
-def _find_eot(ids, eos_id):
-    for t in _EOT_CANDIDATES:
-        if t in ids:
-            return ids[t]
+def find_eot(lookup, eos_id):
+    """The end-of-turn id: the first known end-of-turn token `lookup` (text -> id or None) finds,
+    else EOS. Shared by the tokenizer and ModelConfig so both agree."""
+    for t in EOT_CANDIDATES:
+        i = lookup(t)
+        if i is not None:
+            return i
     return eos_id
 
