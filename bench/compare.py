@@ -62,9 +62,14 @@ class LlamaCppEngine:
         self.llm.eval(ids)
         t0 = time.perf_counter()
         for _ in range(n):
-            tok = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+            tok = int(np.argmax(self._last_logits()))  # greedy, as ninestep's decode here
             self.llm.eval([tok])
         return n / (time.perf_counter() - t0)
+
+
+    def _last_logits(self):
+        # llama-cpp-python keeps no logits without logits_all; read the context's last row
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),))
 
 
 class NumpyEngine:
