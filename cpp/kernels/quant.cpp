@@ -142,10 +142,11 @@ void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void
 }
 
 using QGemmFn = void (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
-static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic, NS_AVX2(qgemm_rows_avx2), NS_AVX512(qgemm_rows_avx512)};
+static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic, NS_AVX2(qgemm_rows_avx2), NS_AVX512(qgemm_rows_avx512),
+                                      NS_NEON(qgemm_rows_neon)};
 using QuantActFn = void (*)(BlockQ8Act*, const float*, int64_t);
 static const Dispatch<QuantActFn> kQuantAct{quantize_act_row_generic, NS_AVX2(quantize_act_row_avx2),
-                                            NS_AVX512(quantize_act_row_avx512)};
+                                            NS_AVX512(quantize_act_row_avx512), NS_NEON(quantize_act_row_neon)};
 
 void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) { kQuantAct.get()(dst, x, k); }
 

@@ -32,11 +32,14 @@ void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DTy
 void quantize_act_row_generic(BlockQ8Act* dst, const float* x, int64_t k);
 void quantize_act_row_avx2(BlockQ8Act* dst, const float* x, int64_t k);
 void quantize_act_row_avx512(BlockQ8Act* dst, const float* x, int64_t k);
+void quantize_act_row_neon(BlockQ8Act* dst, const float* x, int64_t k);
 void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
                         int64_t k, int64_t n0, int64_t n1);
 void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                      int64_t n0, int64_t n1);
 void qgemm_rows_avx512(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
                        int64_t k, int64_t n0, int64_t n1);
+void qgemm_rows_neon(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                     int64_t n0, int64_t n1);
 
 }  // namespace ninestep
