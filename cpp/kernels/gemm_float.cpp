@@ -25,15 +25,17 @@ void gemm_float_rows_generic(float* y, int64_t ldy, const float* x, const void* 
   }
 }
 
-// SIMD variants (gemm_float_avx2.cpp, gemm_float_avx512.cpp), same contract as gemm_float_rows.
+// SIMD variants (gemm_float_{avx2,avx512,neon}.cpp), same contract as gemm_float_rows.
 void gemm_float_rows_avx2(float* y, int64_t ldy, const float* x, const void* w, DType wtype, int64_t m, int64_t k,
                           int64_t n0, int64_t n1);
 void gemm_float_rows_avx512(float* y, int64_t ldy, const float* x, const void* w, DType wtype, int64_t m, int64_t k,
                             int64_t n0, int64_t n1);
+void gemm_float_rows_neon(float* y, int64_t ldy, const float* x, const void* w, DType wtype, int64_t m, int64_t k,
+                          int64_t n0, int64_t n1);
 
 using GemmFloatFn = void (*)(float*, int64_t, const float*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
 static const Dispatch<GemmFloatFn> kGemmFloat{gemm_float_rows_generic, NS_AVX2(gemm_float_rows_avx2),
-                                              NS_AVX512(gemm_float_rows_avx512)};
+                                              NS_AVX512(gemm_float_rows_avx512), NS_NEON(gemm_float_rows_neon)};
 
 void gemm_float_rows(float* y, int64_t ldy, const float* x, const void* w, DType wtype, int64_t m, int64_t k,
                      int64_t n0, int64_t n1) {

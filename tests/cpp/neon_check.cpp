@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "core/isa.h"
+#include "core/fp16.h"
+#include "kernels/gemm_float.h"
 #include "kernels/quant.h"
 
 using namespace ninestep;
@@ -103,6 +105,37 @@ void check_quant() {
   }
 }
 
+void check_gemm_float() {
+  const int64_t ms[] = {1, 2, 3, 4, 5, 7, 13};
+  const int64_t ks[] = {1, 3, 32, 67, 256, 257, 600, 4128};
+  const int64_t ns[] = {1, 3, 17, 33};
+  for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+    for (int64_t k : ks) {
+      for (int64_t n : ns) {
+        const std::vector<float> wf = randn(n * k);
+        std::vector<uint16_t> w16(n * k);
+        for (int64_t e = 0; e < n * k; ++e) {
+          uint32_t bits;
+          std::memcpy(&bits, &wf[e], 4);
+          w16[e] = t == DType::f16 ? f32_to_fp16(wf[e]) : (uint16_t)(bits >> 16);
+        }
+        const void* w = t == DType::f32 ? (const void*)wf.data() : (const void*)w16.data();
+        for (int64_t m : ms) {
+          const std::vector<float> x = randn(m * k);
+          const int64_t n0 = n > 2 ? 1 : 0, ldy = n + 3;
+          std::vector<float> y[2];
+          both([&](int r) {
+            y[r].assign(m * ldy, -7.0f);
+            gemm_float_rows(y[r].data(), ldy, x.data(), w, t, m, k, n0, n);
+          });
+          expect_close(shape("gemm_float_rows", dtype_info(t).name, m, k, n), y[1].data(), y[0].data(), m * ldy,
+                       1e-5f, 2e-6f * k);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -111,6 +144,7 @@ int main() {
     return 2;
   }
   check_quant();
+  check_gemm_float();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
 }
