@@ -40,11 +40,14 @@ using RmsFn = void (*)(float*, const float*, const float*, float, int64_t, int64
 using LayerFn = void (*)(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
 void rmsnorm_rows_avx2(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
 void rmsnorm_rows_avx512(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+void rmsnorm_rows_neon(float*, const float*, const float*, float, int64_t, int64_t, int64_t);
 void layernorm_rows_avx2(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
 void layernorm_rows_avx512(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
-static const Dispatch<RmsFn> kRms{rmsnorm_rows_generic, NS_AVX2(rmsnorm_rows_avx2), NS_AVX512(rmsnorm_rows_avx512)};
+void layernorm_rows_neon(float*, const float*, const float*, const float*, float, int64_t, int64_t, int64_t);
+static const Dispatch<RmsFn> kRms{rmsnorm_rows_generic, NS_AVX2(rmsnorm_rows_avx2), NS_AVX512(rmsnorm_rows_avx512),
+                                  NS_NEON(rmsnorm_rows_neon)};
 static const Dispatch<LayerFn> kLayer{layernorm_rows_generic, NS_AVX2(layernorm_rows_avx2),
-                                      NS_AVX512(layernorm_rows_avx512)};
+                                      NS_AVX512(layernorm_rows_avx512), NS_NEON(layernorm_rows_neon)};
 
 void rmsnorm_rows(float* y, const float* x, const float* w, float eps, int64_t n, int64_t r0, int64_t r1) {
   kRms.get()(y, x, w, eps, n, r0, r1);

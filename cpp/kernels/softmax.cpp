@@ -46,7 +46,9 @@ void softmax_rows_generic(float* y, const float* x, int64_t n, int64_t r0, int64
 using SoftmaxFn = void (*)(float*, const float*, int64_t, int64_t, int64_t);
 void softmax_rows_avx2(float*, const float*, int64_t, int64_t, int64_t);
 void softmax_rows_avx512(float*, const float*, int64_t, int64_t, int64_t);
-static const Dispatch<SoftmaxFn> kSoftmax{softmax_rows_generic, NS_AVX2(softmax_rows_avx2), NS_AVX512(softmax_rows_avx512)};
+void softmax_rows_neon(float*, const float*, int64_t, int64_t, int64_t);
+static const Dispatch<SoftmaxFn> kSoftmax{softmax_rows_generic, NS_AVX2(softmax_rows_avx2), NS_AVX512(softmax_rows_avx512),
+                                          NS_NEON(softmax_rows_neon)};
 
 void softmax_rows(float* y, const float* x, int64_t n, int64_t r0, int64_t r1) { kSoftmax.get()(y, x, n, r0, r1); }
 
