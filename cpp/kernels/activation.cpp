@@ -41,10 +41,15 @@ void gelu_range_avx2(float*, const float*, bool, int64_t, int64_t);
 void gelu_range_avx512(float*, const float*, bool, int64_t, int64_t);
 void swiglu_range_avx2(float*, const float*, const float*, int64_t, int64_t);
 void swiglu_range_avx512(float*, const float*, const float*, int64_t, int64_t);
-static const Dispatch<SiluFn> kSilu{silu_range_generic, NS_AVX2(silu_range_avx2), NS_AVX512(silu_range_avx512)};
-static const Dispatch<GeluFn> kGelu{gelu_range_generic, NS_AVX2(gelu_range_avx2), NS_AVX512(gelu_range_avx512)};
+void silu_range_neon(float*, const float*, int64_t, int64_t);
+void gelu_range_neon(float*, const float*, bool, int64_t, int64_t);
+void swiglu_range_neon(float*, const float*, const float*, int64_t, int64_t);
+static const Dispatch<SiluFn> kSilu{silu_range_generic, NS_AVX2(silu_range_avx2), NS_AVX512(silu_range_avx512),
+                                    NS_NEON(silu_range_neon)};
+static const Dispatch<GeluFn> kGelu{gelu_range_generic, NS_AVX2(gelu_range_avx2), NS_AVX512(gelu_range_avx512),
+                                    NS_NEON(gelu_range_neon)};
 static const Dispatch<SwigluFn> kSwiglu{swiglu_range_generic, NS_AVX2(swiglu_range_avx2),
-                                        NS_AVX512(swiglu_range_avx512)};
+                                        NS_AVX512(swiglu_range_avx512), NS_NEON(swiglu_range_neon)};
 
 void silu_range(float* y, const float* x, int64_t i0, int64_t i1) { kSilu.get()(y, x, i0, i1); }
 void gelu_range(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1) {

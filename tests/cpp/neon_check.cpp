@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "core/isa.h"
 #include "core/fp16.h"
 #include "kernels/gemm_float.h"
+#include "kernels/nn.h"
 #include "kernels/quant.h"
 
 using namespace ninestep;
@@ -31,8 +33,8 @@ std::vector<float> randn(int64_t n, float scale = 1.0f) {
 // Records one case: every got[i] within atol + rtol * |ref[i]| (NaNs must match).
 void expect_close(const std::string& what, const float* got, const float* ref, int64_t n, float rtol, float atol) {
   for (int64_t i = 0; i < n; ++i) {
-    const bool both_nan = std::isnan(got[i]) && std::isnan(ref[i]);
-    if (!both_nan && !(std::fabs(got[i] - ref[i]) <= atol + rtol * std::fabs(ref[i]))) {
+    const bool same = got[i] == ref[i] || (std::isnan(got[i]) && std::isnan(ref[i]));  // infs, NaNs
+    if (!same && !(std::fabs(got[i] - ref[i]) <= atol + rtol * std::fabs(ref[i]))) {
       std::printf("FAIL %s: [%lld] neon %.9g, generic %.9g\n", what.c_str(), (long long)i, got[i], ref[i]);
       ++g_failed;
       return;
@@ -136,6 +138,86 @@ void check_gemm_float() {
   }
 }
 
+void check_softmax() {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t n : {1, 3, 4, 7, 8, 15, 49, 576, 1031, 2500, 49152}) {
+    const int64_t rows = 6;
+    std::vector<float> x = randn(rows * n, 8.0f);
+    // Row 1: large magnitudes; 2: all -inf; 3: some -inf; 4: a NaN at the end (in the tail); 5: +inf.
+    for (int64_t i = 0; i < n; ++i) x[n + i] *= 1000.0f, x[2 * n + i] = -inf;
+    for (int64_t i = 0; i < n; i += 2) x[3 * n + i] = -inf;
+    x[5 * n - 1] = nan;
+    x[5 * n + n / 2] = inf;
+    std::vector<float> y[2];
+    both([&](int r) {
+      y[r].assign(rows * n, -7.0f);
+      softmax_rows(y[r].data(), x.data(), n, 0, rows);
+    });
+    expect_close("softmax_rows n=" + std::to_string(n), y[1].data(), y[0].data(), rows * n, 1e-5f, 1e-30f);
+    // in place, on a sub-range of rows
+    std::vector<float> z[2];
+    both([&](int r) {
+      z[r] = x;
+      softmax_rows(z[r].data(), z[r].data(), n, 1, 4);
+    });
+    expect_close("softmax_rows in place n=" + std::to_string(n), z[1].data(), z[0].data(), rows * n, 1e-5f, 1e-30f);
+  }
+}
+
+void check_norms() {
+  for (int64_t n : {1, 3, 4, 17, 64, 576, 1031}) {
+    const int64_t rows = 4;
+    std::vector<float> x = randn(rows * n, 3.0f);
+    for (int64_t i = 0; i < n; ++i) x[i] += 100.0f;  // |mean| >> std for layernorm
+    const std::vector<float> w = randn(n), b = randn(n);
+    std::vector<float> y[2];
+    both([&](int r) {
+      y[r].assign(rows * n, -7.0f);
+      rmsnorm_rows(y[r].data(), x.data(), w.data(), 1e-5f, n, 1, rows);
+    });
+    expect_close("rmsnorm_rows n=" + std::to_string(n), y[1].data(), y[0].data(), rows * n, 1e-5f, 1e-6f);
+    for (const float* bias : {b.data(), (const float*)nullptr}) {
+      both([&](int r) {
+        y[r] = x;  // in place
+        layernorm_rows(y[r].data(), y[r].data(), w.data(), bias, 1e-5f, n, 0, rows);
+      });
+      expect_close(std::string("layernorm_rows n=") + std::to_string(n) + (bias ? " bias" : ""), y[1].data(),
+                   y[0].data(), rows * n, 1e-4f, 1e-4f);
+    }
+  }
+}
+
+void check_activations() {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t n : {1, 2, 3, 4, 5, 9, 37, 1000}) {
+    std::vector<float> x = randn(n, 6.0f), up = randn(n);
+    const float special[] = {0.0f, -0.0f, 100.0f, -100.0f, 20.0f, -20.0f, inf, -inf, nan};
+    for (int64_t i = 0; i < n && i < 9; ++i) x[n - 1 - i] = special[i];
+    for (int64_t i0 : {int64_t(0), n / 3}) {
+      const std::string sz = " n=" + std::to_string(n) + " i0=" + std::to_string(i0);
+      std::vector<float> y[2];
+      both([&](int r) {
+        y[r].assign(n, -7.0f);
+        silu_range(y[r].data(), x.data(), i0, n);
+      });
+      expect_close("silu_range" + sz, y[1].data(), y[0].data(), n, 1e-5f, 1e-30f);
+      both([&](int r) {
+        y[r] = x;  // in place
+        swiglu_range(y[r].data(), y[r].data(), up.data(), i0, n);
+      });
+      expect_close("swiglu_range" + sz, y[1].data(), y[0].data(), n, 1e-5f, 1e-30f);
+      for (bool tanh_approx : {true, false}) {
+        both([&](int r) {
+          y[r].assign(n, -7.0f);
+          gelu_range(y[r].data(), x.data(), tanh_approx, i0, n);
+        });
+        expect_close(std::string("gelu_range") + (tanh_approx ? " tanh" : " erf") + sz, y[1].data(), y[0].data(),
+                     n, 1e-5f, 1e-30f);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -145,6 +227,9 @@ int main() {
   }
   check_quant();
   check_gemm_float();
+  check_softmax();
+  check_norms();
+  check_activations();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
 }
