@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -94,7 +95,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       const __m256 pv = vexp(_mm256_sub_ps(sc, _mm256_set1_ps(m_new)));
       _mm256_store_ps(p[i], pv);
       corr[i] = vexp(_mm256_set1_ps(m[i] - m_new));  // 0 on the first block
-      l[i] = l[i] * _mm256_cvtss_f32(corr[i]) + hsum(pv);
+      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));  // fused, as attention_avx2.cpp compiles
       m[i] = m_new;
     }
     for (int64_t d = 0; d < dv; d += 8) {

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -83,7 +84,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       const __m512 pv = vexp(_mm512_sub_ps(sc, _mm512_set1_ps(m_new)));
       _mm512_store_ps(p[i], pv);
       corr[i] = vexp(_mm512_set1_ps(m[i] - m_new));  // 0 on the first block
-      l[i] = l[i] * _mm512_cvtss_f32(corr[i]) + _mm512_reduce_add_ps(pv);
+      l[i] = std::fma(l[i], _mm512_cvtss_f32(corr[i]), _mm512_reduce_add_ps(pv));  // fused, as attention_avx512.cpp compiles
       m[i] = m_new;
     }
     for (int64_t d = 0; d < D; d += 16) {
