@@ -43,7 +43,8 @@ inline __m256 sum_lanes8(const __m256* a) {
     b[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
                          _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
   for (int i = 0; i < 2; ++i)
-    c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+    c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44),
+                         _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
   return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88), _mm256_shuffle_ps(c[0], c[1], 0xDD));
 }
 
@@ -95,7 +96,8 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       const __m256 pv = vexp(_mm256_sub_ps(sc, _mm256_set1_ps(m_new)));
       _mm256_store_ps(p[i], pv);
       corr[i] = vexp(_mm256_set1_ps(m[i] - m_new));  // 0 on the first block
-      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));  // fused, as attention_avx2.cpp compiles
+      // fused, as the compiler fuses it in attention_avx2.cpp: one key block gives the same bits
+      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));
       m[i] = m_new;
     }
     for (int64_t d = 0; d < dv; d += 8) {
@@ -129,7 +131,8 @@ constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<1>, attend_keys<2>
 void attention_split_range_avx2(float* part, const float* q, const float* k, const float* v, int64_t kv_stride,
                                 int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
                                 int64_t n_split, int64_t i0, int64_t i1) {
-  const int64_t group = Hq / Hkv, rows = T * group;  // query i of KV head g: token i / group, head g * group + i % group
+  // query i of KV head g: token i / group, head g * group + i % group
+  const int64_t group = Hq / Hkv, rows = T * group;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t g = item / n_split;
     int64_t lo, hi;

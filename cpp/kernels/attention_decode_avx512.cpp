@@ -34,7 +34,8 @@ inline __m512 sum_lanes16(const __m512* a) {
     c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
                          _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
   for (int i = 0; i < 2; ++i)
-    d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44), _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+    d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
   return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
 }
 
@@ -84,7 +85,8 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       const __m512 pv = vexp(_mm512_sub_ps(sc, _mm512_set1_ps(m_new)));
       _mm512_store_ps(p[i], pv);
       corr[i] = vexp(_mm512_set1_ps(m[i] - m_new));  // 0 on the first block
-      l[i] = std::fma(l[i], _mm512_cvtss_f32(corr[i]), _mm512_reduce_add_ps(pv));  // fused, as attention_avx512.cpp compiles
+      // fused, as the compiler fuses it in attention_avx512.cpp: one key block gives the same bits
+      l[i] = std::fma(l[i], _mm512_cvtss_f32(corr[i]), _mm512_reduce_add_ps(pv));
       m[i] = m_new;
     }
     for (int64_t d = 0; d < D; d += 16) {
@@ -110,7 +112,8 @@ constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<1>, attend_keys<2>
 void attention_split_range_avx512(float* part, const float* q, const float* k, const float* v, int64_t kv_stride,
                                   int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
                                   int64_t n_split, int64_t i0, int64_t i1) {
-  const int64_t group = Hq / Hkv, rows = T * group;  // query i of KV head g: token i / group, head g * group + i % group
+  // query i of KV head g: token i / group, head g * group + i % group
+  const int64_t group = Hq / Hkv, rows = T * group;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t g = item / n_split;
     int64_t lo, hi;
