@@ -123,6 +123,25 @@ def test_prefill_then_decode_equals_full_pass(isa, rng):
     np.testing.assert_allclose(np.concatenate(steps), whole[4:], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads,n_kv_heads", [(1, 3), (2, 3), (3, 2), (2, 6)])
+def test_decode_over_a_long_context_splits_keys_across_threads(isa, rng, threads, n_kv_heads):
+    # 150 cached positions: each KV head's keys split into blocks (2 threads, 3 heads: 2 blocks each)
+    config, w = make_model(rng, n_heads=6, n_kv_heads=n_kv_heads)
+    weights = load_weights(config, w)
+    ids = rng.integers(0, config["vocab_size"], 156)
+    whole = Session(weights, n_ctx=160).forward(ids, all_logits=True)
+    before = ninestep.get_num_threads()
+    ninestep.set_num_threads(threads)
+    try:
+        s = Session(weights, n_ctx=160)
+        s.forward(ids[:150])
+        steps = [s.forward(ids[t : t + 1]) for t in range(150, 153)]
+        steps.append(s.forward(ids[153:], all_logits=True))  # 3 tokens at once: causal within the chunk
+    finally:
+        ninestep.set_num_threads(before)
+    np.testing.assert_allclose(np.concatenate(steps), whole[150:], rtol=1e-4, atol=1e-4)
+
+
 def test_rewind_overwrites_cache(rng):
     config, w = make_model(rng)
     weights = load_weights(config, w)

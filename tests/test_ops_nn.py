@@ -255,6 +255,27 @@ def test_attention_causal_first_query_sees_only_visible_keys(isa, rng):
     close(ops.attention(q, k, v)[0, 0], v[0, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("T,S,Hq,Hkv,D", [
+    (1, 700, 9, 3, 64), (4, 300, 8, 2, 64), (2, 1000, 4, 1, 20), (3, 257, 12, 4, 33), (1, 3000, 2, 2, 16),
+    (4, 70, 16, 2, 64),
+])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_decode_splits_keys_across_threads(isa, rng, threads, T, S, Hq, Hkv, D, causal):
+    # few queries past the one-thread cutoff: each KV head's keys split into blocks whose softmax
+    # states are merged (flash-decoding); the block edges and the causal edge land anywhere
+    before = ninestep.get_num_threads()
+    ninestep.set_num_threads(threads)
+    try:
+        q, k, v = randn(rng, T, Hq, D, scale=2.0), randn(rng, S, Hkv, D), randn(rng, S, Hkv, D)
+        got = ops.attention(q, k, v, causal=causal)
+        close(got, ref_attention(q, k, v, causal, 1 / math.sqrt(D)), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got, at_generic(lambda: ops.attention(q, k, v, causal=causal)), rtol=1e-4,
+                                   atol=1e-5)
+    finally:
+        ninestep.set_num_threads(before)
+
+
 # ---- activations --------------------------------------------------------------------------
 
 ACT_SIZES = [1, 7, 16, 17, 100, 1543]

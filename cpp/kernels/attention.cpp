@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "core/threads.h"
@@ -69,9 +70,26 @@ void attention_range(float* out, const float* q, const float* k, const float* v,
 
 void attention(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T, int64_t S,
                int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal) {
+  const bool parallel = T * S * Hq * D >= kMinParallelWork;
+  if (T <= kAttnSplitMaxT) {  // decode shape: key blocks per KV head, then the merge
+    const int nth = parallel ? num_threads() : 1;
+    const int64_t n_split = attention_splits(S, Hkv, nth), items = attention_split_items(Hkv, n_split);
+    std::vector<float> part(attention_part_floats(T, Hq, D, n_split));  // [Hkv, n_split, T, Hq / Hkv, D + 2]
+#pragma omp parallel num_threads(nth)
+    {
+      const int ith = omp_get_thread_num(), n = omp_get_num_threads();
+      int64_t b, e;
+      split_range(items, n, ith, &b, &e);
+      attention_split_range(part.data(), q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, n_split, b, e);
+#pragma omp barrier
+      split_range(T * Hq, n, ith, &b, &e);
+      attention_merge_rows(out, part.data(), T, Hq, Hkv, D, n_split, b, e);
+    }
+    return;
+  }
   const AttnFn fn = kAttn.get();
   const int64_t items = attention_items(T, Hq);
-#pragma omp parallel num_threads(num_threads()) if(T * S * Hq * D >= kMinParallelWork)
+#pragma omp parallel num_threads(num_threads()) if(parallel)
   {
     int64_t b, e;
     split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);

@@ -22,6 +22,7 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
                int64_t t1);
 
 // Causal (or not) grouped-query attention with online softmax; no [T, S] matrix is formed.
+// attention_range is the prefill shape (one query head per item); see attention_split_range for decode.
 // q [T, Hq, D]; k, v [S, Hkv, D] with row strides (elements between consecutive positions)
 // kv_stride, so a KV cache [S_max, Hkv, D] is read in place; out [T, Hq, D].
 // The T queries are the last T of the S positions: query t sees keys 0 .. S - T + t (causal).
@@ -31,6 +32,29 @@ int64_t attention_items(int64_t T, int64_t Hq);
 void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
                      int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
                      int64_t i1);
+
+// Decode-shaped attention (T <= kAttnSplitMaxT), flash-decoding style. Item (g, j) of
+// Hkv * n_split reads every K / V row of key block j of KV head g once for all Hq / Hkv * T queries
+// of that head (so a GQA group shares each load) and leaves their softmax states in part; the
+// blocks split a long context across threads however few KV heads there are. Then
+// attention_merge_rows combines each query's n_split states into its output row.
+// Arguments as attention_range; items [i0, i1) of attention_split_items(Hkv, n_split).
+// part [Hkv, n_split, T, Hq / Hkv, D + 2]: per query the unnormalised output [D], the running max
+// of its scores and the sum of exp(score - max); a block the query cannot see leaves (0, -inf, 0).
+constexpr int64_t kAttnSplitMaxT = 4;
+constexpr int64_t kAttnMinSplitKeys = 32;  // a key block shorter than this is not worth its merge
+// n_split in [1, nthreads]: Hkv * n_split items share evenly among nthreads (3 KV heads on 2 threads: 2 blocks each).
+int64_t attention_splits(int64_t S, int64_t Hkv, int nthreads);
+inline int64_t attention_split_items(int64_t Hkv, int64_t n_split) { return Hkv * n_split; }
+inline int64_t attention_part_floats(int64_t T, int64_t Hq, int64_t D, int64_t n_split) {
+  return n_split * T * Hq * (D + 2);
+}
+void attention_split_range(float* part, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
+                           int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
+                           int64_t i0, int64_t i1);
+// out rows [r0, r1) of out [T * Hq, D] from part (above).
+void attention_merge_rows(float* out, const float* part, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                          int64_t n_split, int64_t r0, int64_t r1);
 
 // Elementwise on [i0, i1) of n-element arrays; y may alias an input.
 void silu_range(float* y, const float* x, int64_t i0, int64_t i1);

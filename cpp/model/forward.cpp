@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/threads.h"
+#include "kernels/nn.h"
 #include "kernels/quant.h"
 #include "model/session.h"
 
@@ -14,6 +15,7 @@ namespace ninestep {
 namespace {
 
 constexpr int64_t kRowAlign = 16;  // W-row split granularity, as ops.matmul splits
+static_assert(kAttnSplitMaxT <= Session::kOwnRows, "the decode attention merges into the solo input buffer");
 
 // Several matmuls reading the same x (Q/K/V, gate/up) share one prepared copy per weight type:
 // slot i is used by weight i unless an earlier weight has the same type.
@@ -86,7 +88,7 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
       const bool solo = m <= kOwnRows;  // every thread prepares its own copy of each matmul input
       const int32_t* tok = ids + c0;
       float *x = x_.data(), *q = q_.data(), *att = att_.data(), *tmp = tmp_.data();
-      float *g = gate_.data(), *u = up_.data();
+      float *g = gate_.data(), *u = up_.data(), *part = attn_part_.data();
 
       // The input of a matmul phase: `in` [mr, k] (normalized by `norm` first, unless null) prepared
       // for weights ws. Shared: rows split across threads, then a barrier. Solo: each thread does
@@ -162,14 +164,28 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
 #pragma omp barrier
         mark(kRope);
 
-        cx.rows(attention_items(m, c.n_heads), &b, &e);
-        attention_range(att, q, kc, vc, kvd, m, p0 + m, c.n_heads, c.n_kv_heads, c.head_dim, scale, true, b, e);
+        // Decode: (KV head, key block) items, so each K/V row is read once per GQA group and a long
+        // context splits evenly over the threads; every thread then merges the blocks' states of
+        // all rows into its own matmul input (split implies solo), which saves a barrier.
+        const bool split = m <= kAttnSplitMaxT;
+        const int64_t n_split = split ? attention_splits(p0 + m, c.n_kv_heads, cx.nth) : 0;
+        if (split) {
+          cx.rows(attention_split_items(c.n_kv_heads, n_split), &b, &e);
+          attention_split_range(part, q, kc, vc, kvd, m, p0 + m, c.n_heads, c.n_kv_heads, c.head_dim, scale, true,
+                                n_split, b, e);
+        } else {
+          cx.rows(attention_items(m, c.n_heads), &b, &e);
+          attention_range(att, q, kc, vc, kvd, m, p0 + m, c.n_heads, c.n_kv_heads, c.head_dim, scale, true, b, e);
+        }
 #pragma omp barrier
         mark(kAttention);
 
         {
           // Output projection; each thread adds the residual for the columns it computed.
-          const Input in = input(att, m, nullptr, &L.wo, 1, kPrepO);
+          if (split)
+            attention_merge_rows(own.x.data(), part, m, c.n_heads, c.n_kv_heads, c.head_dim, n_split, 0,
+                                 m * c.n_heads);
+          const Input in = input(split ? own.x.data() : att, m, nullptr, &L.wo, 1, kPrepO);
           cx.rows(d, &b, &e, kRowAlign);
           matmul_rows(tmp, d, in.x, in.scratch[0].data(), L.wo, m, b, e);
           for (int64_t t = 0; t < m; ++t)

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/threads.h"
+#include "kernels/nn.h"
 
 namespace ninestep {
 
@@ -84,6 +85,7 @@ void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos,
       tb.x.resize(kOwnRows * width);
       for (auto& s : tb.scratch) s.resize(own_scratch_bytes_);
     }
+    attn_part_.resize(attention_part_floats(kAttnSplitMaxT, c.n_heads, c.head_dim, int64_t(nth)));
   }
   // Positions >= pos are overwritten before they are read: attention only sees 0 .. pos + t.
   n_past_ = pos;

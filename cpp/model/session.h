@@ -58,6 +58,8 @@ class Session {
   std::vector<float> tmp_;              // [chunk, d_model] projection output before the residual add
   std::vector<float> gate_, up_;        // [chunk, d_ff]
   std::vector<int32_t> pos_;            // [chunk] positions of the chunk's tokens
+  // [n_kv_heads, <= threads, <= kAttnSplitMaxT, group, head_dim + 2] decode attention states (nn.h)
+  std::vector<float> attn_part_;
   std::vector<uint8_t> scratch_[3];     // matmul_prepare output for up to 3 weight types sharing an input
   struct ThreadBuf {
     std::vector<float> x;               // [kOwnRows, max(d_model, q_dim, d_ff)] this thread's matmul input

@@ -1,0 +1,156 @@
+// Decode-shaped attention items (see attention_decode.cpp), AVX2 + FMA: the same walk as
+// attention_decode_avx512.cpp with 8 lanes, 8 keys per block.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "core/threads.h"
+#include "kernels/nn.h"
+#include "kernels/vexp_avx2.h"
+
+namespace ninestep {
+
+namespace {
+
+constexpr int kRows = 4;  // queries per pass
+const float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline __m256i first_n(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+
+// Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
+// of shuffles, each halving the vectors and the lanes still to add.
+inline int slot(int j) { return 2 * (j & 3) + (j >> 2); }
+inline __m256 sum_lanes8(const __m256* a) {
+  __m256 b[4], c[2];
+  for (int i = 0; i < 4; ++i)
+    b[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+  for (int i = 0; i < 2; ++i)
+    c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44),
+                         _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+  return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88), _mm256_shuffle_ps(c[0], c[1], 0xDD));
+}
+
+// Softmax states st[i] [D + 2] of NQ queries qr[i] [D] over keys [lo, hi) of one KV head (row s at
+// kg / vg + s * kv_stride); query i sees keys up to last[i] only.
+template <int NQ>
+void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const float* kg, const float* vg,
+                 int64_t kv_stride, int64_t lo, int64_t hi, int64_t D, float scale) {
+  const int64_t dv = D & ~int64_t(7);
+  const __m256i md = first_n(D - dv);
+  const bool dtail = dv < D;
+  float m[NQ], l[NQ];
+  alignas(32) float p[NQ][8];
+  alignas(32) __m256 dots[NQ][8];
+  int64_t hi_all = lo;  // past the last key any of the queries sees
+  for (int i = 0; i < NQ; ++i) {
+    std::fill(st[i], st[i] + D, 0.0f);
+    m[i] = kNegInf, l[i] = 0.0f;
+    hi_all = std::max(hi_all, std::min(hi, last[i] + 1));
+  }
+  for (int64_t s0 = lo; s0 < hi_all; s0 += 8) {
+    const int64_t nb = std::min<int64_t>(8, hi_all - s0);
+    for (int j = 0; j < 8; ++j) {
+      const float* kr = kg + std::min<int64_t>(s0 + j, hi_all - 1) * kv_stride;  // past nb: repeats, masked
+      __m256 a[NQ];
+      for (int i = 0; i < NQ; ++i) a[i] = _mm256_setzero_ps();
+      for (int64_t d = 0; d < dv; d += 8) {
+        const __m256 kv = _mm256_loadu_ps(kr + d);
+        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qr[i] + d), kv, a[i]);
+      }
+      if (dtail) {
+        const __m256 kv = _mm256_maskload_ps(kr + dv, md);
+        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_maskload_ps(qr[i] + dv, md), kv, a[i]);
+      }
+      for (int i = 0; i < NQ; ++i) dots[i][slot(j)] = a[i];
+    }
+    __m256 corr[NQ];
+    for (int i = 0; i < NQ; ++i) {
+      const int64_t seen = std::min(nb, last[i] + 1 - s0);  // keys of this block query i sees
+      if (seen <= 0) {
+        corr[i] = _mm256_set1_ps(1.0f);
+        _mm256_store_ps(p[i], _mm256_setzero_ps());
+        continue;
+      }
+      const __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(kNegInf),
+                                         _mm256_mul_ps(sum_lanes8(dots[i]), _mm256_set1_ps(scale)),
+                                         _mm256_castsi256_ps(first_n(seen)));
+      const float m_new = std::max(m[i], hmax(sc));
+      const __m256 pv = vexp(_mm256_sub_ps(sc, _mm256_set1_ps(m_new)));
+      _mm256_store_ps(p[i], pv);
+      corr[i] = vexp(_mm256_set1_ps(m[i] - m_new));  // 0 on the first block
+      // fused, as the compiler fuses it in attention_avx2.cpp: one key block gives the same bits
+      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));
+      m[i] = m_new;
+    }
+    for (int64_t d = 0; d < dv; d += 8) {
+      __m256 o[NQ];
+      for (int i = 0; i < NQ; ++i) o[i] = _mm256_mul_ps(_mm256_loadu_ps(st[i] + d), corr[i]);
+      for (int64_t j = 0; j < nb; ++j) {
+        const __m256 vv = _mm256_loadu_ps(vg + (s0 + j) * kv_stride + d);
+        for (int i = 0; i < NQ; ++i) o[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[i][j]), vv, o[i]);
+      }
+      for (int i = 0; i < NQ; ++i) _mm256_storeu_ps(st[i] + d, o[i]);
+    }
+    if (dtail) {
+      __m256 o[NQ];
+      for (int i = 0; i < NQ; ++i) o[i] = _mm256_mul_ps(_mm256_maskload_ps(st[i] + dv, md), corr[i]);
+      for (int64_t j = 0; j < nb; ++j) {
+        const __m256 vv = _mm256_maskload_ps(vg + (s0 + j) * kv_stride + dv, md);
+        for (int i = 0; i < NQ; ++i) o[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[i][j]), vv, o[i]);
+      }
+      for (int i = 0; i < NQ; ++i) _mm256_maskstore_ps(st[i] + dv, md, o[i]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
+}
+
+using AttendFn = void (*)(float* const*, const float* const*, const int64_t*, const float*, const float*, int64_t,
+                          int64_t, int64_t, int64_t, float);
+constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<1>, attend_keys<2>, attend_keys<3>, attend_keys<4>};
+
+}  // namespace
+
+void attention_split_range_avx2(float* part, const float* q, const float* k, const float* v, int64_t kv_stride,
+                                int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
+                                int64_t n_split, int64_t i0, int64_t i1) {
+  // query i of KV head g: token i / group, head g * group + i % group
+  const int64_t group = Hq / Hkv, rows = T * group;
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t g = item / n_split;
+    int64_t lo, hi;
+    split_range(S, int(n_split), int(item % n_split), &lo, &hi, 16);
+    for (int64_t i0r = 0; i0r < rows; i0r += kRows) {
+      const int nq = int(std::min<int64_t>(kRows, rows - i0r));
+      float* st[kRows];
+      const float* qr[kRows];
+      int64_t last[kRows];
+      for (int i = 0; i < nq; ++i) {
+        const int64_t t = (i0r + i) / group, h = g * group + (i0r + i) % group;
+        st[i] = part + (item * rows + i0r + i) * (D + 2);
+        qr[i] = q + (t * Hq + h) * D;
+        last[i] = causal ? S - T + t : S - 1;
+      }
+      kAttend[nq](st, qr, last, k + g * D, v + g * D, kv_stride, lo, hi, D, scale);
+    }
+  }
+}
+
+}  // namespace ninestep
