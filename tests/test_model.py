@@ -39,11 +39,18 @@ def test_logits_agree_with_transformers(model):
 
 
 def test_greedy_matches_transformers_continuations(model):
+    # Teacher-forced along transformers' greedy continuations: each of its tokens is ninestep's
+    # top choice or within a near-tie of it (8-bit activations move logits by ~0.1-0.2).
     cases = json.loads((GOLDENS / "smollm2_greedy.json").read_text())
+    top, total = 0, 0
     for case in cases:
-        c = model.generate(case["prompt_ids"], max_new_tokens=len(case["output_ids"]), temperature=0, ignore_eos=True)
-        # 8-bit activations may flip a near-tie late in a continuation; the first tokens must agree
-        assert c.tokens[:4] == case["output_ids"][:4], case["prompt"]
+        p, out = case["prompt_ids"], case["output_ids"]
+        logits = model.logits(p + out)[len(p) - 1:-1]
+        for row, tok in zip(logits, out):
+            assert row.max() - row[tok] < 0.5, (case["prompt"], tok)
+            top += int(np.argmax(row) == tok)
+            total += 1
+    assert top >= 0.9 * total
 
 
 def test_capital_of_france(model):

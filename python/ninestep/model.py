@@ -43,9 +43,16 @@ class _Session:
     def __init__(self, engine_session):
         self._s = engine_session
         self.ids = []  # token ids whose keys and values are in the cache, in order
+        # (prompt ids, logits after them) of the last prefill: a repeated prompt gets the very same
+        # logits, so the same seed gives the same text even though a re-run would batch differently
+        self._last_prompt = None
 
     def prefill(self, ids):
         """Logits [vocab] after `ids`, reusing the longest cached prefix; returns (logits, n_reused)."""
+        last = self._last_prompt
+        if last is not None and last[0] == ids and self.ids[:len(ids)] == ids:
+            self.ids = list(ids)
+            return last[1].copy(), len(ids)
         keep = 0
         limit = min(len(ids) - 1, len(self.ids))  # at least one token must run to produce logits
         while keep < limit and self.ids[keep] == ids[keep]:
@@ -53,6 +60,7 @@ class _Session:
         self.ids = self.ids[:keep]
         logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
         self.ids = list(ids)
+        self._last_prompt = (list(ids), logits[-1].copy())
         return logits[-1], keep
 
     def step(self, tok):
@@ -62,6 +70,7 @@ class _Session:
 
     def reset(self):
         self.ids = []
+        self._last_prompt = None
 
 
 class Model:
