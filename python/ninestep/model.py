@@ -51,7 +51,14 @@ class _Session:
         while keep < limit and self.ids[keep] == ids[keep]:
             keep += 1
         self.ids = self.ids[:keep]
-        logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
+        try:
+            logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
+        except ValueError:
+            raise  # refused before anything ran: the cache still holds self.ids
+        except BaseException:
+            # interrupted (Ctrl-C) between chunks: the cache holds the chunks that finished
+            self.ids = list(ids[:self._s.n_past])
+            raise
         self.ids = list(ids)
         return logits[-1], keep
 
