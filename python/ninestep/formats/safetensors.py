@@ -117,7 +117,7 @@ class SafetensorsFile:
         if not isinstance(info, dict):
             self._fail("entry is not a JSON object", field, 8)
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             self._fail(f"unknown dtype {dtype!r}", field + " dtype", 8)
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             self._fail(f"shape {shape!r} is not a list of non-negative integers", field + " shape", 8)

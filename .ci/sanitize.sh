@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds ninestep._core with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan (its own
+# copy of the Python package, so the normal dev build's module is untouched) and runs the whole
+# test suite against it. Extra arguments go to pytest (e.g. tests/test_forward.py -x).
+# Any ASan or UBSan finding aborts the run (non-zero exit).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build/asan
+pkg=$build/pkg  # PYTHONPATH root: pkg/ninestep = the Python sources + the sanitized _core
+python=${PYTHON:-python3}
+cxx=${CXX:-c++}
+
+rm -rf "$pkg/ninestep"
+mkdir -p "$pkg"
+cp -r "$root/python/ninestep" "$pkg/"
+find "$pkg/ninestep" \( -name '_core*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
+
+cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON -DCMAKE_CXX_COMPILER="$cxx" \
+  -DNINESTEP_OUTPUT_DIR="$pkg/ninestep" \
+  -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$python")"
+cmake --build "$build"
+
+# The interpreter is not instrumented, so the ASan runtime must be loaded first, by preload.
+libasan=$("$cxx" -print-file-name=libasan.so)
+[ -f "$libasan" ] || { echo "libasan.so not found for $cxx" >&2; exit 1; }
+export LD_PRELOAD=$libasan
+# detect_leaks=0: CPython keeps many allocations alive until exit by design, which LeakSanitizer
+# would report; leaks are covered by tests/test_memory.py instead.
+# allocator_may_return_null=1: an impossible allocation throws std::bad_alloc (MemoryError) as in
+# a normal build instead of ASan aborting.
+export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Tests that measure RSS skip themselves: ASan's shadow memory and quarantine inflate it.
+export NINESTEP_SANITIZED=1
+
+cd "$root"
+PYTHONPATH="$pkg" "$python" -c 'import ninestep, sys; print("testing", ninestep._core.__file__, file=sys.stderr)'
+PYTHONPATH="$pkg" "$python" -m pytest -q -p no:cacheprovider tests "$@"
