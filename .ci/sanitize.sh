@@ -9,14 +9,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/asan
 pkg=$build/pkg  # PYTHONPATH root: pkg/ninestep = the Python sources + the sanitized _core
 python=${PYTHON:-python3}
-cxx=${CXX:-c++}
+cxx=${CXX:-c++}  # the compiler CMake picks by default; its libasan is preloaded
 
 rm -rf "$pkg/ninestep"
 mkdir -p "$pkg"
 cp -r "$root/python/ninestep" "$pkg/"
 find "$pkg/ninestep" \( -name '_core*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
-cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON -DCMAKE_CXX_COMPILER="$cxx" \
+cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON \
   -DNINESTEP_OUTPUT_DIR="$pkg/ninestep" \
   -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$python")"
 cmake --build "$build"
