@@ -3,7 +3,8 @@
 Default: a few hundred inputs per target, seconds. Long run:
     NINESTEP_FUZZ_EXAMPLES=20000 python -m pytest tests/fuzz -q -s
 (the count is per test function). Every input is written to a file (the readers take paths) and
-read in-process; the last input of each target stays at tests/fuzz/last/<target>, so if the process
+read in-process; the last input of each target stays at tests/fuzz/last/<target> (or
+$NINESTEP_FUZZ_LAST/<target>), so if the process
 dies (a crash rather than an exception), `python tests/fuzz/replay.py tests/fuzz/last/<target>`
 reproduces it in a fresh subprocess."""
 import os
@@ -17,7 +18,7 @@ from ninestep.formats import write_gguf
 from ninestep.tokenizer.pretokenize import bytes_to_unicode
 
 EXAMPLES = int(os.environ.get("NINESTEP_FUZZ_EXAMPLES", "0")) or None
-LAST = Path(__file__).parent / "last"
+LAST = Path(os.environ.get("NINESTEP_FUZZ_LAST") or Path(__file__).parent / "last")
 
 
 def fuzz_settings(default):

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._checks import path_arg
 from ..errors import FormatError
 from ..tensor import QuantizedTensor
 from . import quant
@@ -153,7 +154,7 @@ class GGUFFile:
     """A GGUF file, memory-mapped. Tensor views stay valid after close() as long as you hold them."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        self.path = path_arg(path)
         self._mm = None
         with open(self.path, "rb") as f:  # FileNotFoundError for a missing path, as it should be
             size = os.fstat(f.fileno()).st_size

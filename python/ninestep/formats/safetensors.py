@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._checks import path_arg
 from ..errors import FormatError
 from ..tensor import QuantizedTensor
 
@@ -71,7 +72,7 @@ class SafetensorsFile:
     """One .safetensors file, memory-mapped. Views stay valid after close() while you hold them."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        self.path = path_arg(path)
         self._mm = None
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -179,7 +180,7 @@ class HFFolder:
     a GGUF counterpart) to zero-copy views."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        self.path = path_arg(path)
         if not os.path.isdir(self.path):
             raise FileNotFoundError(f"{self.path}: not a model folder")
         self.config = _load_json(self._file("config.json", required=True), "config.json")
