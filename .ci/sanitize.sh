@@ -16,7 +16,8 @@ mkdir -p "$pkg"
 cp -r "$root/python/ninestep" "$pkg/"
 find "$pkg/ninestep" \( -name '_core*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
-cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON \
+# RelWithDebInfo: symbols kept (pybind11 strips Release modules) for readable reports.
+cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNINESTEP_OUTPUT_DIR="$pkg/ninestep" \
   -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$python")"
 cmake --build "$build"
