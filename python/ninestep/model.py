@@ -77,7 +77,10 @@ class Model:
 
     Thread safety: one Model may be shared by threads; calls that compute take the model's lock
     in turn (each gets the result it would get alone). A streaming generation holds the lock
-    until it ends or is closed."""
+    until it ends or is closed.
+
+    Ctrl-C: a long prompt is read in chunks and KeyboardInterrupt is raised between two of them;
+    the chunks already read stay cached and the model remains usable."""
 
     def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None):
         from . import engine
