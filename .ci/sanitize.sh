@@ -22,10 +22,15 @@ cmake -S "$root" -B "$build" -G Ninja -DNINESTEP_SANITIZE=ON -DCMAKE_BUILD_TYPE=
   -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$python")"
 cmake --build "$build"
 
-# The interpreter is not instrumented, so the ASan runtime must be loaded first, by preload.
+# The interpreter is not instrumented, so the ASan runtime must be loaded first, by preload. libstdc++
+# is preloaded with it: ASan intercepts __cxa_throw and must find the real one at startup, or the
+# first C++ exception (any ArgError -> ValueError) aborts with "CHECK failed: real___cxa_throw".
 libasan=$("$cxx" -print-file-name=libasan.so)
-[ -f "$libasan" ] || { echo "libasan.so not found for $cxx" >&2; exit 1; }
-export LD_PRELOAD=$libasan
+libstdcxx=$("$cxx" -print-file-name=libstdc++.so)
+for lib in "$libasan" "$libstdcxx"; do
+  [ -f "$lib" ] || { echo "$lib not found for $cxx" >&2; exit 1; }
+done
+export LD_PRELOAD="$libasan $libstdcxx"
 # detect_leaks=0: CPython keeps many allocations alive until exit by design, which LeakSanitizer
 # would report; leaks are covered by tests/test_memory.py instead.
 # allocator_may_return_null=1: an impossible allocation throws std::bad_alloc (MemoryError) as in
