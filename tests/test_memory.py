@@ -1,8 +1,10 @@
 """Memory: no growth over many calls, a closed model refuses use and lets go of its file, and the
 resident size while generating stays within the model file + KV cache + a fixed overhead."""
 import gc
+import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,14 @@ def test_close_releases_the_file_mapping(tmp_path):
     m.close()
     assert not mapped(path)  # unmapped at close, not at some later garbage collection
     os.remove(path)
+
+
+def test_a_refused_load_does_not_keep_the_file_mapped(tmp_path):
+    # weights that fail the C++ checks (a config promising more layers than the file has)
+    folder = tmp_path / "m"
+    shutil.copytree(Path(__file__).parent / "data" / "tiny-llama", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(cfg, num_hidden_layers=cfg["num_hidden_layers"] + 1)))
+    with pytest.raises(ValueError):
+        ninestep.load(folder, n_ctx=16)
+    assert not mapped(folder / "model.safetensors")

@@ -235,6 +235,11 @@ def load(path=None, *, n_ctx=None, n_threads=None):
     from ._checks import path_arg, positive_int
     from .loader import open_model
 
+    # every argument checked before the file is opened
+    if n_ctx is not None:
+        n_ctx = positive_int(n_ctx, "n_ctx")
+        if n_ctx > 2**31 - 1:
+            raise ValueError(f"n_ctx: must fit int32 positions, got {n_ctx}")
     if n_threads is not None:
         from . import set_num_threads
 
@@ -243,7 +248,10 @@ def load(path=None, *, n_ctx=None, n_threads=None):
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     config, tokenizer, tensors, closer = open_model(path)
-    ctx_max = config.context_length or 4096
-    n_ctx = min(ctx_max, 4096) if n_ctx is None else positive_int(n_ctx, "n_ctx")
-    weights = engine.load_weights(config, tensors)
-    return Model(path, config, tokenizer, weights, n_ctx, closer)
+    try:
+        n_ctx = min(config.context_length or 4096, 4096) if n_ctx is None else n_ctx
+        weights = engine.load_weights(config, tensors)
+        return Model(path, config, tokenizer, weights, n_ctx, closer)
+    except BaseException:
+        closer()  # a refused model (or a KV cache too big to allocate) must not keep its file mapped
+        raise
