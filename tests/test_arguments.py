@@ -218,3 +218,23 @@ def test_reader_methods_bad_names(tmp_path):
 def test_write_gguf_bad_arguments(tmp_path, kw, name):
     args = dict(path=tmp_path / "o.gguf", metadata={"a": 1}, tensors={"w": F})
     check(lambda: write_gguf(**dict(args, **kw)), name)
+
+
+def _misaligned(a):
+    """A copy of `a` whose data starts one byte past an aligned address (as a file view can)."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, dtype=a.dtype, offset=1, count=a.size).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("op, arg", [(op, arg) for op, (_, good) in OPS.items() for arg in good])
+def test_ops_reject_misaligned_arrays(op, arg):
+    fn, good = OPS[op]
+    check(lambda: fn(**dict(good, **{arg: _misaligned(good[arg])})), arg)
+
+
+def test_matmul_rejects_misaligned_quantized_weights():
+    q = ninestep.quantize(np.ones((4, 32), np.float32), "q8_0")
+    bad = ninestep.QuantizedTensor(_misaligned(q.data), "q8_0", q.shape)
+    check(lambda: ops.matmul(F, bad), "w")

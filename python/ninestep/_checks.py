@@ -32,6 +32,8 @@ def _rank_and_layout(x, name, ndim, min_ndim):
         raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {shape_str(x)}")
     if not x.flags.c_contiguous:
         raise ValueError(f"{name}: array must be C-contiguous (shape {shape_str(x)}); use np.ascontiguousarray")
+    if not x.flags.aligned:
+        raise ValueError(f"{name}: array data is not aligned for {x.dtype} (shape {shape_str(x)}); pass a copy")
     return x
 
 

@@ -69,6 +69,9 @@ def _tensor(name, t):
         data, kind = np.ascontiguousarray(data).view(np.float16).astype(np.float32), "f32"
     if not data.flags.c_contiguous:
         raise ValueError(f"tensors[{name!r}]: array must be C-contiguous (shape {shape_str(data)})")
+    if data.ctypes.data % 4:
+        # a file may put a tensor at any offset; the kernels load floats and fp16 scales aligned
+        data = data.copy()
     return data, kind, shape
 
 
