@@ -20,7 +20,11 @@ def mutations(size, header):
         st.tuples(st.just("delete"), pos, st.integers(1, 64)),
         st.tuples(st.just("cut"), pos, st.just(0)),
     )
-    return st.lists(one, min_size=1, max_size=6)
+    # a third of the cases overwrite only tensor data, so damaged weights also reach the model
+    data = st.tuples(st.sampled_from(["byte", "u32", "u64"]), st.integers(header, size - 8), st.integers(0, 2**32 - 1))
+    return st.one_of(st.lists(one, min_size=1, max_size=6), st.lists(one, min_size=1, max_size=6),
+                     st.lists(data.map(lambda m: (m[0], m[1], m[2] % 256 if m[0] == "byte" else m[2])),
+                              min_size=1, max_size=4))
 
 
 def apply(seed, muts):

@@ -14,7 +14,7 @@ def test_fuzz_gguf(gguf_seed):
     target = LAST / "gguf"
     outcomes = collections.Counter()
 
-    @fuzz_settings(300)
+    @fuzz_settings(150)
     @given(mutate.mutations(len(seed), header))
     def run(muts):
         target.write_bytes(mutate.apply(seed, muts))

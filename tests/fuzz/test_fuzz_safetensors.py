@@ -46,7 +46,7 @@ def _folder():
 def test_fuzz_safetensors_file():
     folder, outcomes = _folder(), collections.Counter()
 
-    @fuzz_settings(200)
+    @fuzz_settings(100)
     @given(st.one_of(mutate.mutations(len(ST), HEADER).map(lambda m: ("bytes", m)),
                      st.lists(field_edits, min_size=1, max_size=3).map(lambda e: ("header", e))))
     def run(case):
@@ -70,7 +70,7 @@ def test_fuzz_safetensors_file():
 def test_fuzz_hf_config():
     folder, outcomes = _folder(), collections.Counter()
 
-    @fuzz_settings(200)
+    @fuzz_settings(100)
     @given(st.dictionaries(st.sampled_from(sorted(CONFIG)), json_values, min_size=1, max_size=3),
            st.lists(st.sampled_from(sorted(CONFIG)), max_size=2))
     def run(changed, dropped):

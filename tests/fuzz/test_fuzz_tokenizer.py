@@ -33,7 +33,7 @@ def _is_utf8(s):
         return False
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(texts)
 def test_fuzz_encode_decode_round_trip(s):
     for tok, lossless in ((BPE, True), (SPM, False)):
@@ -51,7 +51,7 @@ def test_fuzz_encode_decode_round_trip(s):
         assert "".join(stream.push(i) for i in ids) + stream.flush() == text
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(id_lists)
 def test_fuzz_decode_arbitrary_ids(ids):
     for tok in (BPE, SPM):
