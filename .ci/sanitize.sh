@@ -35,11 +35,21 @@ export LD_PRELOAD="$libasan $libstdcxx"
 # would report; leaks are covered by tests/test_memory.py instead.
 # allocator_may_return_null=1: an impossible allocation throws std::bad_alloc (MemoryError) as in
 # a normal build instead of ASan aborting.
-export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Reports also go to files: pytest captures stderr, and a run that aborts loses it.
+reports=$build/reports
+rm -rf "$reports" && mkdir -p "$reports"
+export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:log_path=$reports/asan
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan
 # Tests that measure RSS skip themselves: ASan's shadow memory and quarantine inflate it.
 export NINESTEP_SANITIZED=1
 
 cd "$root"
 PYTHONPATH="$pkg" "$python" -c 'import ninestep, sys; print("testing", ninestep._core.__file__, file=sys.stderr)'
-PYTHONPATH="$pkg" "$python" -m pytest -q -p no:cacheprovider tests "$@"
+status=0
+PYTHONPATH="$pkg" "$python" -m pytest -q -p no:cacheprovider tests "$@" || status=$?
+if compgen -G "$reports/*" > /dev/null; then
+  echo "sanitizer reports:" >&2
+  cat "$reports"/* >&2
+  status=1
+fi
+exit $status

@@ -50,7 +50,7 @@ def _config_dict(config):
 def _tensor(name, t):
     """(array, kind, shape) for a QuantizedTensor, a float32/float16 array or such a tuple."""
     if isinstance(t, QuantizedTensor):
-        return t.data, t.kind, t.shape
+        return t.kernel_data(), t.kind, t.shape
     if isinstance(t, np.ndarray):
         if t.dtype not in _FLOAT_KINDS:
             raise ValueError(f"tensors[{name!r}]: expected float32/float16 or a QuantizedTensor, got {t.dtype} "
