@@ -68,7 +68,7 @@ json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**6
                            lambda v: st.lists(v, max_size=4), max_leaves=8)
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(st.dictionaries(st.sampled_from(sorted(SPM_META) + ["tokenizer.ggml.merges", "tokenizer.ggml.pre"]),
                        json_values, min_size=1, max_size=3),
        st.sampled_from(["llama", "gpt2", None]))
