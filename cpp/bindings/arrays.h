@@ -45,6 +45,9 @@ ArrayRef<T> get_array(py::handle obj, const char* name, int ndim = -1) {
     fail(std::string(name) + ": expected a " + std::to_string(ndim) + "-d array, got shape " + shape_str(shape));
   if (!(a.flags() & py::array::c_style))
     fail(std::string(name) + ": array must be C-contiguous (shape " + shape_str(shape) + ")");
+  // e.g. np.frombuffer at an odd offset: loads through T* would be UB (strides are whole items here)
+  if (reinterpret_cast<uintptr_t>(a.data()) % alignof(Base) != 0)
+    fail(std::string(name) + ": array data is not aligned for " + std::string(py::str(want)));
   ArrayRef<T> r;
   r.shape = shape;
   if constexpr (std::is_const_v<T>) {

@@ -17,6 +17,7 @@ static const void* weight_bytes(py::handle obj, DType type, int64_t n, int64_t k
   NS_CHECK(a.nbytes() == need, std::string(name) + ": holds " + std::to_string(a.nbytes()) + " bytes, " +
                                    dtype_info(type).name + " [" + std::to_string(n) + ", " + std::to_string(k) +
                                    "] needs " + std::to_string(need));
+  check_aligned(a.data(), type, name);
   return a.data();
 }
 

@@ -98,8 +98,18 @@ NS_BIND(model) {
              NS_CHECK(la.shape[0] == rows && la.shape[1] == V,
                       "logits_out: expected shape (" + std::to_string(rows) + ", " + std::to_string(V) + "), got " +
                           shape_str(la.shape));
-             py::gil_scoped_release release;
-             s.forward(la.data, ia.data, T, pos, all_logits);
+             // Between chunks, take the GIL back briefly to run pending signal handlers; one that
+             // raises (Ctrl-C: KeyboardInterrupt) stops the call with n_past at the last full chunk.
+             const auto interrupted = [] {
+               py::gil_scoped_acquire gil;
+               return PyErr_CheckSignals() != 0;  // leaves the handler's exception set
+             };
+             bool complete;
+             {
+               py::gil_scoped_release release;
+               complete = s.forward(la.data, ia.data, T, pos, all_logits, interrupted);
+             }
+             if (!complete) throw py::error_already_set();
            },
            py::arg("ids"), py::arg("pos"), py::arg("logits_out"), py::arg("all_logits") = false)
       .def_property_readonly("n_past", &Session::n_past)

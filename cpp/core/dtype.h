@@ -35,12 +35,13 @@ struct DTypeInfo {
   int64_t block_elems;  // elements per block (1 for plain floats)
   int64_t block_bytes;  // bytes per block
   bool quantized;
+  int64_t align;        // alignment the kernels' loads need (a float, or a block's fp16 scale)
 };
 
 inline const DTypeInfo& dtype_info(DType t) {
   static const DTypeInfo table[kNumDTypes] = {
-      {"f32", 1, 4, false},   {"f16", 1, 2, false},    {"bf16", 1, 2, false},
-      {"q8_0", QK, 34, true}, {"q4_0", QK, 18, true}, {"q4_1", QK, 20, true},
+      {"f32", 1, 4, false, 4},   {"f16", 1, 2, false, 2},    {"bf16", 1, 2, false, 2},
+      {"q8_0", QK, 34, true, 2}, {"q4_0", QK, 18, true, 2}, {"q4_1", QK, 20, true, 2},
   };
   return table[static_cast<int>(t)];
 }
@@ -49,6 +50,13 @@ inline DType dtype_from_name(const std::string& name) {
   for (int i = 0; i < kNumDTypes; ++i)
     if (name == dtype_info(static_cast<DType>(i)).name) return static_cast<DType>(i);
   fail("unknown weight kind '" + name + "' (expected one of f32, f16, bf16, q8_0, q4_0, q4_1)");
+}
+
+// Fails unless `data` is aligned for `t` (a file may place a tensor at any byte offset).
+inline void check_aligned(const void* data, DType t, const std::string& name) {
+  const int64_t a = dtype_info(t).align;
+  NS_CHECK(reinterpret_cast<uintptr_t>(data) % a == 0,
+           name + ": " + dtype_info(t).name + " data must be " + std::to_string(a) + "-byte aligned");
 }
 
 // Bytes in one row of k elements; fails if k is not a whole number of blocks.

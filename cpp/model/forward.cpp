@@ -59,7 +59,7 @@ void add_bias(float* y, const float* bias, int64_t ld, int64_t m, int64_t j0, in
 
 }  // namespace
 
-void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bool all_logits, int nthreads) {
+void Session::run(float* logits, const int32_t* tok, int64_t m, int64_t p0, int64_t head_rows, int nthreads) {
   const Weights& W = *w_;
   const ModelConfig& c = W.cfg;
   const int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.d_ff, V = c.vocab_size;
@@ -83,10 +83,8 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
     };
     int64_t b, e;
 
-    for (int64_t c0 = 0; c0 < T; c0 += chunk_) {
-      const int64_t m = std::min(chunk_, T - c0), p0 = pos0 + c0;
+    {
       const bool solo = m <= kOwnRows;  // every thread prepares its own copy of each matmul input
-      const int32_t* tok = ids + c0;
       float *x = x_.data(), *q = q_.data(), *att = att_.data(), *tmp = tmp_.data();
       float *g = gate_.data(), *u = up_.data(), *part = attn_part_.data();
 
@@ -217,13 +215,12 @@ void Session::run(float* logits, const int32_t* ids, int64_t T, int64_t pos0, bo
         mark(kDown);
       }
 
-      // LM head: every row of the chunk with all_logits, else only the prompt's last token.
-      if (all_logits || c0 + m == T) {
-        const int64_t r0 = all_logits ? 0 : m - 1, mr = m - r0;
-        float* out = logits + (all_logits ? c0 * V : 0);  // [mr, vocab]
-        const Input in = input(x + r0 * d, mr, W.out_norm, &W.lm_head, 1, kHead);
+      // LM head: the chunk's last head_rows tokens (all of them with all_logits, else the prompt's last).
+      if (head_rows > 0) {
+        const int64_t r0 = m - head_rows;
+        const Input in = input(x + r0 * d, head_rows, W.out_norm, &W.lm_head, 1, kHead);
         cx.rows(V, &b, &e, kRowAlign);
-        matmul_rows(out, V, in.x, in.scratch[0].data(), W.lm_head, mr, b, e);
+        matmul_rows(logits, V, in.x, in.scratch[0].data(), W.lm_head, head_rows, b, e);  // [head_rows, vocab]
       }
 #pragma omp barrier
       mark(kHead);

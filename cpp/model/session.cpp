@@ -59,7 +59,8 @@ Session::~Session() {
     std::fprintf(stderr, "  %-10s %9.3f ms %5.1f%%\n", kPhaseNames[i], prof_[i] * 1e3, 100.0 * prof_[i] / total);
 }
 
-void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits) {
+bool Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits,
+                      const std::function<bool()>& interrupted) {
   const ModelConfig& c = w_->cfg;
   bool expected = false;
   NS_CHECK(busy_.compare_exchange_strong(expected, true), "session: forward is already running in another thread");
@@ -69,7 +70,7 @@ void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos,
   } release{busy_};
   NS_CHECK(T >= 1, "ids: needs at least one token");
   NS_CHECK(pos >= 0, "pos must be >= 0, got " + std::to_string(pos));
-  NS_CHECK(pos <= n_past_, "pos " + std::to_string(pos) + " is past the " + std::to_string(n_past_) +
+  NS_CHECK(pos <= n_past_, "pos " + std::to_string(pos) + " is past the " + std::to_string(n_past()) +
                                " cached positions (pos may be at most n_past)");
   NS_CHECK(T <= n_ctx_ - pos, "pos + len(ids) = " + std::to_string(pos + T) + " exceeds n_ctx " +
                                   std::to_string(n_ctx_));
@@ -89,8 +90,16 @@ void Session::forward(float* logits, const int32_t* ids, int64_t T, int64_t pos,
   }
   // Positions >= pos are overwritten before they are read: attention only sees 0 .. pos + t.
   n_past_ = pos;
-  run(logits, ids, T, pos, all_logits, int(nth));
-  n_past_ = pos + T;
+  // One parallel region per chunk, so a caller can stop between chunks (e.g. on Ctrl-C) with the
+  // cache holding exactly the chunks that finished.
+  for (int64_t c0 = 0; c0 < T; c0 += chunk_) {
+    if (c0 > 0 && interrupted && interrupted()) return false;
+    const int64_t m = std::min(chunk_, T - c0);
+    const int64_t head_rows = all_logits ? m : (c0 + m == T ? 1 : 0);
+    run(logits + (all_logits ? c0 * c.vocab_size : 0), ids + c0, m, pos + c0, head_rows, int(nth));
+    n_past_ = pos + c0 + m;
+  }
+  return true;
 }
 
 }  // namespace ninestep

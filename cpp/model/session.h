@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -32,9 +33,13 @@ class Session {
   // Runs ids [T] at positions pos .. pos + T - 1 (pos <= n_past; pos < n_past drops the cached
   // positions from pos on) and writes logits [T, vocab] (all_logits) or [1, vocab] of the last token.
   // Checks every argument before computing; throws ArgError.
-  void forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits);
+  // `interrupted` (optional) is called between chunks, outside the parallel region; when it returns
+  // true the call stops there and returns false, with n_past = pos + the tokens of every finished
+  // chunk (their keys and values are cached; logits are unspecified). Returns true when complete.
+  bool forward(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits,
+               const std::function<bool()>& interrupted = {});
 
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return n_past_.load(); }
   int64_t n_ctx() const { return n_ctx_; }
   int64_t chunk() const { return chunk_; }
   void reset() { n_past_ = 0; }
@@ -44,10 +49,13 @@ class Session {
   bool profiling() const { return profiling_; }
 
  private:
-  void run(float* logits, const int32_t* ids, int64_t T, int64_t pos, bool all_logits, int nthreads);
+  // One chunk: ids [m] (m <= chunk_) at positions p0 ..; logits [head_rows, vocab] of its last
+  // head_rows tokens (0: none).
+  void run(float* logits, const int32_t* ids, int64_t m, int64_t p0, int64_t head_rows, int nthreads);
 
   std::shared_ptr<const Weights> w_;
-  int64_t n_ctx_, chunk_, n_past_ = 0;
+  int64_t n_ctx_, chunk_;
+  std::atomic<int64_t> n_past_{0};  // atomic: another thread may watch a long prefill's progress
   // [n_layers, n_ctx, n_kv_heads, head_dim] each, left uninitialized: a position is written before
   // attention reads it, and pages of a long context are only committed once the sequence gets there.
   std::unique_ptr<float[]> kcache_, vcache_;

@@ -40,6 +40,7 @@ struct Loader {
     NS_CHECK(it != tensors.end(), "tensors: missing '" + name + "' " + shape_of(shape));
     const TensorIn& t = it->second;
     NS_CHECK(t.data != nullptr, "tensors['" + name + "']: no data");
+    check_aligned(t.data, t.type, "tensors['" + name + "']");
     NS_CHECK(t.shape == shape, "tensors['" + name + "']: expected shape " + shape_of(shape) + ", got " +
                                    shape_of(t.shape));
     const int64_t rows = shape.size() == 2 ? shape[0] : 1;

@@ -1,4 +1,6 @@
 """Argument validation shared by the public functions: every error names the argument."""
+import os
+
 import numpy as np
 
 
@@ -30,6 +32,8 @@ def _rank_and_layout(x, name, ndim, min_ndim):
         raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {shape_str(x)}")
     if not x.flags.c_contiguous:
         raise ValueError(f"{name}: array must be C-contiguous (shape {shape_str(x)}); use np.ascontiguousarray")
+    if not x.flags.aligned:
+        raise ValueError(f"{name}: array data is not aligned for {x.dtype} (shape {shape_str(x)}); pass a copy")
     return x
 
 
@@ -43,6 +47,20 @@ def out_array(out, name, shape, dtype=np.float32):
     if not out.flags.writeable:
         raise ValueError(f"{name}: array is read-only")
     return out
+
+
+def path_arg(path, name="path"):
+    """A filesystem path (str or os.PathLike) as a str; TypeError naming the argument otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a str or os.PathLike file path, got {type(path).__name__}")
+    return os.fspath(path)
+
+
+def flag(v, name):
+    """A bool argument (NumPy bools too): a string such as "no" must not read as True."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {v!r}")
+    return bool(v)
 
 
 def positive_int(v, name, allow_zero=False):

@@ -73,12 +73,15 @@ class ModelConfig:
         scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
         if scaling != "none":
             raise ValueError(f"{arch}.rope.scaling.type: {scaling!r} RoPE scaling is not supported")
-        d_model, n_heads = get("embedding_length"), get("attention.head_count")
+        d_model = _int(get("embedding_length"), f"{arch}.embedding_length")
+        n_heads = _int(get("attention.head_count"), f"{arch}.attention.head_count")
         head_dim = get("attention.key_length", d_model // n_heads if n_heads else 0)
         rope_dims = metadata.get(f"{arch}.rope.dimension_count", head_dim)
         if rope_dims != head_dim:
             raise ValueError(f"{arch}.rope.dimension_count: partial RoPE ({rope_dims} of {head_dim} dims) is not supported")
         tokens = metadata.get("tokenizer.ggml.tokens") or []
+        if not isinstance(tokens, list):
+            raise ValueError(f"tokenizer.ggml.tokens: expected an array of strings, got {type(tokens).__name__}")
         vocab = metadata.get(f"{arch}.vocab_size") or len(tokens) or None
         names = set(tensor_names)
         eos = metadata.get("tokenizer.ggml.eos_token_id")
@@ -109,10 +112,15 @@ class ModelConfig:
     def from_hf(cls, config_json, tokenizer_config=None, tokenizer_json=None):
         """From a Hugging Face config.json dict, plus tokenizer_config.json / tokenizer.json dicts."""
         c = config_json
+        if not isinstance(c, dict):
+            raise ValueError(f"config.json: expected a JSON object, got {type(c).__name__}")
         arch = c.get("model_type")
         if arch not in _HF_ARCHS:
             raise ValueError(f"architecture: model_type {arch!r} is not supported (supported: {', '.join(_HF_ARCHS)})")
         # transformers 5 moved rope_theta (and the scaling type) into rope_parameters
+        for key in ("rope_scaling", "rope_parameters"):
+            if c.get(key) is not None and not isinstance(c[key], dict):
+                raise ValueError(f"{key}: expected a JSON object, got {c[key]!r}")
         rope = c.get("rope_parameters") or {}
         for key in ("rope_scaling", "rope_parameters"):
             kind = c.get(key) and (c[key].get("rope_type") or c[key].get("type"))
@@ -125,7 +133,7 @@ class ModelConfig:
                 raise ValueError(f"{key}: missing from config.json")
             return v
 
-        d_model, n_heads = get("hidden_size"), get("num_attention_heads")
+        d_model, n_heads = _int(get("hidden_size"), "hidden_size"), _int(get("num_attention_heads"), "num_attention_heads")
         tokens_by_text = _hf_token_ids(tokenizer_json, tokenizer_config)
         eos = c.get("eos_token_id")
         if isinstance(eos, list):  # several stop tokens: the first is end of text
@@ -152,14 +160,24 @@ class ModelConfig:
         )
 
 
+def _int(v, key):
+    """An integer field read from a file, before arithmetic on it (the dataclass checks the rest)."""
+    if type(v) is not int:
+        raise ValueError(f"{key}: expected an integer, got {v!r}")
+    return v
+
+
 def _hf_token_ids(tokenizer_json, tokenizer_config):
     """Special token text -> id, from tokenizer.json's added_tokens and tokenizer_config.json's
     added_tokens_decoder."""
     ids = {}
-    for t in (tokenizer_json or {}).get("added_tokens") or []:
+    tokenizer_json = tokenizer_json if isinstance(tokenizer_json, dict) else {}
+    tokenizer_config = tokenizer_config if isinstance(tokenizer_config, dict) else {}
+    added = tokenizer_config.get("added_tokens_decoder")
+    for t in tokenizer_json.get("added_tokens") if isinstance(tokenizer_json.get("added_tokens"), list) else []:
         if isinstance(t, dict) and isinstance(t.get("content"), str) and type(t.get("id")) is int:
             ids[t["content"]] = t["id"]
-    for i, t in ((tokenizer_config or {}).get("added_tokens_decoder") or {}).items():
+    for i, t in (added if isinstance(added, dict) else {}).items():
         if isinstance(t, dict) and isinstance(t.get("content"), str) and str(i).isdigit():
             ids.setdefault(t["content"], int(i))
     return ids
@@ -168,12 +186,13 @@ def _hf_token_ids(tokenizer_json, tokenizer_config):
 def _hf_add_bos(tokenizer_config, tokenizer_json):
     """tokenizer_config.json's add_bos_token if set; otherwise whether tokenizer.json's
     post-processor puts a special token in front of a single sequence."""
-    if tokenizer_config and isinstance(tokenizer_config.get("add_bos_token"), bool):
+    if isinstance(tokenizer_config, dict) and isinstance(tokenizer_config.get("add_bos_token"), bool):
         return tokenizer_config["add_bos_token"]
-    post = (tokenizer_json or {}).get("post_processor") or {}
+    post = tokenizer_json.get("post_processor") if isinstance(tokenizer_json, dict) else None
+    post = post if isinstance(post, dict) else {}
     processors = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
-    for p in processors:
+    for p in processors if isinstance(processors, list) else []:
         single = p.get("single") if isinstance(p, dict) and p.get("type") == "TemplateProcessing" else None
-        if single:
+        if single and isinstance(single, list):
             return isinstance(single[0], dict) and "SpecialToken" in single[0]
     return False

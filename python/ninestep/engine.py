@@ -50,7 +50,7 @@ def _config_dict(config):
 def _tensor(name, t):
     """(array, kind, shape) for a QuantizedTensor, a float32/float16 array or such a tuple."""
     if isinstance(t, QuantizedTensor):
-        return t.data, t.kind, t.shape
+        return t.kernel_data(), t.kind, t.shape
     if isinstance(t, np.ndarray):
         if t.dtype not in _FLOAT_KINDS:
             raise ValueError(f"tensors[{name!r}]: expected float32/float16 or a QuantizedTensor, got {t.dtype} "
@@ -69,6 +69,9 @@ def _tensor(name, t):
         data, kind = np.ascontiguousarray(data).view(np.float16).astype(np.float32), "f32"
     if not data.flags.c_contiguous:
         raise ValueError(f"tensors[{name!r}]: array must be C-contiguous (shape {shape_str(data)})")
+    if data.ctypes.data % 4:
+        # a file may put a tensor at any offset; the kernels load floats and fp16 scales aligned
+        data = data.copy()
     return data, kind, shape
 
 

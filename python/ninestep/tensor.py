@@ -56,10 +56,15 @@ class QuantizedTensor:
     def nbytes(self):
         return self.data.nbytes
 
+    def kernel_data(self):
+        """`data`, or an aligned copy when it starts at an odd address (a view at any file offset):
+        the kernels load fp16 scales and floats aligned and refuse anything else."""
+        return self.data if self.data.ctypes.data % 4 == 0 else self.data.copy()
+
     def dequantize(self):
         """float32 [N, K]."""
         out = np.empty(self.shape, dtype=np.float32)
-        _core.dequantize(out, self.data, self.kind, *self.shape)
+        _core.dequantize(out, self.kernel_data(), self.kind, *self.shape)
         return out
 
     def __repr__(self):

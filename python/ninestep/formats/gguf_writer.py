@@ -139,6 +139,10 @@ def write_gguf(path, metadata, tensors, alignment=DEFAULT_ALIGNMENT):
     each padded to `alignment`."""
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise ValueError(f"alignment: must be a positive power of two, got {alignment!r}")
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata: expected a dict key -> value, got {type(metadata).__name__}")
+    if not isinstance(tensors, dict):
+        raise TypeError(f"tensors: expected a dict name -> tensor, got {type(tensors).__name__}")
     metadata = dict(metadata)
     if "general.alignment" in metadata:
         a = metadata["general.alignment"]

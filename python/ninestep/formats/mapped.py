@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from .._checks import path_arg
 from ..errors import FormatError
 
 
@@ -11,7 +12,7 @@ class MappedFile:
     def __init__(self, path, min_size, what):
         """Maps `path` (FileNotFoundError if missing; FormatError if under min_size bytes), then
         calls self._parse(size); the map is closed again if parsing fails."""
-        self.path = os.fspath(path)
+        self.path = path_arg(path)
         self._mm = None
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

@@ -14,6 +14,7 @@ import re
 import struct
 from typing import NamedTuple
 
+from .._checks import path_arg
 from ..errors import FormatError
 from ..tensor import QuantizedTensor
 from .mapped import MappedFile
@@ -102,7 +103,7 @@ class SafetensorsFile(MappedFile):
         if not isinstance(info, dict):
             self._fail("entry is not a JSON object", field, 8)
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             self._fail(f"unknown dtype {dtype!r}", field + " dtype", 8)
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             self._fail(f"shape {shape!r} is not a list of non-negative integers", field + " shape", 8)
@@ -150,7 +151,7 @@ class HFFolder:
     a GGUF counterpart) to zero-copy views."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
+        self.path = path_arg(path)
         if not os.path.isdir(self.path):
             raise FileNotFoundError(f"{self.path}: not a model folder")
         self.config = _load_json(self._file("config.json", required=True), "config.json")

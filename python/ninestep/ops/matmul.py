@@ -8,7 +8,7 @@ from ..tensor import QuantizedTensor
 def _weight(w):
     """(raw array, kind, N, K) for any weight matmul accepts."""
     if isinstance(w, QuantizedTensor):
-        return w.data, w.kind, w.shape[0], w.shape[1]
+        return w.kernel_data(), w.kind, w.shape[0], w.shape[1]
     if isinstance(w, np.ndarray):
         kinds = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
         if w.dtype not in kinds:

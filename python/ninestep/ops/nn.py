@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import _core
-from .._checks import f32_array, out_array, shape_str, typed_array
+from .._checks import f32_array, flag, out_array, shape_str, typed_array
 
 
 def _finite(v, name, minimum=None, strict=False):
@@ -98,6 +98,7 @@ def attention(q, k, v, causal=True, scale=None, *, out=None):
     h // (Hq // Hkv). The T queries are the last T of the S positions, so with causal=True
     (which needs T <= S) query i sees keys 0 .. S - T + i. scale defaults to 1 / sqrt(D)."""
     f32_array(q, "q", ndim=3)
+    causal = flag(causal, "causal")
     f32_array(k, "k", ndim=3)
     f32_array(v, "v", ndim=3)
     T, Hq, D = q.shape

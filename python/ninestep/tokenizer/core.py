@@ -63,7 +63,13 @@ class Tokenizer:
         """Text -> ids. Added/special tokens written in the text become their ids; add_special adds
         the BOS/EOS the model asks for (GGUF add_bos_token / HF post-processor)."""
         if not isinstance(text, str):
-            raise ValueError(f"encode: text must be a str, got {type(text).__name__}")
+            raise ValueError(f"text: expected a str, got {type(text).__name__}")
+        if not isinstance(add_special, bool):
+            raise TypeError(f"add_special: expected True or False, got {add_special!r}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"text: not valid Unicode (lone surrogate {text[e.start]!r} at index {e.start})") from None
         out = list(self._prefix) if add_special else []
         first = True
         for seg in self._raw_added.split(text):
@@ -116,6 +122,8 @@ class Tokenizer:
         return apply_chat_template(self.chat_template, messages, add_generation_prompt, **kwargs)
 
     def _check_ids(self, ids):
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"ids: expected a sequence of token ids, got {type(ids).__name__}")
         return [_token_id(i, self._tokens) for i in ids]
 
 

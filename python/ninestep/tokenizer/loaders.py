@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .added import AddedToken
 from .bpe import BPE
 from .pretokenize import Normalizer, bytes_to_unicode, from_gguf_pre, normalizer_from_hf, pre_from_hf
@@ -17,7 +19,7 @@ def from_gguf_metadata(cls, meta):
     kind = _get(meta, K + "model", str)
     tokens = _texts(_get(meta, K + "tokens", list), K + "tokens")
     n = len(tokens)
-    types = [int(t) for t in _get(meta, K + "token_type", list, [NORMAL] * n)]
+    types = _numbers(_get(meta, K + "token_type", list, [NORMAL] * n), int, K + "token_type")
     if len(types) != n:
         raise ValueError(f"meta: {K}token_type has {len(types)} entries for {n} tokens")
     ids = {name: _token_id(meta, K + name + "_token_id", n)
@@ -26,7 +28,7 @@ def from_gguf_metadata(cls, meta):
     added = [AddedToken(i, tokens[i], special=i in special)
              for i, t in enumerate(types) if t in (UNKNOWN, CONTROL, USER_DEFINED) and tokens[i]]
     if kind == "gpt2":
-        pre_name = meta.get(K + "pre", "default")
+        pre_name = _get(meta, K + "pre", str, "default")
         pre, norm = from_gguf_pre(pre_name)
         merges = [tuple(m.split(" ")) for m in _texts(_get(meta, K + "merges", list), K + "merges")]
         bad = next((m for m in merges if len(m) != 2), None)
@@ -37,7 +39,7 @@ def from_gguf_metadata(cls, meta):
         model = BPE(vocab, merges, byte_level=True, ignore_merges=pre_name in ("llama-bpe", "llama3"))
         decoder = byte_level_decoder(tokens, special)
     elif kind == "llama":
-        scores = [float(s) for s in _get(meta, K + "scores", list)]
+        scores = _numbers(_get(meta, K + "scores", list), float, K + "scores")
         if len(scores) != n:
             raise ValueError(f"meta: {K}scores has {len(scores)} entries for {n} tokens")
         prefix = bool(meta.get(K + "add_space_prefix", True))
@@ -73,6 +75,15 @@ def _get(meta, key, typ, default=None):
     if not isinstance(v, typ):
         raise ValueError(f"meta: {key} should be a {typ.__name__}, got {type(v).__name__}")
     return v
+
+
+def _numbers(values, typ, key):
+    """A metadata array as ints or floats, refusing entries of any other kind."""
+    ok = (int,) if typ is int else (int, float)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, ok + (np.number,)):
+            raise ValueError(f"meta: {key} should hold numbers, got {v!r}")
+    return [typ(v) for v in values]
 
 
 def _text(v, key):
