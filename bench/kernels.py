@@ -2,9 +2,11 @@
 
     python bench/kernels.py [--threads 2] [--rounds 31] [--json bench/results/kernels.json]
 
-For each op the two implementations alternate call by call (A, B, A, B, ...) so drift on a shared
-machine hits both alike; the table shows medians and the ratio NumPy time / ninestep time
-(> 1: ninestep is faster). Quantized matmuls are compared with NumPy's float32 matmul of the same
+For each op the two implementations alternate in short blocks (5 calls of A, 5 of B, repeated) so
+drift on a shared machine hits both alike, with a pause before each block so neither thread pool is still
+spinning from the other's calls when a timed call starts (OpenBLAS's idle workers spin for ~0.1 s
+and would take the second core from ninestep's threads). The table shows medians and the ratio
+NumPy time / ninestep time (> 1: ninestep is faster). Quantized matmuls are compared with NumPy's float32 matmul of the same
 (dequantized) matrix: the work a float engine would do for that layer."""
 import argparse
 import json
@@ -49,6 +51,10 @@ def cases(rng):
     yield "swiglu", "512x1536", lambda: ops.swiglu(g, u), lambda: np_swiglu(g, u)
 
 
+BLOCK = 5
+IDLE = 0.2  # seconds; OpenBLAS workers spin ~2^28 cycles (~0.1 s) after a call by default
+
+
 def timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -62,7 +68,7 @@ def fmt(s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=31)
+    ap.add_argument("--rounds", type=int, default=9, help="blocks per side")
     ap.add_argument("--json", default="bench/results/kernels.json")
     a = ap.parse_args(argv)
     # both sides get the same thread count (OpenBLAS reads its variable when NumPy loads)
@@ -78,14 +84,16 @@ def main(argv=None):
             ours(), theirs()
         t_ours, t_np = [], []
         for _ in range(a.rounds):
-            t_ours.append(timed(ours))
-            t_np.append(timed(theirs))
+            for fn, times in ((ours, t_ours), (theirs, t_np)):
+                time.sleep(IDLE)  # let the other side's idle workers stop spinning
+                fn()  # the block's first call wakes this side's threads; not timed
+                times.extend(timed(fn) for _ in range(BLOCK))
         mo, mn = statistics.median(t_ours), statistics.median(t_np)
         rows.append(f"| {op} | {shape} | {fmt(mo)} | {fmt(mn)} | {mn / mo:.2f}x |")
         out.append({"op": op, "shape": shape, "ninestep_s": mo, "numpy_s": mn, "ratio": mn / mo})
         print(rows[-1], file=sys.stderr)
     info = ninestep.cpu_info()
-    print(f"\n{a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating calls, NumPy {np.__version__}")
+    print(f"\n{a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating blocks of {BLOCK} calls, NumPy {np.__version__}")
     print("| op | shape | ninestep | NumPy | NumPy / ninestep |\n|---|---|---:|---:|---:|")
     print("\n".join(rows))
     path = Path(a.json)
