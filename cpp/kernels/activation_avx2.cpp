@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "kernels/nn.h"
+#include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
 namespace ninestep {
@@ -24,10 +25,6 @@ inline __m256 gelu_tanh8(__m256 x) {
   const __m256 u2 = _mm256_mul_ps(_mm256_set1_ps(2.0f * 0.7978845608028654f),
                                   _mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x));
   return times_sigmoid(x, u2);
-}
-
-inline __m256i first_n(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 template <class F>

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/nn.h"
+#include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
 namespace ninestep {
@@ -15,22 +16,6 @@ namespace {
 
 constexpr int64_t kMaxTileD = 256;  // the lane-per-query tile keeps q and the output ([D][8]) on the stack
 constexpr int64_t kMinTileQueries = 4;
-
-inline __m256i first_n(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
 
 const float kNegInf = -std::numeric_limits<float>::infinity();
 

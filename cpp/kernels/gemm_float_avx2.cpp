@@ -8,6 +8,7 @@
 
 #include "core/fp16.h"
 #include "kernels/gemm_float.h"
+#include "kernels/simd_avx2.h"
 
 namespace ninestep {
 namespace {
@@ -35,13 +36,6 @@ struct BF16 {
   }
   static float one(const T* p) { return bf16_to_f32(*p); }
 };
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // ---- few rows of x: y[i, j..j+R) for MX rows of x at once, W rows read once ----
 

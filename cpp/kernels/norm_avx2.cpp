@@ -5,20 +5,11 @@
 #include <cmath>
 
 #include "kernels/nn.h"
+#include "kernels/simd_avx2.h"
 
 namespace ninestep {
 
 namespace {
-
-inline __m256i first_n(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
 
 // sum over i of f(x[i]) where f acts on a vector; the tail's masked-off lanes are dropped.
 template <class F>

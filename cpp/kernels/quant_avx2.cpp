@@ -9,15 +9,10 @@
 #include <cstring>
 
 #include "kernels/quant.h"
+#include "kernels/simd_avx2.h"
 
 namespace ninestep {
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
 
 // The four lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d].
 inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {

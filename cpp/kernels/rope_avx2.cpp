@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/nn.h"
+#include "kernels/simd_avx2.h"
 
 namespace ninestep {
 
@@ -47,10 +48,6 @@ inline void sincos8(double pos, const double* f, __m256* c_out, __m256* s_out) {
   const __m256i c_neg = _mm256_and_si256(_mm256_slli_epi32(_mm256_add_epi32(q, _mm256_set1_epi32(1)), 30), sign);
   *s_out = _mm256_xor_ps(s, _mm256_castsi256_ps(s_neg));
   *c_out = _mm256_xor_ps(c, _mm256_castsi256_ps(c_neg));
-}
-
-inline __m256i first_n(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 // y = x * c2 + swap_pairs(x) * s2 on 8 floats (4 adjacent pairs), masked by mk.

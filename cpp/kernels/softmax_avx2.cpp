@@ -5,36 +5,17 @@
 #include <limits>
 
 #include "kernels/nn.h"
+#include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
 namespace ninestep {
 
 void softmax_row_no_max(float* y, const float* x, int64_t n);  // softmax.cpp: the all -inf row
 
-namespace {
-
-inline __m256i tail_mask(int64_t left) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-
-}  // namespace
-
 void softmax_rows_avx2(float* y, const float* x, int64_t n, int64_t r0, int64_t r1) {
   const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const int64_t nv = n & ~int64_t(7);
-  const __m256i mt = tail_mask(n - nv);
+  const __m256i mt = first_n(n - nv);
   const bool tail = nv < n;
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * n;
