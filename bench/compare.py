@@ -11,7 +11,6 @@ and ratios; writes every sample to JSON.
 import argparse
 import datetime
 import json
-import os
 import platform
 import statistics
 import sys

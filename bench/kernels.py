@@ -31,7 +31,7 @@ def cases(rng):
 
     for m, n in [(1, 1536), (1, 49152), (256, 1536), (512, 1536)]:
         x, w = randn(m, 576), randn(n, 576)
-        yield f"matmul f32", f"{m}x576x{n}", lambda x=x, w=w: ops.matmul(x, w), lambda x=x, w=w: x @ w.T
+        yield "matmul f32", f"{m}x576x{n}", lambda x=x, w=w: ops.matmul(x, w), lambda x=x, w=w: x @ w.T
     for kind in ("q4_1", "q8_0"):
         for m, n in [(1, 1536), (1, 49152), (512, 1536)]:
             x, q = randn(m, 576), ninestep.quantize(randn(n, 576), kind)

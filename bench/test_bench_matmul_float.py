@@ -10,25 +10,11 @@ NumPy float32 baseline in their group."""
 import numpy as np
 import pytest
 
-import ninestep
+from operands import operands
 from ninestep import QuantizedTensor
 from ninestep.ops import matmul
 
-THREADS = 2
 SHAPES = [(1, 576, 1536), (1, 576, 49152), (256, 576, 1536), (512, 576, 1536)]
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = ninestep.get_num_threads()
-    ninestep.set_num_threads(THREADS)
-    yield
-    ninestep.set_num_threads(before)
-
-
-def _operands(m, k, n):
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((n, k), dtype=np.float32)
 
 
 def _ids(shapes):
@@ -37,7 +23,7 @@ def _ids(shapes):
 
 @pytest.mark.parametrize("m,k,n", SHAPES, ids=_ids(SHAPES))
 def test_numpy_f32(benchmark, m, k, n):
-    x, w = _operands(m, k, n)
+    x, w = operands(m, k, n)
     out, wt = np.empty((m, n), np.float32), w.T
     benchmark.group = f"matmul {m}x{k}x{n}"
     benchmark(np.matmul, x, wt, out=out)
@@ -46,7 +32,7 @@ def test_numpy_f32(benchmark, m, k, n):
 @pytest.mark.parametrize("kind", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("m,k,n", SHAPES, ids=_ids(SHAPES))
 def test_ninestep(benchmark, m, k, n, kind):
-    x, w = _operands(m, k, n)
+    x, w = operands(m, k, n)
     if kind == "f16":
         w = w.astype(np.float16)
     elif kind == "bf16":

@@ -7,29 +7,15 @@ Shapes are SmolLM2-135M's: the LM head (Q8_0 [49152, 576]), an FFN matrix ([1536
 decoded token and for a 512-token prefill. Each group holds NumPy and ninestep (best ISA, 2
 threads unless NINESTEP_BENCH_THREADS says otherwise) for one shape and kind; the ratio of
 their medians is the figure to report."""
-import os
 
 import numpy as np
 import pytest
 
 import ninestep
+from operands import operands
 from ninestep import ops
 
 SHAPES = [(1, 576, 49152), (1, 576, 1536), (512, 576, 1536)]  # (M, K, N)
-THREADS = int(os.environ.get("NINESTEP_BENCH_THREADS", "2"))  # match OPENBLAS_NUM_THREADS
-
-
-def operands(m, k, n):
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((n, k), dtype=np.float32)
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = ninestep.get_num_threads()
-    ninestep.set_num_threads(THREADS)
-    yield
-    ninestep.set_num_threads(before)
 
 
 @pytest.mark.parametrize("kind", ["q4_1", "q8_0"])
