@@ -3,6 +3,7 @@
 // Each query keeps a running max m, a running sum l of exp(score - m) and an unnormalised output
 // accumulator (the output row itself); when a larger score arrives, l and the accumulator are
 // rescaled by exp(m_old - m_new). No [T, S] score matrix exists at any point.
+#include "kernels/attention_scalar.h"
 #include "kernels/nn.h"
 
 #include <omp.h>
@@ -30,24 +31,8 @@ void attention_range_generic(float* out, const float* q, const float* k, const f
       const float* qt = q + (t * Hq + h) * D;  // [D]
       float* acc = out + (t * Hq + h) * D;     // [D]
       const int64_t n_keys = causal ? S - T + t + 1 : S;
-      float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
-      std::fill(acc, acc + D, 0.0f);
-      for (int64_t s = 0; s < n_keys; ++s) {
-        const float* ks = k + s * kv_stride + g * D;  // [D]
-        const float* vs = v + s * kv_stride + g * D;  // [D]
-        float dot = 0.0f;
-        for (int64_t d = 0; d < D; ++d) dot += qt[d] * ks[d];
-        const float score = dot * scale;
-        if (score > m) {
-          const float corr = std::exp(m - score);  // 0 on the first key (m = -inf)
-          l *= corr;
-          for (int64_t d = 0; d < D; ++d) acc[d] *= corr;
-          m = score;
-        }
-        const float p = std::exp(score - m);
-        l += p;
-        for (int64_t d = 0; d < D; ++d) acc[d] += p * vs[d];
-      }
+      float m, l;
+      attend_keys_scalar(acc, &m, &l, qt, k, v, kv_stride, g, D, scale, 0, n_keys);
       const float inv = 1.0f / l;
       for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
     }

@@ -11,6 +11,7 @@
 
 #include "core/dispatch.h"
 #include "core/threads.h"
+#include "kernels/attention_scalar.h"
 #include "kernels/nn.h"
 
 namespace ninestep {
@@ -33,25 +34,7 @@ void attention_split_range_generic(float* part, const float* q, const float* k, 
       for (int64_t r = 0; r < group; ++r) {
         const float* qt = q + (t * Hq + g * group + r) * D;          // [D]
         float* st = part + (item * T * group + t * group + r) * (D + 2);  // [D + 2]
-        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
-        std::fill(st, st + D, 0.0f);
-        for (int64_t s = lo; s < end; ++s) {
-          const float* ks = k + s * kv_stride + g * D;  // [D]
-          const float* vs = v + s * kv_stride + g * D;  // [D]
-          float dot = 0.0f;
-          for (int64_t d = 0; d < D; ++d) dot += qt[d] * ks[d];
-          const float score = dot * scale;
-          if (score > m) {
-            const float corr = std::exp(m - score);  // 0 on the first key (m = -inf)
-            l *= corr;
-            for (int64_t d = 0; d < D; ++d) st[d] *= corr;
-            m = score;
-          }
-          const float p = std::exp(score - m);
-          l += p;
-          for (int64_t d = 0; d < D; ++d) st[d] += p * vs[d];
-        }
-        st[D] = m, st[D + 1] = l;
+        attend_keys_scalar(st, &st[D], &st[D + 1], qt, k, v, kv_stride, g, D, scale, lo, end);
       }
     }
   }
