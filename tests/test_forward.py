@@ -195,6 +195,17 @@ def test_f16_vectors_are_converted(rng):
     np.testing.assert_array_equal(got, Session(load_weights(config, widened), n_ctx=8).forward(ids))
 
 
+def test_bf16_bits_as_the_readers_give_them(rng):
+    # GGUF and safetensors readers hand out BF16 vectors as uint16 bits and BF16 matrices as
+    # QuantizedTensors; the engine widens the vectors itself, whichever reader they came from
+    config, w = make_model(rng, has_qkv_bias=True)
+    bits = {k: (v.view(np.uint32) >> 16).astype(np.uint16) for k, v in w.items()}
+    widened = {k: (b.astype(np.uint32) << 16).view(np.float32) for k, b in bits.items()}
+    ids = [3, 1, 4, 1, 5]
+    got = Session(load_weights(config, bits), n_ctx=8).forward(ids)
+    np.testing.assert_array_equal(got, Session(load_weights(config, widened), n_ctx=8).forward(ids))
+
+
 def test_bad_arguments_raise_value_error(rng):
     config, w = make_model(rng)
     weights = load_weights(config, w)

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from ._checks import out_array, positive_int, shape_str
-from .tensor import KINDS, QuantizedTensor
+from .tensor import KINDS, QuantizedTensor, bf16_to_f32
 
 # config key -> type; the names the C++ side reads.
 CONFIG_KEYS = {
@@ -48,13 +48,16 @@ def _config_dict(config):
 
 
 def _tensor(name, t):
-    """(array, kind, shape) for a QuantizedTensor, a float32/float16 array or such a tuple."""
+    """(array, kind, shape) for a QuantizedTensor, a float32/float16 array, bfloat16 bits (uint16, as
+    the readers hand them out) or such a tuple."""
+    if isinstance(t, np.ndarray) and t.dtype == np.uint16:
+        t = QuantizedTensor.from_bf16(t) if t.ndim == 2 else (t, "bf16", t.shape)
     if isinstance(t, QuantizedTensor):
         return t.kernel_data(), t.kind, t.shape
     if isinstance(t, np.ndarray):
         if t.dtype not in _FLOAT_KINDS:
-            raise ValueError(f"tensors[{name!r}]: expected float32/float16 or a QuantizedTensor, got {t.dtype} "
-                             f"with shape {shape_str(t)}")
+            raise ValueError(f"tensors[{name!r}]: expected float32/float16/bfloat16 bits or a QuantizedTensor, "
+                             f"got {t.dtype} with shape {shape_str(t)}")
         t = (t, _FLOAT_KINDS[t.dtype], t.shape)
     if not isinstance(t, tuple) or len(t) != 3:
         raise ValueError(f"tensors[{name!r}]: expected (array, kind, shape), got {type(t).__name__}")
@@ -64,9 +67,11 @@ def _tensor(name, t):
     if kind not in KINDS:
         raise ValueError(f"tensors[{name!r}]: kind {kind!r} is not one of {', '.join(KINDS)}")
     shape = tuple(int(s) for s in shape)
-    if len(shape) == 1 and kind == "f16":
+    if len(shape) == 1 and kind in ("f16", "bf16"):
         # norms and biases are read as float32 by the row kernels; they are tiny, so convert
-        data, kind = np.ascontiguousarray(data).view(np.float16).astype(np.float32), "f32"
+        raw = np.ascontiguousarray(data)
+        data = raw.view(np.float16).astype(np.float32) if kind == "f16" else bf16_to_f32(raw.view(np.uint16))
+        kind = "f32"
     if not data.flags.c_contiguous:
         raise ValueError(f"tensors[{name!r}]: array must be C-contiguous (shape {shape_str(data)})")
     if data.ctypes.data % 4:

@@ -7,16 +7,6 @@ from .config import ModelConfig
 from .tokenizer import Tokenizer
 
 
-def _widen_bf16_vectors(tensors):
-    """Norm and bias vectors stored as bfloat16 bits (uint16) -> float32; they are tiny."""
-    out = {}
-    for name, t in tensors.items():
-        if isinstance(t, np.ndarray) and t.dtype == np.uint16:
-            t = (t.astype(np.uint32) << 16).view(np.float32)
-        out[name] = t
-    return out
-
-
 def open_model(path):
     """(config, tokenizer or None, tensors, close) for a .gguf file or an HF folder. `tensors` maps
     GGUF tensor names to zero-copy views (NumPy arrays or QuantizedTensors) over the mapped file(s)."""
@@ -30,7 +20,7 @@ def open_model(path):
             tokenizer = None  # a folder without tokenizer.json still runs on token ids
             if folder.tokenizer_json:
                 tokenizer = Tokenizer.from_hf(folder.tokenizer_json, folder.tokenizer_config)
-            return config, tokenizer, _widen_bf16_vectors(folder.tensors), folder.close
+            return config, tokenizer, folder.tensors, folder.close
         except BaseException:
             folder.close()
             raise

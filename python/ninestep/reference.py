@@ -98,10 +98,12 @@ def generate_greedy(config, weights, ids, n):
 def load(path):
     """(config, float32 weights) of a .gguf file or HF folder, read with ninestep's readers."""
     from .loader import open_model
+    from .tensor import QuantizedTensor, bf16_to_f32
 
     config, _, tensors, close = open_model(path)
     try:
-        weights = {n: t.dequantize() if hasattr(t, "dequantize") else np.array(t, dtype=np.float32)
+        weights = {n: t.dequantize() if isinstance(t, QuantizedTensor) else
+                   bf16_to_f32(t) if t.dtype == np.uint16 else np.array(t, dtype=np.float32)
                    for n, t in tensors.items()}
     finally:
         close()

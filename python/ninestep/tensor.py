@@ -71,6 +71,11 @@ class QuantizedTensor:
         return f"QuantizedTensor(kind={self.kind!r}, shape={self.shape}, nbytes={self.nbytes})"
 
 
+def bf16_to_f32(bits):
+    """uint16 bfloat16 bit patterns -> float32 (exact: bf16 is the top half of an f32)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
 def quantize(w, kind):
     """Quantizes float32 w [N, K] (K a multiple of 32) to GGUF blocks of `kind`: 'q8_0', 'q4_0'
     or 'q4_1'. Rounds exactly as ggml's reference quantizer, so the bytes match a GGUF file's."""
