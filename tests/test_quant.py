@@ -167,7 +167,7 @@ def test_rejects_wrong_byte_count(kind):
 
 def test_rejects_bad_kind_shape_and_data():
     with pytest.raises(ValueError, match="kind"):
-        QuantizedTensor(np.zeros(34, np.uint8), "q5_0", (1, 32))
+        QuantizedTensor(np.zeros(34, np.uint8), "q2_k", (1, 32))
     with pytest.raises(ValueError, match="kind"):
         QuantizedTensor(np.zeros(128, np.uint8), "f32", (1, 32))
     for k in (48, 33, 0, -32):

@@ -8,8 +8,10 @@
 
 namespace ninestep {
 
-enum class DType : int { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5 };
-constexpr int kNumDTypes = 6;
+enum class DType : int {
+  f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5, q5_0 = 6, q5_1 = 7, q4_k = 8, q5_k = 9, q6_k = 10
+};
+constexpr int kNumDTypes = 11;
 
 // Blocks of 32 elements, byte-identical to ggml's.
 constexpr int64_t QK = 32;
@@ -42,6 +44,8 @@ inline const DTypeInfo& dtype_info(DType t) {
   static const DTypeInfo table[kNumDTypes] = {
       {"f32", 1, 4, false, 4},   {"f16", 1, 2, false, 2},    {"bf16", 1, 2, false, 2},
       {"q8_0", QK, 34, true, 2}, {"q4_0", QK, 18, true, 2}, {"q4_1", QK, 20, true, 2},
+      {"q5_0", QK, 22, true, 2}, {"q5_1", QK, 24, true, 2},
+      {"q4_k", 256, 144, true, 2}, {"q5_k", 256, 176, true, 2}, {"q6_k", 256, 210, true, 2},
   };
   return table[static_cast<int>(t)];
 }
@@ -49,7 +53,9 @@ inline const DTypeInfo& dtype_info(DType t) {
 inline DType dtype_from_name(const std::string& name) {
   for (int i = 0; i < kNumDTypes; ++i)
     if (name == dtype_info(static_cast<DType>(i)).name) return static_cast<DType>(i);
-  fail("unknown weight kind '" + name + "' (expected one of f32, f16, bf16, q8_0, q4_0, q4_1)");
+  std::string known;
+  for (int i = 0; i < kNumDTypes; ++i) known += std::string(i ? ", " : "") + dtype_info(static_cast<DType>(i)).name;
+  fail("unknown weight kind '" + name + "' (expected one of " + known + ")");
 }
 
 // Fails unless `data` is aligned for `t` (a file may place a tensor at any byte offset).

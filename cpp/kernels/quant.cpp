@@ -67,7 +67,8 @@ void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t
     case DType::bf16:
       for (int64_t i = 0; i < total; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
       return;
-    default: break;
+    case DType::q8_0: case DType::q4_0: case DType::q4_1: break;
+    default: fail(std::string("dequantize: no kernel for ") + dtype_info(type).name);
   }
   for (int64_t b = 0; b < total / QK; ++b) {
     float* y = dst + b * QK;
@@ -152,6 +153,8 @@ void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) { kQuantAct.ge
 
 void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                 int64_t n0, int64_t n1) {
+  NS_CHECK(wtype == DType::q8_0 || wtype == DType::q4_0 || wtype == DType::q4_1,
+           std::string("matmul: no kernel for ") + dtype_info(wtype).name);
   kQGemm.get()(y, ldy, act, w, wtype, m, k, n0, n1);
 }
 

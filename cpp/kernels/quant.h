@@ -5,15 +5,9 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/traits.h"
 
 namespace ninestep {
-
-// Activations quantized per 32-element block for the integer dot products.
-struct BlockQ8Act {
-  float d;         // scale: x ~= d * q
-  float s;         // d * sum(q), for formats with a minimum (Q4_1)
-  int8_t qs[QK];
-};
 
 // src [n, k] floats -> dst, n rows of dtype_row_bytes(type, k) bytes (rounding as ggml's reference).
 void quantize_rows(void* dst, const float* src, DType type, int64_t n, int64_t k);
