@@ -3,7 +3,7 @@
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/traits.h"
 
 namespace ninestep {
 
@@ -30,6 +30,7 @@ NS_BIND(matmul) {
     NS_CHECK(ya.shape[0] == xa.shape[0] && ya.shape[1] == n, "out: expected shape (" + std::to_string(xa.shape[0]) +
                                                                  ", " + std::to_string(n) + "), got " +
                                                                  shape_str(ya.shape));
+    check_matmul_kernel(type, "w");
     const WeightView wv{weight_bytes(w, type, n, k, "w"), type, n, k};
     const int64_t mrows = xa.shape[0];
     if (mrows == 0) return;
@@ -40,7 +41,7 @@ NS_BIND(matmul) {
 
   m.def("quantize", [](py::handle dst, py::handle src, const std::string& kind) {
     const DType type = dtype_from_name(kind);
-    NS_CHECK(dtype_info(type).quantized, "kind: quantize needs q8_0, q4_0 or q4_1, got " + kind);
+    NS_CHECK(type_traits(type).quantize_row != nullptr, "kind: ninestep cannot quantize to " + kind);
     auto sa = get_array<const float>(src, "w", 2);
     const int64_t n = sa.shape[0], k = sa.shape[1];
     auto da = get_array<uint8_t>(dst, "out", 2);

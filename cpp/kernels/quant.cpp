@@ -43,53 +43,47 @@ static void quantize_block_q4_1(BlockQ4_1* b, const float* x) {
   }
 }
 
-void quantize_rows(void* dst, const float* src, DType type, int64_t n, int64_t k) {
-  const int64_t nb = checked_mul(n, k, "quantize") / QK;
-  uint8_t* out = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < nb; ++b) {
-    const float* x = src + b * QK;
-    switch (type) {
-      case DType::q8_0: quantize_block_q8_0(reinterpret_cast<BlockQ8_0*>(out) + b, x); break;
-      case DType::q4_0: quantize_block_q4_0(reinterpret_cast<BlockQ4_0*>(out) + b, x); break;
-      case DType::q4_1: quantize_block_q4_1(reinterpret_cast<BlockQ4_1*>(out) + b, x); break;
-      default: fail(std::string("quantize: kind must be q8_0, q4_0 or q4_1, got ") + dtype_info(type).name);
+void quantize_row_q8_0(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q8_0(static_cast<BlockQ8_0*>(dst) + b, x + b * QK);
+}
+void quantize_row_q4_0(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q4_0(static_cast<BlockQ4_0*>(dst) + b, x + b * QK);
+}
+void quantize_row_q4_1(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q4_1(static_cast<BlockQ4_1*>(dst) + b, x + b * QK);
+}
+
+void dequantize_row_f32(float* y, const void* x, int64_t k) { std::memcpy(y, x, k * sizeof(float)); }
+void dequantize_row_f16(float* y, const void* x, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) y[i] = fp16_to_f32(static_cast<const uint16_t*>(x)[i]);
+}
+void dequantize_row_bf16(float* y, const void* x, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) y[i] = bf16_to_f32(static_cast<const uint16_t*>(x)[i]);
+}
+void dequantize_row_q8_0(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(x)[b];
+    const float d = fp16_to_f32(blk.d);
+    for (int i = 0; i < QK; ++i) y[i] = d * blk.qs[i];
+  }
+}
+void dequantize_row_q4_0(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(x)[b];
+    const float d = fp16_to_f32(blk.d);
+    for (int i = 0; i < QK / 2; ++i) {
+      y[i] = d * ((blk.qs[i] & 0xf) - 8);
+      y[i + QK / 2] = d * ((blk.qs[i] >> 4) - 8);
     }
   }
 }
-
-void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t k) {
-  const int64_t total = checked_mul(n, k, "dequantize");
-  switch (type) {
-    case DType::f32: std::memcpy(dst, src, total * sizeof(float)); return;
-    case DType::f16:
-      for (int64_t i = 0; i < total; ++i) dst[i] = fp16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      return;
-    case DType::bf16:
-      for (int64_t i = 0; i < total; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      return;
-    case DType::q8_0: case DType::q4_0: case DType::q4_1: break;
-    default: fail(std::string("dequantize: no kernel for ") + dtype_info(type).name);
-  }
-  for (int64_t b = 0; b < total / QK; ++b) {
-    float* y = dst + b * QK;
-    if (type == DType::q8_0) {
-      const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(src)[b];
-      const float d = fp16_to_f32(blk.d);
-      for (int i = 0; i < QK; ++i) y[i] = d * blk.qs[i];
-    } else if (type == DType::q4_0) {
-      const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(src)[b];
-      const float d = fp16_to_f32(blk.d);
-      for (int i = 0; i < QK / 2; ++i) {
-        y[i] = d * ((blk.qs[i] & 0xf) - 8);
-        y[i + QK / 2] = d * ((blk.qs[i] >> 4) - 8);
-      }
-    } else {
-      const BlockQ4_1& blk = static_cast<const BlockQ4_1*>(src)[b];
-      const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
-      for (int i = 0; i < QK / 2; ++i) {
-        y[i] = d * (blk.qs[i] & 0xf) + m;
-        y[i + QK / 2] = d * (blk.qs[i] >> 4) + m;
-      }
+void dequantize_row_q4_1(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ4_1& blk = static_cast<const BlockQ4_1*>(x)[b];
+    const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
+    for (int i = 0; i < QK / 2; ++i) {
+      y[i] = d * (blk.qs[i] & 0xf) + m;
+      y[i + QK / 2] = d * (blk.qs[i] >> 4) + m;
     }
   }
 }
@@ -124,10 +118,12 @@ static float dot_generic(const void* wrow, DType wtype, const BlockQ8Act* a, int
       for (int i = 0; i < QK / 2; ++i)
         isum += ((w.qs[i] & 0xf) - 8) * a[b].qs[i] + ((w.qs[i] >> 4) - 8) * a[b].qs[i + QK / 2];
       acc += fp16_to_f32(w.d) * a[b].d * isum;
-    } else {
+    } else if (wtype == DType::q4_1) {
       const BlockQ4_1& w = static_cast<const BlockQ4_1*>(wrow)[b];
       for (int i = 0; i < QK / 2; ++i) isum += (w.qs[i] & 0xf) * a[b].qs[i] + (w.qs[i] >> 4) * a[b].qs[i + QK / 2];
       acc += fp16_to_f32(w.d) * a[b].d * isum + fp16_to_f32(w.m) * a[b].s;
+    } else {
+      return std::nanf("");  // unreachable: the trait table routes only its own types here
     }
   }
   return acc;
@@ -140,22 +136,6 @@ void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void
     const void* wrow = static_cast<const uint8_t*>(w) + j * row_bytes;
     for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot_generic(wrow, wtype, act + i * nb, nb);
   }
-}
-
-using QGemmFn = void (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
-static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic, NS_AVX2(qgemm_rows_avx2), NS_AVX512(qgemm_rows_avx512),
-                                      NS_NEON(qgemm_rows_neon)};
-using QuantActFn = void (*)(BlockQ8Act*, const float*, int64_t);
-static const Dispatch<QuantActFn> kQuantAct{quantize_act_row_generic, NS_AVX2(quantize_act_row_avx2),
-                                            NS_AVX512(quantize_act_row_avx512), NS_NEON(quantize_act_row_neon)};
-
-void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) { kQuantAct.get()(dst, x, k); }
-
-void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
-                int64_t n0, int64_t n1) {
-  NS_CHECK(wtype == DType::q8_0 || wtype == DType::q4_0 || wtype == DType::q4_1,
-           std::string("matmul: no kernel for ") + dtype_info(wtype).name);
-  kQGemm.get()(y, ldy, act, w, wtype, m, k, n0, n1);
 }
 
 }  // namespace ninestep

@@ -7,7 +7,7 @@
 
 #include "core/threads.h"
 #include "kernels/nn.h"
-#include "kernels/quant.h"
+#include "kernels/traits.h"
 #include "model/session.h"
 
 namespace ninestep {
@@ -64,6 +64,7 @@ void Session::run(float* logits, const int32_t* tok, int64_t m, int64_t p0, int6
   const ModelConfig& c = W.cfg;
   const int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.d_ff, V = c.vocab_size;
   const int64_t embd_row = dtype_row_bytes(W.embd.type, d);
+  const DequantRowFn embd_lookup = type_traits(W.embd.type).dequantize_row;  // checked in Weights::build
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const bool prof = profiling_;
   double* acc = prof_.data();
@@ -119,7 +120,7 @@ void Session::run(float* logits, const int32_t* tok, int64_t m, int64_t p0, int6
 
       cx.rows(m, &b, &e);
       for (int64_t t = b; t < e; ++t) {
-        dequantize_rows(x + t * d, static_cast<const uint8_t*>(W.embd.data) + tok[t] * embd_row, W.embd.type, 1, d);
+        embd_lookup(x + t * d, static_cast<const uint8_t*>(W.embd.data) + tok[t] * embd_row, d);
         pos_[t] = int32_t(p0 + t);
       }
 #pragma omp barrier

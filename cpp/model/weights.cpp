@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "kernels/traits.h"
+
 namespace ninestep {
 
 static std::string shape_of(const std::vector<int64_t>& s) {
@@ -53,6 +55,7 @@ struct Loader {
   }
   WeightView matrix(const std::string& name, int64_t n, int64_t k) {
     const TensorIn& t = get(name, {n, k});
+    check_matmul_kernel(t.type, "tensors['" + name + "']");
     return WeightView{t.data, t.type, n, k};
   }
   // Norm weights and biases are read as plain floats by the row kernels.
@@ -72,7 +75,11 @@ Weights Weights::build(const ModelConfig& cfg, const std::map<std::string, Tenso
   Weights w;
   w.cfg = cfg;
   const int64_t d = cfg.d_model, qd = cfg.q_dim(), kvd = cfg.kv_dim(), ff = cfg.d_ff;
-  w.embd = ld.matrix("token_embd.weight", cfg.vocab_size, d);
+  {
+    const TensorIn& t = ld.get("token_embd.weight", {cfg.vocab_size, d});
+    check_dequantize_kernel(t.type, "tensors['token_embd.weight']");
+    w.embd = WeightView{t.data, t.type, cfg.vocab_size, d};
+  }
   for (int64_t i = 0; i < cfg.n_layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     LayerWeights L{};
@@ -93,6 +100,7 @@ Weights Weights::build(const ModelConfig& cfg, const std::map<std::string, Tenso
     w.layers.push_back(L);
   }
   w.out_norm = ld.vector("output_norm.weight", d);
+  if (cfg.tied_embeddings) check_matmul_kernel(w.embd.type, "tensors['token_embd.weight'] (the tied LM head)");
   w.lm_head = cfg.tied_embeddings ? w.embd : ld.matrix("output.weight", cfg.vocab_size, d);
   for (const auto& kv : tensors)
     NS_CHECK(ld.used.count(kv.first), "tensors: unexpected '" + kv.first + "'" +
