@@ -6,11 +6,12 @@ machine's read bandwidth, prefill-512 in GFLOP/s, NumPy's float32 matmul of the 
 
 The bandwidth is bench/read_bandwidth.c (compiled here with cc): the threads sum a 512 MB buffer
 with 256-bit loads, best of 5. "cold" GEMV rows rotate through copies of the matrix totalling
->= 3x the L3 cache, so every call streams its weights from DRAM as a decode step does; "hot" rows
-repeat one matrix (L2/L3-resident). Weights are the models' own tensors when the GGUFs are on
-disk, else random ones of the same type and shape. ninestep and NumPy alternate in blocks of 5
-calls with a pause before each block (kernels.py explains why); medians, and the best call (on a
-shared machine the median mostly measures how much CPU the other processes left)."""
+512 MB (more than the L3, and than a host cache behind a VM's), so every call streams its weights
+from DRAM as a decode step does; "hot" rows repeat one matrix (L2/L3-resident). Weights are the
+models' own tensors when the GGUFs are on disk, else random ones of the same type and shape.
+ninestep and NumPy alternate in blocks of 5 calls with a pause before each block (kernels.py
+explains why); medians, and the best call (on a shared machine the median mostly measures how
+much CPU the other processes left)."""
 import argparse
 import json
 import os
@@ -94,8 +95,8 @@ def main(argv=None):
         q, src = weights(label, path, name, kind, k, n, rng)
         wd = q.dequantize()
         x1 = rng.standard_normal((1, k)).astype(np.float32)
-        copies = [QuantizedTensor(q.data.copy(), kind, q.shape) for _ in range(max(1, 96 * 2**20 // q.nbytes + 1))]
-        wds = [wd.copy() for _ in range(max(1, 96 * 2**20 // wd.nbytes + 1))]
+        copies = [QuantizedTensor(q.data.copy(), kind, q.shape) for _ in range(max(1, 512 * 2**20 // q.nbytes + 1))]
+        wds = [wd.copy() for _ in range(max(1, 512 * 2**20 // wd.nbytes + 1))]
         it, itd = iter(()), iter(())
 
         def cold():
