@@ -13,7 +13,8 @@ class Tokenizer:
     def __init__(self, *, tokens, model, pre, normalizer, added, decoder, bos_id=None, eos_id=None,
                  eot_id=None, prefix_ids=(), suffix_ids=(), chat_template=None, special_strings=None):
         self._tokens = tokens                      # [n_vocab] token text by id (None for holes)
-        self._ids = {t: i for i, t in enumerate(tokens) if t is not None}
+        self._ids = dict(zip(tokens, range(len(tokens))))  # the last of same-text tokens, as before
+        self._ids.pop(None, None)
         for t in added:                            # added tokens win over a same-text vocab entry
             self._ids[t.content] = t.id
         self._model, self._pre, self._norm, self._decoder = model, pre, normalizer, decoder

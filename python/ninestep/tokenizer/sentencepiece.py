@@ -6,6 +6,7 @@ Characters left without a piece fall back to their UTF-8 bytes (<0xNN> pieces) o
 """
 import heapq
 
+import numpy as np
 import regex
 
 SPACE = "\u2581"
@@ -15,32 +16,25 @@ _CACHE_MAX = 200_000
 
 class SentencePieceBPE:
     def __init__(self, tokens, scores, types, unk_id=None):
-        # only normal and user-defined pieces are merge targets (sentencepiece skips the rest)
-        self.score = {}
-        self.ids = {}
-        for i, (t, s, ty) in enumerate(zip(tokens, scores, types)):
-            if ty in (NORMAL, USER_DEFINED) and t not in self.ids:
-                self.ids[t] = i
-                self.score[t] = s
-        self.byte_ids = {}
-        for i, (t, ty) in enumerate(zip(tokens, types)):
-            if ty == BYTE:
-                self.byte_ids[int(t[3:5], 16)] = i
+        # only normal and user-defined pieces are merge targets (sentencepiece skips the rest);
+        # reversed so the first of two same-text pieces wins
+        ty = np.asarray(types)
+        mergeable = np.flatnonzero((ty == NORMAL) | (ty == USER_DEFINED))[::-1].tolist()
+        self.ids = dict(zip(map(tokens.__getitem__, mergeable), mergeable))
+        self.score = dict(zip(self.ids, map(scores.__getitem__, self.ids.values())))
+        self.byte_ids = {int(tokens[i][3:5], 16): i for i in np.flatnonzero(ty == BYTE).tolist()}
         self.unk_id = unk_id
-        # Encoding word by word (with a cache) is only exact if no piece glues a '\u2581' onto a
-        # preceding non-space char; sentencepiece's default split_by_whitespace guarantees that.
-        glued = regex.compile("[^" + SPACE + "]" + SPACE)
-        self.word_re = None if any(glued.search(t) for t in self.ids) else regex.compile(
-            SPACE + "*[^" + SPACE + "]*")
+        # Word by word (with a cache) is exact where no piece spans the cut: text is cut before a
+        # '\u2581' run unless the char before it ends some piece's "c\u2581" (Gemma has '>\u2581</').
+        ends = set(regex.findall("([^" + SPACE + "\0])" + SPACE, "\0".join(self.ids)))
+        keep = "".join(regex.escape(c) for c in sorted(ends))
+        self.cut_re = regex.compile("(?<![" + SPACE + keep + "])(?=" + SPACE + ")")
         self.cache = {}
 
     def encode(self, text, out):
         """text: already normalized (spaces as '\u2581', prefix added). Appends ids to `out`."""
-        if self.word_re is None:
-            out.extend(self.encode_word(text))
-            return
         cache = self.cache
-        for w in self.word_re.findall(text):
+        for w in self.cut_re.split(text):
             if not w:
                 continue
             ids = cache.get(w)
