@@ -238,3 +238,31 @@ def test_digits_then_bytelevel_pipeline_matches_hf(hf_json, tmp_path, individual
     assert (ours._pre.single is not None) == individual
     for s in CORPUS + EXTRA:
         assert ours.encode(s) == theirs.encode(s).ids, s
+
+
+# ---- the trie regex that finds added tokens: leftmost-longest, as HF's Aho-Corasick ----
+
+def _leftmost_longest(words, text):
+    spans, pos = [], 0
+    while pos < len(text):
+        best = max((len(w) for w in words if text.startswith(w, pos)), default=0)
+        if best:
+            spans.append((pos, pos + best))
+            pos += best
+        else:
+            pos += 1
+    return spans
+
+
+def test_trie_pattern_is_leftmost_longest():
+    import re
+
+    from ninestep.tokenizer.added import trie_pattern
+
+    rng = random.Random(5)
+    alphabet = "ab<>-]^[\\.\n x"
+    for _ in range(300):
+        words = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 6))) for _ in range(rng.randrange(1, 12))})
+        text = "".join(rng.choice(alphabet) for _ in range(60))
+        got = [m.span() for m in re.finditer(trie_pattern(words), text)]
+        assert got == _leftmost_longest(words, text), (words, text)

@@ -80,7 +80,17 @@ def trie_pattern(words):
             stack.append((node, True))
             stack.extend((n, False) for c, n in node.items() if c)
             continue
-        alts = [re.escape(c) + out.pop(id(n)) for c, n in sorted((c, n) for c, n in node.items() if c)]
+        by_body = {}  # children whose continuations are the same pattern share one char class
+        for c, n in node.items():
+            if c:
+                by_body.setdefault(out.pop(id(n)), []).append(c)
+        alts = sorted(_char_class(cs) + b for b, cs in by_body.items())
         body = "" if not alts else alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
         out[id(node)] = f"(?:{body})?" if "" in node and body else body
     return out[id(root)]
+
+
+def _char_class(chars):
+    if len(chars) == 1:
+        return re.escape(chars[0])
+    return "[" + "".join("\\" + c if c in "\\]^-[" else c for c in sorted(chars)) + "]"

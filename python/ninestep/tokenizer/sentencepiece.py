@@ -21,7 +21,7 @@ class SentencePieceBPE:
         ty = np.asarray(types)
         mergeable = np.flatnonzero((ty == NORMAL) | (ty == USER_DEFINED))[::-1].tolist()
         self.ids = dict(zip(map(tokens.__getitem__, mergeable), mergeable))
-        self.score = dict(zip(self.ids, map(scores.__getitem__, self.ids.values())))
+        self.scores = scores  # [n_vocab] by id (one dict of 262k pieces is enough)
         self.byte_ids = {int(tokens[i][3:5], 16): i for i in np.flatnonzero(ty == BYTE).tolist()}
         self.unk_id = unk_id
         # Word by word (with a cache) is exact where no piece spans the cut: text is cut before a
@@ -50,13 +50,13 @@ class SentencePieceBPE:
         n = len(syms)
         nxt = list(range(1, n)) + [-1]
         prv = list(range(-1, n - 1))
-        score = self.score
+        ids, scores = self.ids, self.scores
         heap = []  # (-score, left position, left text, right text)
 
         def push(i, j):
-            s = score.get(syms[i] + syms[j])
-            if s is not None:
-                heapq.heappush(heap, (-s, i, syms[i], syms[j]))
+            t = ids.get(syms[i] + syms[j])
+            if t is not None:
+                heapq.heappush(heap, (-scores[t], i, syms[i], syms[j]))
 
         for i in range(n - 1):
             push(i, i + 1)
