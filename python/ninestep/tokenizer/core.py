@@ -11,11 +11,13 @@ class Tokenizer:
     """Build with Tokenizer.from_gguf_metadata(meta) or Tokenizer.from_hf(path)."""
 
     def __init__(self, *, tokens, model, pre, normalizer, added, decoder, bos_id=None, eos_id=None,
-                 eot_id=None, prefix_ids=(), suffix_ids=(), chat_template=None, special_strings=None):
+                 eot_id=None, prefix_ids=(), suffix_ids=(), chat_template=None, special_strings=None,
+                 raw_normalizer=None):
         self._tokens = tokens                      # [n_vocab] token text by id (None for holes)
         self._added_ids = {t.content: t.id for t in added}
         self._ids_dict = None                      # text -> id, built on first token_to_id()
         self._model, self._pre, self._norm, self._decoder = model, pre, normalizer, decoder
+        self._raw_norm = raw_normalizer            # applied before added tokens are split out
         self._raw_added = Matcher([t for t in added if not t.normalized])
         norm_added = [t for t in added if t.normalized]
         self._norm_added = Matcher(norm_added) if norm_added else None
@@ -71,6 +73,8 @@ class Tokenizer:
             raise ValueError(f"text: not valid Unicode (lone surrogate {text[e.start]!r} at index {e.start})") from None
         out = list(self._prefix) if add_special else []
         first = True
+        if self._raw_norm is not None:
+            text = self._raw_norm(text)
         for seg in self._raw_added.split(text):
             if isinstance(seg, AddedToken):
                 out.append(seg.id)

@@ -28,6 +28,7 @@ def from_gguf_metadata(cls, meta):
     special = frozenset(np.flatnonzero((ty == UNKNOWN) | (ty == CONTROL)).tolist())
     added = [AddedToken(i, tokens[i], special=i in special)
              for i in np.flatnonzero((ty == UNKNOWN) | (ty == CONTROL) | (ty == USER_DEFINED)).tolist() if tokens[i]]
+    raw_norm = None
     if kind == "gpt2":
         pre, rule = from_gguf_pre(_get(meta, K + "pre", str, "default"))
         # No normalizer: llama.cpp has none, nor transformers' tokenizer built from a GGUF (an
@@ -51,6 +52,10 @@ def from_gguf_metadata(cls, meta):
         norm = Normalizer(([("prepend", SPACE)] if prefix else []) + [("replace", " ", SPACE, None)])
         model = SentencePieceBPE(tokens, scores, ty, ids["unknown"])
         default_bos = True
+        # sentencepiece reads a '\u2581' in the text as a space; GGUF spells user-defined pieces
+        # with real spaces (Gemma's "  ".. runs), so they must see it as one too
+        if any(" " in a.content for a in added) and not any(SPACE in a.content for a in added):
+            raw_norm = Normalizer([("replace", SPACE, " ", None)])
         decoder = spm_decoder(tokens, np.flatnonzero(ty == BYTE).tolist(), special, prefix)
     else:
         raise ValueError(f"meta: {K}model {kind!r} is not supported (supported: 'gpt2', 'llama')")
@@ -65,7 +70,8 @@ def from_gguf_metadata(cls, meta):
     return cls(tokens=tokens, model=model, pre=pre, normalizer=norm, added=added, decoder=decoder,
                bos_id=ids["bos"], eos_id=ids["eos"], eot_id=ids["eot"],
                prefix_ids=[ids["bos"]] if add_bos else [], suffix_ids=[ids["eos"]] if add_eos else [],
-               chat_template=template if isinstance(template, str) else None, special_strings=strings)
+               chat_template=template if isinstance(template, str) else None, special_strings=strings,
+               raw_normalizer=raw_norm)
 
 
 def _get(meta, key, typ, default=None):

@@ -10,8 +10,16 @@ For each model and each corpus string:
          the GGUF (AutoTokenizer.from_pretrained(folder, gguf_file=...)).
   llama: llama.cpp's llama_tokenize(add_special=True, parse_special=True) through ctypes, with
          the vocabulary loaded from the same GGUF (vocab_only).
-The script prints every string where the two disagree and records llama.cpp's ids as the expected
-ones there (`expected`), with the reason in DISAGREEMENTS; decoded: HF decode of the expected ids;
+  spm:   (Gemma) the `sentencepiece` library itself, on a ModelProto built from the GGUF's pieces,
+         scores and types (BPE, byte fallback, identity normalizer, no dummy prefix; user-defined
+         pieces spelled with '\u2581' as in the original model); the text is cut at control tokens
+         first, as sentencepiece does not parse them, and BOS put in front.
+expected: Qwen: hf == llama (asserted). Gemma: spm, the model's own tokenizer; the script prints
+where hf and llama differ from it (hf_where_different, llama_where_different: their ids there).
+Known: transformers respells the space-run tokens as '\u2581' runs and merges them by BPE, so a run
+of more than 31 spaces splits differently; llama.cpp matches those tokens (real spaces in the GGUF)
+before mapping spaces, so a '\u2581' typed in the text is not a space to it. decoded: HF decode of the
+expected ids;
 random_ids: random id sequences (byte tokens, specials, anything) with HF decode, with and without
 skip_special_tokens. chat: Qwen conversations (system / no system / tools / tool calls) with
 transformers' apply_chat_template(..., tokenize=False).
@@ -147,9 +155,6 @@ CONVERSATIONS = [
                    {"role": "assistant", "content": "你好"}], "tools": TOOLS}, False),
 ]
 
-DISAGREEMENTS = {}  # filled by main(): {model: {index: "why llama.cpp is followed"}}
-
-
 class LlamaCpp:
     """llama.cpp's tokenizer through the ctypes bindings of the llama-cpp-python source tree."""
 
@@ -178,20 +183,63 @@ class LlamaCpp:
         return list(buf[:k])
 
 
+class SentencePiece:
+    """The sentencepiece library on the GGUF's vocabulary (SentencePiece GGUFs only)."""
+
+    def __init__(self, path):
+        import re
+
+        import sentencepiece as spm
+        from gguf import GGUFReader
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
+        f = GGUFReader(str(path)).fields
+        tokens, scores, types = (f["tokenizer.ggml." + k].contents() for k in ("tokens", "scores", "token_type"))
+        mp = pb.ModelProto()
+        mp.trainer_spec.model_type = pb.TrainerSpec.BPE
+        mp.trainer_spec.byte_fallback = True
+        for k in ("unk", "bos", "eos", "pad"):
+            key = "tokenizer.ggml." + ("unknown" if k == "unk" else "padding" if k == "pad" else k) + "_token_id"
+            setattr(mp.trainer_spec, k + "_id", int(f[key].contents()))
+        mp.normalizer_spec.name = "identity"
+        mp.normalizer_spec.add_dummy_prefix = bool(f["tokenizer.ggml.add_space_prefix"].contents())
+        mp.normalizer_spec.remove_extra_whitespaces = False
+        mp.normalizer_spec.escape_whitespaces = True
+        for t, s, y in zip(tokens, scores, types):
+            p = mp.pieces.add()
+            p.piece, p.score, p.type = (t.replace(" ", "\u2581") if y == 4 else t), s, y
+        self.sp = spm.SentencePieceProcessor(model_proto=mp.SerializeToString())
+        self.bos = mp.trainer_spec.bos_id
+        control = sorted((t for t, y in zip(tokens, types) if y == 3), key=len, reverse=True)
+        self.ids = {t: i for i, t in enumerate(tokens)}
+        self.control = re.compile("|".join(map(re.escape, control)))
+
+    def encode(self, text):
+        out, pos = [self.bos], 0
+        for m in self.control.finditer(text):
+            out += self.sp.encode(text[pos:m.start()]) if pos < m.start() else []
+            out.append(self.ids[m.group()])
+            pos = m.end()
+        return out + (self.sp.encode(text[pos:]) if pos < len(text) else [])
+
+
 def model_goldens(name, path):
     from transformers import AutoTokenizer
 
     hf = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     fast = hf.backend_tokenizer
     lc = LlamaCpp(path)
-    expected, hf_ids, disagree = [], [], {}
+    sp = SentencePiece(path) if name == "gemma3" else None
+    expected, disagree, disagree_llama = [], {}, {}
     for i, s in enumerate(CORPUS):
         a, b = fast.encode(s).ids, lc.encode(s)
-        hf_ids.append(a)
-        expected.append(b)
-        if a != b:
-            disagree[i] = a
-            print(f"{name}: HF and llama.cpp differ on {s!r}:\n  hf    {a}\n  llama {b}")
+        want = sp.encode(s) if sp else b
+        assert sp or a == b, (s, a, b)
+        expected.append(want)
+        for ids, who, d in ((a, "hf", disagree), (b, "llama", disagree_llama)):
+            if ids != want:
+                d[i] = ids
+                print(f"{name}: {who} differs on {s!r}:\n  {who} {ids}\n  want {want}")
     rng = random.Random(7)
     n = fast.get_vocab_size()
     rand = [[rng.randrange(n) if rng.random() < 0.5 else rng.randrange(min(n, 600)) for _ in range(rng.randrange(1, 10))]
@@ -199,6 +247,7 @@ def model_goldens(name, path):
     return hf, {
         "expected": expected,
         "hf_where_different": {str(k): v for k, v in disagree.items()},
+        "llama_where_different": {str(k): v for k, v in disagree_llama.items()},
         "decoded": [fast.decode(x, skip_special_tokens=False) for x in expected],
         "random_ids": [{"ids": x, "text": fast.decode(x, skip_special_tokens=False),
                         "text_skip": fast.decode(x, skip_special_tokens=True)} for x in rand],
@@ -210,7 +259,8 @@ def main():
     for name, path in MODELS.items():
         hf, g = model_goldens(name, path)
         out[name] = g
-        print(f"{name}: {len(CORPUS)} strings, {len(g['hf_where_different'])} where HF and llama.cpp differ")
+        print(f"{name}: {len(CORPUS)} strings; differ from expected: HF {len(g['hf_where_different'])}, "
+              f"llama.cpp {len(g['llama_where_different'])}")
         if name == "qwen2":
             out["qwen2_chat"] = [{**conv, "add_generation_prompt": gen,
                                   "text": hf.apply_chat_template(conv["messages"], tools=conv.get("tools"),
