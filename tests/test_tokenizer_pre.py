@@ -16,7 +16,6 @@ from tokenizers import pre_tokenizers
 
 from ninestep.tokenizer import Tokenizer
 from ninestep.tokenizer.gguf_pre import _CJK, _DEEPSEEK_LETTERS, GGUF_PRE
-from ninestep.tokenizer.pretokenize import bytes_to_unicode
 
 GOLDENS = Path(__file__).parent / "goldens" / "tokenizer"
 HF_JSON = json.loads((GOLDENS / "smollm2" / "tokenizer.json").read_text(encoding="utf-8"))
@@ -73,7 +72,6 @@ REFERENCE = {
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+"],
 }
 IGNORE_MERGES = {"llama-bpe", "glm4", "tekken", "minicpm5"}
-BYTE = bytes_to_unicode()
 
 
 def _hf_steps(name):
