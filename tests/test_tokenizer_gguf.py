@@ -112,6 +112,14 @@ def test_gemma_word_cache_matches_whole_text_merge():
         assert out == list(model.encode_word(text)), s
 
 
+def test_gemma_short_and_long_merges_agree():
+    # words up to 256 chars use the rescan merge, longer ones the heap: same pieces on every word
+    model = _tok("gemma3")._model
+    words = {w for s in CORPUS for w in model.cut_re.split(s.replace(" ", "\u2581")) if w}
+    for w in words:
+        assert model._merge_short(list(w)) == model._merge_long(list(w)), w
+
+
 @pytest.mark.parametrize("i", range(len(G["qwen2_chat"])))
 def test_qwen_chat_template_with_tools(i):
     tok = _tok("qwen2")

@@ -12,6 +12,8 @@ import regex
 SPACE = "\u2581"
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 _CACHE_MAX = 200_000
+_SHORT = 256  # words up to this many chars use the rescan merge, longer ones the heap
+_NONE = float("inf")
 
 
 class SentencePieceBPE:
@@ -46,7 +48,46 @@ class SentencePieceBPE:
             out.extend(ids)
 
     def encode_word(self, word):
-        syms = list(word)
+        syms = self._merge_short(list(word)) if len(word) <= _SHORT else self._merge_long(list(word))
+        ids = []
+        for s in syms:
+            i = self.ids.get(s)
+            if i is not None:
+                ids.append(i)
+                continue
+            bs = [self.byte_ids.get(b) for b in s.encode("utf-8")]
+            if self.byte_ids and None not in bs:
+                ids.extend(bs)
+            elif self.unk_id is not None:
+                ids.append(self.unk_id)
+            # else: dropped, as HF does without an unk token
+        return tuple(ids)
+
+    def _merge_short(self, syms):
+        """Best-scoring pair first (leftmost on ties) by rescanning one rank per adjacent pair; only
+        the two neighbours of a merge are re-ranked (C-level min/index over a short list)."""
+        get, scores = self.ids.get, self.scores
+
+        def rank(a, b):
+            t = get(a + b)
+            return _NONE if t is None else -scores[t]
+
+        rk = [rank(a, b) for a, b in zip(syms, syms[1:])]
+        while rk:
+            best = min(rk)
+            if best == _NONE:
+                break
+            i = rk.index(best)
+            syms[i] += syms.pop(i + 1)
+            del rk[i]
+            if i < len(rk):
+                rk[i] = rank(syms[i], syms[i + 1])
+            if i > 0:
+                rk[i - 1] = rank(syms[i - 1], syms[i])
+        return syms
+
+    def _merge_long(self, syms):
+        """_merge_short in O(n log n): a heap of (-score, position) over a linked list."""
         n = len(syms)
         nxt = list(range(1, n)) + [-1]
         prv = list(range(-1, n - 1))
@@ -73,18 +114,4 @@ class SentencePieceBPE:
                 push(i, k)
             if prv[i] >= 0:
                 push(prv[i], i)
-        ids = []
-        for s in syms:
-            if s is None:
-                continue
-            i = self.ids.get(s)
-            if i is not None:
-                ids.append(i)
-                continue
-            bs = [self.byte_ids.get(b) for b in s.encode("utf-8")]
-            if self.byte_ids and None not in bs:
-                ids.extend(bs)
-            elif self.unk_id is not None:
-                ids.append(self.unk_id)
-            # else: dropped, as HF does without an unk token
-        return tuple(ids)
+        return [s for s in syms if s is not None]
