@@ -108,6 +108,24 @@ def cmd_bench(a):
     return 0
 
 
+def cmd_serve(a):
+    from ninestep.server import serve
+
+    return serve(a.model, host=a.host, port=a.port, parallel=a.parallel, api_key=a.api_key, n_ctx=a.ctx,
+                 n_threads=a.threads, max_queue=a.max_queue)
+
+
+def _add_serve(sub):
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs ninestep[server])")
+    _add_model_arg(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    s.add_argument("--parallel", type=int, default=4, help="sequences decoded together (default 4)")
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY'")
+    s.add_argument("--max-queue", type=int, default=64, help="requests waiting beyond the parallel ones before 503")
+    s.set_defaults(func=cmd_serve)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="ninestep", description="Run transformer language models on the CPU.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +156,7 @@ def build_parser():
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--rounds", type=int, default=3)
     b.set_defaults(func=cmd_bench)
+    _add_serve(sub)
     return p
 
 
