@@ -42,6 +42,8 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
     print(f"ninestep serve: {path} on http://{host}:{port} ({parallel} parallel)", file=sys.stderr, flush=True)
     try:
         server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled once it has shut down
+        pass
     finally:
         loader.join()
         state.close()
