@@ -186,14 +186,14 @@ PROMPTS = ["Paris is the capital of", "def fibonacci(n):", "Water boils at a tem
 
 
 def test_eight_concurrent_streams_get_their_text_alone(client):
-    alone = [client.completions.create(model="m", prompt=p, max_tokens=16, temperature=0).choices[0].text
+    alone = [client.completions.create(model="m", prompt=p, max_tokens=10, temperature=0).choices[0].text
              for p in PROMPTS]
     got = [None] * len(PROMPTS)
     barrier = threading.Barrier(len(PROMPTS))
 
     def work(i):
         barrier.wait(30)
-        s = client.completions.create(model="m", prompt=PROMPTS[i], max_tokens=16, temperature=0, stream=True)
+        s = client.completions.create(model="m", prompt=PROMPTS[i], max_tokens=10, temperature=0, stream=True)
         got[i] = "".join(x.choices[0].text for x in s if x.choices)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(PROMPTS))]
@@ -272,7 +272,8 @@ def metric(server, name):
 def test_a_client_killed_mid_stream_leaves_the_server_healthy(server, client):
     code = ("import httpx, sys\n"
             f"with httpx.stream('POST', '{server.url}/v1/completions', headers={{'Authorization': 'Bearer {KEY}'}},"
-            " json={'prompt': 'Tell me a very long story about a dragon.', 'max_tokens': 900, 'stream': True},"
+            " json={'prompt': 'Tell me a very long story about a dragon.', 'max_tokens': 900, 'stream': True,"
+            " 'ignore_eos': True},"
             " timeout=60) as r:\n"
             "    for i, line in enumerate(r.iter_lines()):\n"
             "        if i == 4:\n"
@@ -295,7 +296,8 @@ def test_a_client_killed_mid_stream_leaves_the_server_healthy(server, client):
 def test_full_queue_gets_503_and_ctrl_c_shuts_down():
     s = Server("--parallel", "1", "--max-queue", "1")
     try:
-        body = {"prompt": "Tell me a very long story about a dragon.", "max_tokens": 900, "stream": True}
+        body = {"prompt": "Tell me a very long story about a dragon.", "max_tokens": 900, "stream": True,
+                "ignore_eos": True}
         streams = []
         for _ in range(2):  # one runs, one waits
             cm = httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=60)

@@ -57,6 +57,7 @@ def sampling(body, chat):
         repetition_penalty=float(_num(body, "repetition_penalty", 1.0, lo=0)),
         n=_num(body, "n", 1, lo=1, hi=MAX_N, integer=True),
         stop=_stop(body),
+        ignore_eos=_bool(body, "ignore_eos"),  # llama.cpp's server extension: fixed lengths for benchmarks
     )
     if kw["repetition_penalty"] <= 0:
         raise bad("'repetition_penalty' must be > 0", "repetition_penalty", "invalid_value")
