@@ -26,7 +26,10 @@ def greedy_request(model, ids, n_new, **kw):
 
 
 def test_a_batch_gives_each_prompt_its_text_alone(model):
-    alone = [model.generate(p, max_new_tokens=12, temperature=0).text for p in PROMPTS]
+    alone = []
+    for p in PROMPTS:
+        model.reset()  # each prompt read whole, as in the batch
+        alone.append(model.generate(p, max_new_tokens=12, temperature=0).text)
     model.reset()
     batch = model.generate(PROMPTS, max_new_tokens=12, temperature=0)  # 8 prompts through 4 sequences
     assert [c.text for c in batch] == alone

@@ -124,7 +124,9 @@ class Model:
             sched, eng = self._scheduler, self._engine
             sched.reset()
             out = np.empty((len(ids), self.config.vocab_size), dtype=np.float32)
-            slot = sched.slots[0]
+            slot = next((s for s in sched.slots if s.req is None), None)
+            if slot is None:
+                raise RuntimeError("every sequence is generating (a server on this model?): try again later")
             for lo in range(0, len(ids), eng.chunk):
                 part = ids[lo:lo + eng.chunk]
                 slot.ids.extend(part)

@@ -88,10 +88,11 @@ class Scheduler:
             r.cancelled_now()
 
     def reset(self):
-        """Forgets every sequence's cache (no request may be running)."""
+        """Forgets the cache of every sequence no request is using."""
         for s in self.slots:
-            self.engine.truncate(s.index, 0)
-            s.ids, s.last = [], None
+            if s.req is None:
+                self.engine.truncate(s.index, 0)
+                s.ids, s.last = [], None
 
     def step(self):
         """One engine step; returns the requests that changed (got text, finished)."""
