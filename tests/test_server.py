@@ -113,6 +113,16 @@ def test_completion_and_chat_not_streamed(client):
     assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 10
 
 
+def test_a_chats_next_turn_reuses_the_cached_prefix(client):
+    msgs = [{"role": "user", "content": "Name a fruit that is yellow."}]
+    first = client.chat.completions.create(model="m", messages=msgs, max_tokens=12, temperature=0)
+    msgs += [{"role": "assistant", "content": first.choices[0].message.content},
+             {"role": "user", "content": "And one that is red?"}]
+    second = client.chat.completions.create(model="m", messages=msgs, max_tokens=12, temperature=0)
+    assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
+    assert second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens
+
+
 def test_streamed_chat_chunks_parse_one_id_usage_last(client):
     want = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Name three colors."}],
                                           max_tokens=24, temperature=0).choices[0].message.content

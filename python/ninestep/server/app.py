@@ -257,6 +257,7 @@ class _Format:
     def __init__(self, model, name, rid, chat, prompts, n):
         self.tok, self.name, self.id, self.chat = model.tokenizer, name, rid, chat
         self.prompt_tokens = sum(len(p) for p in prompts)
+        self.n = n
         self.created = int(time.time())
         self._piece = {}
 
@@ -288,8 +289,9 @@ class _Format:
 
     def usage(self, reqs):
         out = sum(len(r.tokens) for r in reqs)
+        cached = sum(r.stats.cached_tokens for r in reqs[::self.n])  # the first choice of each prompt
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": out,
-                "total_tokens": self.prompt_tokens + out}
+                "total_tokens": self.prompt_tokens + out, "prompt_tokens_details": {"cached_tokens": cached}}
 
     def response(self, reqs):
         choices = []
