@@ -53,7 +53,9 @@ class Model:
     def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=4):
         self.path, self.config, self.tokenizer, self.n_ctx = path, config, tokenizer, n_ctx
         self._weights = weights
-        self._engine = _engine_class()(weights, n_ctx=n_ctx, n_seq=n_seq)
+        from .engine import Engine
+
+        self._engine = Engine(weights, n_ctx=n_ctx, n_seq=n_seq)
         self.n_seq = self._engine.n_seq
         self._scheduler = Scheduler(self._engine)
         self._lock = threading.Lock()
@@ -264,16 +266,6 @@ def _stop_list(stop):
         if not isinstance(s, str) or not s:
             raise ValueError(f"stop: expected non-empty strings, got {s!r}")
     return tuple(stop)
-
-
-def _engine_class():
-    from . import engine
-
-    if hasattr(engine, "Engine"):
-        return engine.Engine
-    from .engine_standin import StandInEngine  # until the multi-sequence Engine lands
-
-    return StandInEngine
 
 
 def load(path=None, *, n_ctx=None, n_threads=None, n_seq=4):
