@@ -118,7 +118,8 @@ class Request:
     step. on_update(request), if set, is called by the stepping thread after every change."""
 
     def __init__(self, prompt_ids, sampler, *, max_new_tokens, tokenizer=None, stop=(), stop_ids=(),
-                 ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, group=None):
+                 ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, group=None,
+                 length_reason="length"):
         self.prompt = list(prompt_ids)
         self.sampler = sampler
         self.max_new_tokens = max_new_tokens
@@ -126,6 +127,7 @@ class Request:
         self.logprobs_k = logprobs            # None: no logprobs; k >= 0: chosen + top-k
         self.presence, self.frequency = float(presence_penalty), float(frequency_penalty)
         self.group = group                    # requests of one group share a prompt (n > 1)
+        self.length_reason = length_reason    # "context" when the context, not max_new_tokens, ends it
         self.decoder = tokenizer.stream_decoder() if tokenizer is not None else _NoText()
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
         self.pos = 0                          # prompt tokens in the KV cache
@@ -199,6 +201,8 @@ class Request:
     def _finish(self, reason, flush=True):
         if self.done:
             return
+        if reason == "length":
+            reason = self.length_reason
         if flush and reason != "error":
             self.text += self.decoder.flush()
         tail = self.text[self.emitted:]

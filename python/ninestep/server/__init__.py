@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, n_ctx=None, n_threads=None,
-          max_queue=64, log_level="warning"):
+          ctx_override=False, max_queue=64, log_level="warning"):
     """Runs the server until SIGINT/SIGTERM. The model loads in the background (/health says 503
     until it is ready); Ctrl-C ends running requests and exits."""
     try:
@@ -17,14 +17,16 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
     except ImportError:
         raise RuntimeError('the server needs its extra: pip install "ninestep[server]"') from None
     import ninestep
-    from ninestep.model import default_model_path
+    from ninestep.loader import resolve
 
     from .app import State, create_app
 
-    path = Path(model) if model is not None else default_model_path()
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
-    state = State(lambda: ninestep.load(path, n_ctx=n_ctx, n_threads=n_threads, n_seq=parallel),
+    path = resolve(model)  # a file, a folder or a known model name (ninestep.hub)
+    if path is None or not Path(path).exists():
+        raise FileNotFoundError(f"model not found: {model}")
+    path = Path(path)
+    state = State(lambda: ninestep.load(path, n_ctx=n_ctx, n_threads=n_threads, ctx_override=ctx_override,
+                                        n_seq=parallel),
                   name=path.stem if path.is_file() else path.name, api_key=api_key, max_queue=max_queue)
     app = create_app(state)
 

@@ -207,11 +207,11 @@ def create_app(state):
                         yield _sse(fmt.chunk(i, text, lps, None))
                 if done:
                     pending.discard(r)
-                    if r.finish_reason not in ("stop", "length"):
+                    if r.finish_reason not in ("stop", "length", "context"):
                         why = "the server is shutting down" if r.finish_reason == "cancelled" else str(r.error)
                         yield _sse(APIError(503 if r.finish_reason == "cancelled" else 500, why).body())
                         return
-                    yield _sse(fmt.chunk(i, "" if not fmt.chat else {}, None, r.finish_reason))
+                    yield _sse(fmt.chunk(i, "" if not fmt.chat else {}, None, _reason(r.finish_reason)))
             if include_usage:
                 yield _sse(fmt.usage_chunk(reqs))
             yield "data: [DONE]\n\n"
@@ -226,6 +226,11 @@ def create_app(state):
                 raise APIError(500, f"generation failed: {r.error}", code="internal_error")
 
     return app
+
+
+def _reason(finish):
+    """OpenAI's finish_reason: running out of context is "length" there."""
+    return "length" if finish == "context" else finish
 
 
 def _check_length(model, ids, param):
@@ -300,9 +305,9 @@ class _Format:
             lp = self.logprobs(c.logprobs)
             if self.chat:
                 choices.append({"index": i, "message": {"role": "assistant", "content": c.text},
-                                "logprobs": lp, "finish_reason": c.finish_reason})
+                                "logprobs": lp, "finish_reason": _reason(c.finish_reason)})
             else:
-                choices.append({"index": i, "text": c.text, "logprobs": lp, "finish_reason": c.finish_reason})
+                choices.append({"index": i, "text": c.text, "logprobs": lp, "finish_reason": _reason(c.finish_reason)})
         obj = "chat.completion" if self.chat else "text_completion"
         return dict(self._head(obj), choices=choices, usage=self.usage(reqs))
 

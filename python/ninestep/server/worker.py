@@ -64,7 +64,7 @@ class Worker:
                 continue
             n = self.sched.tokens_generated - before
             for r in touched:
-                if r.done and r.finish_reason in ("stop", "length"):
+                if r.done and r.finish_reason in ("stop", "length", "context"):
                     self.prompt_tokens += len(r.prompt)
                     self.completion_tokens += len(r.tokens)
             if n:
