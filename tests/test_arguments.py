@@ -150,8 +150,8 @@ def test_generate_unknown_option(model):
 
 
 @pytest.mark.parametrize("prompt, name", [
-    (None, "prompt"), (3, "prompt"), (b"bytes", "prompt"), ([1.5, 2.0], "prompt"), (["a", "b"], "prompt"),
-    ([[1, 2]], "prompt"), ([2**70], "prompt"), ([True, False], "prompt"), (np.array([1.5]), "prompt"),
+    (None, "prompt"), (3, "prompt"), (b"bytes", "prompt"), ([1.5, 2.0], "prompt"), (["a", 3], "prompt"),
+    ([[1.5]], "prompt"), ([[]], "prompt"), ([2**70], "prompt"), ([True, False], "prompt"), (np.array([1.5]), "prompt"),
     ({"a": 1}, "prompt"), ("\ud800 lone surrogate", "prompt"),
 ])
 def test_generate_bad_prompts(model, prompt, name):

@@ -58,19 +58,21 @@ def _long_prompt(model, n=3000):
 def test_ctrl_c_during_prefill_stops_between_chunks(model, fresh_greedy):
     ids = _long_prompt(model)
     model.reset()
-    engine = model._session._s
+    engine, slots = model._engine, model._scheduler.slots
     chunk = engine.chunk
+    held = lambda: max(engine.seq_len(s.index) for s in slots)  # noqa: E731
     # Fire once the first chunk is in the cache: progress, not a guess at the machine's speed.
-    watcher = _sigint_when(lambda: engine.n_past >= chunk)
+    watcher = _sigint_when(lambda: held() >= chunk)
     t0 = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         model.generate(ids, max_new_tokens=1, temperature=0)
     stopped_after = time.perf_counter() - t0
     watcher.join()
-    n = engine.n_past
+    n = held()
     print(f"prefill of {len(ids)} tokens interrupted after {stopped_after:.2f} s at n_past {n}")
     assert chunk <= n < len(ids) and n % chunk == 0  # stopped at a chunk boundary, long before the end
-    assert model._session.ids == ids[:n]             # Python's view of the cache matches C++'s
+    slot = max(slots, key=lambda s: engine.seq_len(s.index))
+    assert slot.ids == ids[:n]                       # Python's view of the cache matches C++'s
     # A prompt extending the cached part reuses it and must answer exactly as a fresh model.
     follow = ids[:n + 40]
     got = model.generate(follow, max_new_tokens=8, temperature=0)

@@ -305,6 +305,24 @@ def cmd_perplexity(a):
     return 0
 
 
+def cmd_serve(a):
+    from ninestep.server import serve
+
+    return serve(_model_name(a), host=a.host, port=a.port, parallel=a.parallel, api_key=a.api_key, n_ctx=a.ctx,
+                 n_threads=_threads(a), ctx_override=a.ctx_override, max_queue=a.max_queue)
+
+
+def _add_serve(sub):
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs ninestep[server])")
+    _add_model_args(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    s.add_argument("--parallel", type=int, default=4, help="sequences decoded together (default 4)")
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY'")
+    s.add_argument("--max-queue", type=int, default=64, help="requests waiting beyond the parallel ones before 503")
+    s.set_defaults(func=cmd_serve)
+
+
 def build_parser():
     import ninestep
 
@@ -364,6 +382,7 @@ def build_parser():
                    help="distance between window starts (default: --ctx, llama-perplexity's chunks)")
     q.add_argument("-v", "--verbose", action="store_true", help="print load time to stderr")
     q.set_defaults(func=cmd_perplexity)
+    _add_serve(sub)
     return p
 
 

@@ -1,7 +1,11 @@
-"""The generation loop: prefill, sample, decode, stop rules, streaming pieces and timings."""
+"""Per-request generation state, stepped by the scheduler: sampler, stop scanner, stream decoder,
+logprobs and timings. `Model.generate` and the server both run their requests through it."""
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+import numpy as np
 
 
 @dataclass
@@ -28,11 +32,19 @@ class GenerationStats:
 
 
 @dataclass
+class TokenLogprob:
+    token: int                  # the chosen token id
+    logprob: float              # its log-probability under the model (log-softmax of the raw logits)
+    top: List[Tuple[int, float]] = field(default_factory=list)  # the k most likely (id, logprob), best first
+
+
+@dataclass
 class Completion:
     text: str
     tokens: List[int]          # the new token ids (without the end-of-sequence token)
     finish_reason: str         # "stop" (end of sequence or a stop string) or "length"
     stats: GenerationStats = field(default_factory=GenerationStats)
+    logprobs: Optional[List[TokenLogprob]] = None   # one per token of `tokens`, when asked for
 
 
 class Stream:
@@ -84,46 +96,146 @@ def _held_back(text, stops):
     return best
 
 
-def run(session, tokenizer, prompt_ids, sampler, *, max_new_tokens, stop=(), stop_ids=(), ignore_eos=False):
-    """Generator of text pieces; returns the Completion. `session` is the model's KV session
-    (prefill / step / n_cached), already validated arguments."""
-    stats = GenerationStats(prompt_tokens=len(prompt_ids))
-    history = list(prompt_ids)
-    tokens, text, emitted = [], "", 0
-    decoder = tokenizer.stream_decoder() if tokenizer is not None else _NoText()
-    finish, cut = "length", -1
-    if max_new_tokens == 0:
-        return Completion("", [], finish, stats)
-    t0 = time.perf_counter()
-    logits, stats.cached_tokens = session.prefill(prompt_ids)
-    stats.prefill_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    try:
-        while True:
-            tok = sampler(logits, history)
-            if tok in stop_ids and not ignore_eos:
-                finish = "stop"
-                break
-            tokens.append(tok)
-            history.append(tok)
-            text += decoder.push(tok)
-            # a stop string can only start at or after `emitted`: anything that could begin one is held back
-            cut = min((i for i in (text.find(s, emitted) for s in stop) if i >= 0), default=-1)
-            if cut >= 0:
-                text, finish = text[:cut], "stop"
-                break
-            safe = len(text) - _held_back(text[emitted:], stop)
-            if safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-            if len(tokens) >= max_new_tokens:
-                break
-            logits = session.step(tok)
-        if cut < 0:
-            text += decoder.flush()
-    finally:
-        stats.new_tokens = len(tokens)
-        stats.decode_seconds = time.perf_counter() - t0
-    if len(text) > emitted:
-        yield text[emitted:]
-    return Completion(text, tokens, finish, stats)
+def token_logprob(logits, tok, k):
+    """TokenLogprob of `tok` and the top-k alternatives under log_softmax(logits)."""
+    x = np.asarray(logits, dtype=np.float64)
+    m = np.max(x)
+    lse = m + np.log(np.sum(np.exp(x - m)))
+    top = []
+    if k:
+        idx = np.argpartition(-x, k - 1)[:k]
+        idx = idx[np.argsort(-x[idx], kind="stable")]
+        top = [(int(i), float(x[i] - lse)) for i in idx]
+    return TokenLogprob(int(tok), float(x[tok] - lse), top)
+
+
+class Request:
+    """One generation (one choice) from prompt ids to a Completion. The scheduler admits it to a
+    sequence of the engine, runs its prompt (`pos` = prompt tokens in the cache), and hands it the
+    logits of each step through feed(); the request samples the next token (`next_token`, run by the
+    next step) or finishes. Pieces of text it may show (never a part of a possible stop string) queue
+    up until take(). cancel() may come from any thread: the scheduler frees the sequence at its next
+    step. on_update(request), if set, is called by the stepping thread after every change."""
+
+    def __init__(self, prompt_ids, sampler, *, max_new_tokens, tokenizer=None, stop=(), stop_ids=(),
+                 ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, group=None,
+                 length_reason="length"):
+        self.prompt = list(prompt_ids)
+        self.sampler = sampler
+        self.max_new_tokens = max_new_tokens
+        self.stop, self.stop_ids, self.ignore_eos = tuple(stop), frozenset(stop_ids), ignore_eos
+        self.logprobs_k = logprobs            # None: no logprobs; k >= 0: chosen + top-k
+        self.presence, self.frequency = float(presence_penalty), float(frequency_penalty)
+        self.group = group                    # requests of one group share a prompt (n > 1)
+        self.length_reason = length_reason    # "context" when the context, not max_new_tokens, ends it
+        self.decoder = tokenizer.stream_decoder() if tokenizer is not None else _NoText()
+        self.stats = GenerationStats(prompt_tokens=len(self.prompt))
+        self.pos = 0                          # prompt tokens in the KV cache
+        self.next_token = None                # sampled, to be run by the next step
+        self.tokens, self.text, self.emitted = [], "", 0
+        self.token_logprobs = [] if logprobs is not None else None
+        self.history = list(self.prompt)      # what the repetition penalty looks back on
+        self._counts = {}                     # generated token -> times (presence/frequency penalties)
+        self.pieces = []                      # [(text, [TokenLogprob])] not taken yet
+        self._lp_sent = 0
+        self.finish_reason = None
+        self.error = None                     # the exception that failed it (finish_reason "error")
+        self.done = False
+        self.cancelled = False
+        self.on_update = None
+        self._t_admit = self._t_first = None
+        self._lock = threading.Lock()
+        if max_new_tokens == 0:
+            self._finish("length")
+
+    # -- called by the scheduler (the stepping thread) ---------------------------------------
+    def admitted(self, cached):
+        self.pos = self.stats.cached_tokens = cached
+        self._t_admit = time.perf_counter()
+
+    @property
+    def prefilling(self):
+        return self.pos < len(self.prompt)
+
+    def feed(self, logits):
+        """The logits after the last token in the cache: sample, scan for stops, queue text."""
+        if self._t_first is None:
+            self._t_first = time.perf_counter()
+            self.stats.prefill_seconds = self._t_first - (self._t_admit or self._t_first)
+        raw = logits
+        if self._counts and (self.presence or self.frequency):
+            logits = np.array(logits, dtype=np.float32)
+            ids = np.fromiter(self._counts, dtype=np.int64, count=len(self._counts))
+            n = np.fromiter(self._counts.values(), dtype=np.float32, count=len(self._counts))
+            logits[ids] -= self.frequency * n + self.presence
+        tok = self.sampler(logits, self.history)
+        if tok in self.stop_ids and not self.ignore_eos:
+            return self._finish("stop")
+        self.tokens.append(tok)
+        self.history.append(tok)
+        self._counts[tok] = self._counts.get(tok, 0) + 1
+        if self.token_logprobs is not None:
+            self.token_logprobs.append(token_logprob(raw, tok, self.logprobs_k))
+        self.text += self.decoder.push(tok)
+        # a stop string can only start at or after `emitted`: anything that could begin one is held back
+        cut = min((i for i in (self.text.find(s, self.emitted) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            return self._finish("stop", flush=False)
+        safe = len(self.text) - _held_back(self.text[self.emitted:], self.stop)
+        if safe > self.emitted:
+            self._queue(self.text[self.emitted:safe])
+            self.emitted = safe
+        if len(self.tokens) >= self.max_new_tokens:
+            return self._finish("length")
+        self.next_token = tok
+
+    def _queue(self, piece):
+        lps = []
+        if self.token_logprobs is not None:
+            lps = self.token_logprobs[self._lp_sent:]
+            self._lp_sent = len(self.token_logprobs)
+        with self._lock:
+            self.pieces.append((piece, lps))
+
+    def _finish(self, reason, flush=True):
+        if self.done:
+            return
+        if reason == "length":
+            reason = self.length_reason
+        if flush and reason != "error":
+            self.text += self.decoder.flush()
+        tail = self.text[self.emitted:]
+        if tail or (self.token_logprobs is not None and self._lp_sent < len(self.token_logprobs)):
+            self._queue(tail)
+            self.emitted = len(self.text)
+        now = time.perf_counter()
+        self.stats.new_tokens = len(self.tokens)
+        if self._t_first is not None:
+            self.stats.decode_seconds = now - self._t_first
+        self.finish_reason = reason
+        self.next_token = None
+        self.done = True
+
+    def cancelled_now(self):
+        """Finishes a cancelled request (the scheduler calls it when it frees the sequence)."""
+        self._finish("cancelled")
+
+    def fail(self, exc):
+        self.error = exc
+        self._finish("error")
+
+    # -- any thread ----------------------------------------------------------------------------
+    def cancel(self):
+        self.cancelled = True
+
+    def take(self):
+        """The queued (text, logprobs) pieces, emptied."""
+        with self._lock:
+            out, self.pieces = self.pieces, []
+        return out
+
+    @property
+    def completion(self):
+        return Completion(self.text, list(self.tokens), self.finish_reason or "length", self.stats,
+                          list(self.token_logprobs) if self.token_logprobs is not None else None)

