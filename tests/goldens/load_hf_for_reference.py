@@ -70,5 +70,7 @@ def load_hf(folder):
         rope_theta=(hf.get("rope_parameters") or {}).get("rope_theta", hf.get("rope_theta", 10000.0)),
         rope_style="neox",
         tied_embeddings="output.weight" not in weights,
+        # Mistral windows every layer (Qwen2 names a window but has use_sliding_window false)
+        sliding_window=(hf.get("sliding_window") or 0) if hf.get("use_sliding_window", True) else 0,
     )
     return config, weights
