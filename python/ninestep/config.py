@@ -30,6 +30,13 @@ class ModelConfig:
     eot_id: Optional[int] = None
     add_bos: bool = False
     has_qkv_bias: bool = False
+    # the LayerNorm / learned-position family (config_encoders.py: BERT, GPT-2)
+    position: str = "rope"  # 'rope' or 'learned' (position_embd.weight [context_length, d_model])
+    norm: str = "rms"  # 'rms' or 'layer' (LayerNorm with bias)
+    ffn: str = "swiglu"  # 'swiglu', 'gelu_erf' or 'gelu_tanh' (up, GELU, down, with biases)
+    n_token_types: int = 0  # BERT token-type (segment) embeddings: token_types.weight [n, d_model]
+    causal: bool = True  # False: every token attends to every token of its sequence (encoder)
+    post_norm: bool = False  # BERT: LayerNorm after each residual add instead of before each block
 
     def __post_init__(self):
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "context_length"):
@@ -38,13 +45,19 @@ class ModelConfig:
                 raise ValueError(f"{f}: expected a positive integer, got {v!r}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_kv_heads: {self.n_kv_heads} does not divide n_heads {self.n_heads}")
-        if self.head_dim % 2:
+        if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"head_dim: RoPE needs an even head_dim, got {self.head_dim}")
         for f in ("norm_eps", "rope_theta"):
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{f}: expected a positive finite number, got {v!r}")
             setattr(self, f, float(v))
+        for f, allowed in (("position", ("rope", "learned")), ("norm", ("rms", "layer")),
+                           ("ffn", ("swiglu", "gelu_erf", "gelu_tanh"))):
+            if getattr(self, f) not in allowed:
+                raise ValueError(f"{f}: expected one of {allowed}, got {getattr(self, f)!r}")
+        if type(self.n_token_types) is not int or self.n_token_types < 0:
+            raise ValueError(f"n_token_types: expected a non-negative integer, got {self.n_token_types!r}")
         if self.rope_style not in ("norm", "neox"):
             raise ValueError(f"rope_style: expected 'norm' or 'neox', got {self.rope_style!r}")
         for f in ("bos_id", "eos_id", "eot_id"):
@@ -61,8 +74,11 @@ class ModelConfig:
     def from_gguf(cls, metadata, tensor_names):
         """From a GGUF file's metadata dict and its tensor names (GGUFFile.metadata, .tensors)."""
         arch = metadata.get("general.architecture")
+        if arch == "gpt2":
+            from .config_encoders import gpt2_from_gguf
+            return gpt2_from_gguf(cls, metadata, tensor_names)
         if arch not in _GGUF_ROPE_STYLE:
-            raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)})")
+            raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)}, gpt2)")
 
         def get(key, default=None):
             v = metadata.get(f"{arch}.{key}", default)
@@ -115,8 +131,12 @@ class ModelConfig:
         if not isinstance(c, dict):
             raise ValueError(f"config.json: expected a JSON object, got {type(c).__name__}")
         arch = c.get("model_type")
+        if arch in ("bert", "gpt2"):
+            from . import config_encoders as enc
+            return enc.bert_from_hf(cls, c) if arch == "bert" else enc.gpt2_from_hf(cls, c)
         if arch not in _HF_ARCHS:
-            raise ValueError(f"architecture: model_type {arch!r} is not supported (supported: {', '.join(_HF_ARCHS)})")
+            raise ValueError(f"architecture: model_type {arch!r} is not supported "
+                             f"(supported: {', '.join(_HF_ARCHS + ('bert', 'gpt2'))})")
         # transformers 5 moved rope_theta (and the scaling type) into rope_parameters
         for key in ("rope_scaling", "rope_parameters"):
             if c.get(key) is not None and not isinstance(c[key], dict):
