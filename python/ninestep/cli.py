@@ -1,4 +1,4 @@
-"""The `ninestep` command: run, chat, info, bench."""
+"""The `ninestep` command: run, chat, info, bench, embed."""
 import argparse
 import sys
 import time
@@ -138,6 +138,9 @@ def build_parser():
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--rounds", type=int, default=3)
     b.set_defaults(func=cmd_bench)
+
+    from .cli_embed import add_parser as add_embed
+    add_embed(sub)
     return p
 
 
