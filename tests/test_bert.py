@@ -38,8 +38,7 @@ def test_config_and_names():
     close()
     assert (c.architecture, c.n_layers, c.d_model, c.n_heads, c.head_dim, c.d_ff, c.vocab_size, c.context_length) == \
         ("bert", 2, 32, 4, 8, 64, 310, 64)
-    assert (c.position, c.norm, c.ffn, c.causal, c.post_norm, c.n_token_types) == \
-        ("learned", "layer", "gelu_erf", False, True, 2)
+    assert (c.ffn_act, c.has_qkv_bias, c.tied_embeddings) == ("gelu_erf", True, False)
     assert tok.kind == "WordPiece"
     for name in ("token_embd.weight", "position_embd.weight", "token_types.weight", "token_embd_norm.bias",
                  "blk.1.attn_q.weight", "blk.1.attn_v.bias", "blk.1.attn_output_norm.weight", "blk.1.ffn_up.weight",

@@ -47,8 +47,7 @@ def test_config_from_folder():
     close()
     assert (c.architecture, c.n_layers, c.d_model, c.n_heads, c.d_ff, c.vocab_size, c.context_length) == \
         ("gpt2", 2, 32, 4, 128, 300, 64)
-    assert (c.position, c.norm, c.ffn, c.causal, c.post_norm, c.tied_embeddings) == \
-        ("learned", "layer", "gelu_tanh", True, False, True)
+    assert (c.ffn_act, c.tied_embeddings, c.has_qkv_bias) == ("gelu_tanh", True, True)
     assert c.norm_eps == pytest.approx(1e-5)
     assert tok is not None and tok.kind == "byte-level BPE"
 
@@ -81,8 +80,8 @@ def test_gguf_written_by_ninestep(tmp_path):
     path = gpt2_gguf(tmp_path / "tiny-gpt2.gguf")
     c, tok, tensors, close = open_model(path)
     close()
-    assert (c.architecture, c.n_layers, c.d_model, c.d_ff, c.vocab_size, c.tied_embeddings, c.position) == \
-        ("gpt2", 2, 32, 128, 300, True, "learned")
+    assert (c.architecture, c.n_layers, c.d_model, c.d_ff, c.vocab_size, c.tied_embeddings, c.ffn_act) == \
+        ("gpt2", 2, 32, 128, 300, True, "gelu_tanh")
     c2, w = load(path)
     np.testing.assert_allclose(reference_gpt2.forward(c2, w, G["ids"][1]), G["logits"][1], atol=1e-4, rtol=0)
     hf_tok = open_model(FOLDER)[1]

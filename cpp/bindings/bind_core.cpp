@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/isa.h"
 #include "core/threads.h"
+#include "kernels/traits.h"
 
 namespace ninestep {
 
@@ -38,6 +39,20 @@ NS_BIND(core) {
     }
     return d;
   }, "name -> (elements per block, bytes per block, quantized)");
+  m.def("type_kernels", [] {
+    py::dict d;
+    for (int i = 0; i < kNumDTypes; ++i) {
+      const TypeTraits& t = type_traits(static_cast<DType>(i));
+      const ActTraits& a = act_traits(t.act);
+      py::dict row;
+      row["activations"] = a.name;
+      row["matmul"] = t.gemm.generic != nullptr && (t.act == ActFormat::f32 || a.from_float.generic != nullptr);
+      row["quantize"] = t.quantize_row != nullptr;
+      row["dequantize"] = t.dequantize_row != nullptr;
+      d[dtype_info(t.type).name] = row;
+    }
+    return d;
+  }, "name -> which kernels the trait table has for that weight type");
 }
 
 }  // namespace ninestep

@@ -5,32 +5,33 @@
 #include <vector>
 
 #include "core/threads.h"
-#include "kernels/gemm_float.h"
-#include "kernels/quant.h"
+#include "kernels/traits.h"
 
 namespace ninestep {
 
 size_t matmul_scratch_bytes(DType wtype, int64_t m, int64_t k) {
-  if (!dtype_info(wtype).quantized) return 0;
-  return (size_t)checked_mul(m, k / QK, "matmul scratch") * sizeof(BlockQ8Act);
+  const ActFormat f = type_traits(wtype).act;
+  if (f == ActFormat::f32) return 0;
+  return (size_t)checked_mul(m, act_row_bytes(f, k), "matmul scratch");
 }
 
 void matmul_prepare(void* scratch, const float* x, DType wtype, int64_t m, int64_t k, int64_t m0, int64_t m1) {
-  if (!dtype_info(wtype).quantized) return;
-  BlockQ8Act* act = static_cast<BlockQ8Act*>(scratch);
-  for (int64_t i = m0; i < m1; ++i) quantize_act_row(act + i * (k / QK), x + i * k, k);
+  const ActFormat f = type_traits(wtype).act;
+  if (f == ActFormat::f32) return;
+  const ActRowFn conv = act_traits(f).from_float.get();
+  const int64_t rb = act_row_bytes(f, k);
+  for (int64_t i = m0; i < m1; ++i) conv(static_cast<uint8_t*>(scratch) + i * rb, x + i * k, k);
 }
 
 void matmul_rows(float* y, int64_t ldy, const float* x, const void* scratch, const WeightView& w, int64_t m,
                  int64_t n0, int64_t n1) {
-  if (dtype_info(w.type).quantized)
-    qgemm_rows(y, ldy, static_cast<const BlockQ8Act*>(scratch), w.data, w.type, m, w.k, n0, n1);
-  else
-    gemm_float_rows(y, ldy, x, w.data, w.type, m, w.k, n0, n1);
+  const TypeTraits& t = type_traits(w.type);
+  t.gemm.get()(y, ldy, t.act == ActFormat::f32 ? static_cast<const void*>(x) : scratch, w.data, m, w.k, n0, n1);
 }
 
 void matmul(float* y, const float* x, const WeightView& w, int64_t m) {
   dtype_row_bytes(w.type, w.k);  // validates k against the block size
+  check_matmul_kernel(w.type, "matmul");
   std::vector<uint8_t> scratch(matmul_scratch_bytes(w.type, m, w.k));
   const int nth = num_threads();
 #pragma omp parallel num_threads(nth)

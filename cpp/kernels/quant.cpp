@@ -43,54 +43,120 @@ static void quantize_block_q4_1(BlockQ4_1* b, const float* x) {
   }
 }
 
-void quantize_rows(void* dst, const float* src, DType type, int64_t n, int64_t k) {
-  const int64_t nb = checked_mul(n, k, "quantize") / QK;
-  uint8_t* out = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < nb; ++b) {
-    const float* x = src + b * QK;
-    switch (type) {
-      case DType::q8_0: quantize_block_q8_0(reinterpret_cast<BlockQ8_0*>(out) + b, x); break;
-      case DType::q4_0: quantize_block_q4_0(reinterpret_cast<BlockQ4_0*>(out) + b, x); break;
-      case DType::q4_1: quantize_block_q4_1(reinterpret_cast<BlockQ4_1*>(out) + b, x); break;
-      default: fail(std::string("quantize: kind must be q8_0, q4_0 or q4_1, got ") + dtype_info(type).name);
-    }
+// ggml's (int8_t)(v) then MIN(hi, .) for the v >= 0 its quantizers form from finite input, made
+// total: NaN (and anything below 1) gives 0, v beyond hi gives hi, never an out-of-range cast.
+static inline int trunc_to(float v, int hi) { return v >= 1.0f ? (int)std::min(v, (float)hi) : 0; }
+
+// 32 values in [0, 31] -> Q5's nibbles (element j low in byte j, j + 16 high) and fifth bits (bit j).
+static void pack_q5(uint8_t* qs, uint8_t* qh, const int* q) {
+  uint32_t h = 0;
+  for (int i = 0; i < QK / 2; ++i) {
+    qs[i] = (uint8_t)((q[i] & 0xf) | ((q[i + QK / 2] & 0xf) << 4));
+    h |= (uint32_t)(q[i] >> 4) << i | (uint32_t)(q[i + QK / 2] >> 4) << (i + QK / 2);
+  }
+  std::memcpy(qh, &h, 4);  // little-endian, as the file stores it
+}
+
+// The inverse: q[j] in [0, 31] for j in [0, 32).
+static void unpack_q5(int* q, const uint8_t* qs, const uint8_t* qh) {
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  for (int i = 0; i < QK / 2; ++i) {
+    q[i] = (qs[i] & 0xf) | (int)((h >> i) & 1) << 4;
+    q[i + QK / 2] = (qs[i] >> 4) | (int)((h >> (i + QK / 2)) & 1) << 4;
   }
 }
 
-void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t k) {
-  const int64_t total = checked_mul(n, k, "dequantize");
-  switch (type) {
-    case DType::f32: std::memcpy(dst, src, total * sizeof(float)); return;
-    case DType::f16:
-      for (int64_t i = 0; i < total; ++i) dst[i] = fp16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      return;
-    case DType::bf16:
-      for (int64_t i = 0; i < total; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      return;
-    case DType::q8_0: case DType::q4_0: case DType::q4_1: break;
-    default: fail(std::string("dequantize: no kernel for ") + dtype_info(type).name);
+// As ggml's quantize_row_q5_0_ref: d = (the value of largest magnitude) / -16, q = trunc(x / d + 16.5).
+static void quantize_block_q5_0(BlockQ5_0* b, const float* x) {
+  float amax = 0.0f, max = 0.0f;
+  for (int i = 0; i < QK; ++i)
+    if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
+  const float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
+  b->d = f32_to_fp16(d);
+  int q[QK];
+  for (int i = 0; i < QK; ++i) q[i] = trunc_to(x[i] * id + 16.5f, 31);
+  pack_q5(b->qs, b->qh, q);
+}
+
+// As ggml's quantize_row_q5_1_ref: d = (max - min) / 31, m = min, q = trunc((x - min) / d + 0.5).
+static void quantize_block_q5_1(BlockQ5_1* b, const float* x) {
+  float min = x[0], max = x[0];
+  for (int i = 1; i < QK; ++i) { min = std::min(min, x[i]); max = std::max(max, x[i]); }
+  const float d = (max - min) / 31.0f, id = d ? 1.0f / d : 0.0f;
+  b->d = f32_to_fp16(d);
+  b->m = f32_to_fp16(min);
+  int q[QK];
+  for (int i = 0; i < QK; ++i) q[i] = trunc_to((x[i] - min) * id + 0.5f, 31);
+  pack_q5(b->qs, b->qh, q);
+}
+
+void quantize_row_q8_0(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q8_0(static_cast<BlockQ8_0*>(dst) + b, x + b * QK);
+}
+void quantize_row_q4_0(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q4_0(static_cast<BlockQ4_0*>(dst) + b, x + b * QK);
+}
+void quantize_row_q4_1(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q4_1(static_cast<BlockQ4_1*>(dst) + b, x + b * QK);
+}
+void quantize_row_q5_0(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q5_0(static_cast<BlockQ5_0*>(dst) + b, x + b * QK);
+}
+void quantize_row_q5_1(void* dst, const float* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b) quantize_block_q5_1(static_cast<BlockQ5_1*>(dst) + b, x + b * QK);
+}
+
+void dequantize_row_f32(float* y, const void* x, int64_t k) { std::memcpy(y, x, k * sizeof(float)); }
+void dequantize_row_f16(float* y, const void* x, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) y[i] = fp16_to_f32(static_cast<const uint16_t*>(x)[i]);
+}
+void dequantize_row_bf16(float* y, const void* x, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) y[i] = bf16_to_f32(static_cast<const uint16_t*>(x)[i]);
+}
+void dequantize_row_q8_0(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(x)[b];
+    const float d = fp16_to_f32(blk.d);
+    for (int i = 0; i < QK; ++i) y[i] = d * blk.qs[i];
   }
-  for (int64_t b = 0; b < total / QK; ++b) {
-    float* y = dst + b * QK;
-    if (type == DType::q8_0) {
-      const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(src)[b];
-      const float d = fp16_to_f32(blk.d);
-      for (int i = 0; i < QK; ++i) y[i] = d * blk.qs[i];
-    } else if (type == DType::q4_0) {
-      const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(src)[b];
-      const float d = fp16_to_f32(blk.d);
-      for (int i = 0; i < QK / 2; ++i) {
-        y[i] = d * ((blk.qs[i] & 0xf) - 8);
-        y[i + QK / 2] = d * ((blk.qs[i] >> 4) - 8);
-      }
-    } else {
-      const BlockQ4_1& blk = static_cast<const BlockQ4_1*>(src)[b];
-      const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
-      for (int i = 0; i < QK / 2; ++i) {
-        y[i] = d * (blk.qs[i] & 0xf) + m;
-        y[i + QK / 2] = d * (blk.qs[i] >> 4) + m;
-      }
+}
+void dequantize_row_q4_0(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(x)[b];
+    const float d = fp16_to_f32(blk.d);
+    for (int i = 0; i < QK / 2; ++i) {
+      y[i] = d * ((blk.qs[i] & 0xf) - 8);
+      y[i + QK / 2] = d * ((blk.qs[i] >> 4) - 8);
     }
+  }
+}
+void dequantize_row_q4_1(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ4_1& blk = static_cast<const BlockQ4_1*>(x)[b];
+    const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
+    for (int i = 0; i < QK / 2; ++i) {
+      y[i] = d * (blk.qs[i] & 0xf) + m;
+      y[i + QK / 2] = d * (blk.qs[i] >> 4) + m;
+    }
+  }
+}
+void dequantize_row_q5_0(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ5_0& blk = static_cast<const BlockQ5_0*>(x)[b];
+    const float d = fp16_to_f32(blk.d);
+    int q[QK];
+    unpack_q5(q, blk.qs, blk.qh);
+    for (int i = 0; i < QK; ++i) y[i] = d * (q[i] - 16);
+  }
+}
+void dequantize_row_q5_1(float* y, const void* x, int64_t k) {
+  for (int64_t b = 0; b < k / QK; ++b, y += QK) {
+    const BlockQ5_1& blk = static_cast<const BlockQ5_1*>(x)[b];
+    const float d = fp16_to_f32(blk.d), m = fp16_to_f32(blk.m);
+    int q[QK];
+    unpack_q5(q, blk.qs, blk.qh);
+    for (int i = 0; i < QK; ++i) y[i] = d * q[i] + m;
   }
 }
 
@@ -124,10 +190,24 @@ static float dot_generic(const void* wrow, DType wtype, const BlockQ8Act* a, int
       for (int i = 0; i < QK / 2; ++i)
         isum += ((w.qs[i] & 0xf) - 8) * a[b].qs[i] + ((w.qs[i] >> 4) - 8) * a[b].qs[i + QK / 2];
       acc += fp16_to_f32(w.d) * a[b].d * isum;
-    } else {
+    } else if (wtype == DType::q4_1) {
       const BlockQ4_1& w = static_cast<const BlockQ4_1*>(wrow)[b];
       for (int i = 0; i < QK / 2; ++i) isum += (w.qs[i] & 0xf) * a[b].qs[i] + (w.qs[i] >> 4) * a[b].qs[i + QK / 2];
       acc += fp16_to_f32(w.d) * a[b].d * isum + fp16_to_f32(w.m) * a[b].s;
+    } else if (wtype == DType::q5_0) {
+      const BlockQ5_0& w = static_cast<const BlockQ5_0*>(wrow)[b];
+      int q[QK];
+      unpack_q5(q, w.qs, w.qh);
+      for (int i = 0; i < QK; ++i) isum += (q[i] - 16) * a[b].qs[i];
+      acc += fp16_to_f32(w.d) * a[b].d * isum;
+    } else if (wtype == DType::q5_1) {
+      const BlockQ5_1& w = static_cast<const BlockQ5_1*>(wrow)[b];
+      int q[QK];
+      unpack_q5(q, w.qs, w.qh);
+      for (int i = 0; i < QK; ++i) isum += q[i] * a[b].qs[i];
+      acc += fp16_to_f32(w.d) * a[b].d * isum + fp16_to_f32(w.m) * a[b].s;
+    } else {
+      return std::nanf("");  // unreachable: the trait table routes only its own types here
     }
   }
   return acc;
@@ -140,22 +220,6 @@ void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void
     const void* wrow = static_cast<const uint8_t*>(w) + j * row_bytes;
     for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot_generic(wrow, wtype, act + i * nb, nb);
   }
-}
-
-using QGemmFn = void (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t, int64_t);
-static const Dispatch<QGemmFn> kQGemm{qgemm_rows_generic, NS_AVX2(qgemm_rows_avx2), NS_AVX512(qgemm_rows_avx512),
-                                      NS_NEON(qgemm_rows_neon)};
-using QuantActFn = void (*)(BlockQ8Act*, const float*, int64_t);
-static const Dispatch<QuantActFn> kQuantAct{quantize_act_row_generic, NS_AVX2(quantize_act_row_avx2),
-                                            NS_AVX512(quantize_act_row_avx512), NS_NEON(quantize_act_row_neon)};
-
-void quantize_act_row(BlockQ8Act* dst, const float* x, int64_t k) { kQuantAct.get()(dst, x, k); }
-
-void qgemm_rows(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
-                int64_t n0, int64_t n1) {
-  NS_CHECK(wtype == DType::q8_0 || wtype == DType::q4_0 || wtype == DType::q4_1,
-           std::string("matmul: no kernel for ") + dtype_info(wtype).name);
-  kQGemm.get()(y, ldy, act, w, wtype, m, k, n0, n1);
 }
 
 }  // namespace ninestep

@@ -28,6 +28,18 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(x, _mm256_set1_epi8(0x0f));
 }
 
+// Q5's fifth bits (bit j of the little-endian uint32 qh is element j's) -> 32 bytes, 0xff where
+// the bit is set: byte j takes byte j / 8 of qh, then tests its bit j % 8.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  int32_t u;
+  std::memcpy(&u, qh, 4);
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(u), spread);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+}
+
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
 
 // Q4_1's d and m are adjacent fp16s: one 32-bit load and one conversion for both.
@@ -79,6 +91,31 @@ struct Q4_1 {
   }
 };
 
+// Q5_0: q - 16 in [-16, 15] is the nibble with 0xf0 or-ed in where the fifth bit is clear (the
+// byte then reads nibble - 16 as int8); signed, so it multiplies as Q4_0 does.
+struct Q5_0 {
+  using Block = BlockQ5_0;
+  static constexpr bool kMin = false;
+  using W = Q8_0::W;
+  static W load(const Block& b) {
+    const __m256i w =
+        _mm256_or_si256(unpack_nibbles(b.qs), _mm256_andnot_si256(fifth_bits(b.qh), _mm256_set1_epi8((char)0xf0)));
+    return {_mm256_sign_epi8(w, w), w};
+  }
+  static __m256i dot(const W& w, __m256i x) { return Q8_0::dot(w, x); }
+};
+
+// Q5_1: q in [0, 31] unsigned, and a minimum, as Q4_1.
+struct Q5_1 {
+  using Block = BlockQ5_1;
+  static constexpr bool kMin = true;
+  using W = __m256i;
+  static W load(const Block& b) {
+    return _mm256_or_si256(unpack_nibbles(b.qs), _mm256_and_si256(fifth_bits(b.qh), _mm256_set1_epi8(0x10)));
+  }
+  static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
+};
+
 // y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
 template <class T, int MR, int NR>
 void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
@@ -89,7 +126,7 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
   __m256 acc[MR][NR];
-  float macc[MR][NR];  // Q4_1's minimum terms
+  float macc[MR][NR];  // Q4_1's / Q5_1's minimum terms
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -208,6 +245,8 @@ void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w
     case DType::q8_0: qgemm<Q8_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_0: qgemm<Q4_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_1: qgemm<Q4_1>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_0: qgemm<Q5_0>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_1: qgemm<Q5_1>(y, ldy, act, w, m, k, n0, n1); break;
     default: qgemm_rows_generic(y, ldy, act, w, wtype, m, k, n0, n1); break;
   }
 }

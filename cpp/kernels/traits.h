@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/dispatch.h"
 #include "core/dtype.h"
@@ -62,5 +63,14 @@ const ActTraits& act_traits(ActFormat f);
 
 // Bytes of one activation row of k elements in format f (fails unless k is a whole number of blocks).
 int64_t act_row_bytes(ActFormat f, int64_t k);
+
+// Fail (ArgError naming `what` and the type) unless the type has the kernels for a matmul (its
+// GEMM and its activation conversion) / for dequantizing. Called before any parallel region.
+void check_matmul_kernel(DType t, const std::string& what);
+void check_dequantize_kernel(DType t, const std::string& what);
+
+// n rows of k floats <-> n rows of `type` (dtype_row_bytes(type, k) bytes each), single-threaded.
+void quantize_rows(void* dst, const float* src, DType type, int64_t n, int64_t k);    // fails without quantize_row
+void dequantize_rows(float* dst, const void* src, DType type, int64_t n, int64_t k);  // any type with a row
 
 }  // namespace ninestep

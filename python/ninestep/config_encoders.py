@@ -4,7 +4,9 @@ Both use LayerNorm with biases, learned absolute positions (`position_embd.weigh
 MLP with biases. BERT: bidirectional attention, post-norm (LayerNorm after each residual add),
 token-type embeddings, GELU erf, no head. GPT-2: causal, pre-norm, fused QKV, GELU tanh, tied head.
 """
-# HF `hidden_act` / `activation_function` -> the FFN ninestep runs
+# HF `hidden_act` / `activation_function` -> the schema's ffn_act. The rest of what sets the family
+# apart (learned positions, LayerNorm, token types, post-norm, causal or not) is the architecture's
+# own file (cpp/model/bert.cpp, gpt2.cpp), not a flag.
 _GELU = {"gelu": "gelu_erf", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
 
@@ -36,9 +38,7 @@ def bert_from_hf(cls, c):
         head_dim=d_model // n_heads if type(d_model) is int and type(n_heads) is int and n_heads else 0,
         d_ff=get("intermediate_size"), vocab_size=get("vocab_size"), norm_eps=get("layer_norm_eps", 1e-12),
         rope_theta=10000.0, rope_style="neox", context_length=get("max_position_embeddings"),
-        tied_embeddings=False, has_qkv_bias=True, position="learned", norm="layer",
-        ffn=_gelu(get("hidden_act", "gelu"), "hidden_act"), n_token_types=get("type_vocab_size", 2),
-        causal=False, post_norm=True)
+        tied_embeddings=False, has_qkv_bias=True, ffn_act=_gelu(get("hidden_act", "gelu"), "hidden_act"))
 
 
 def gpt2_from_hf(cls, c, eos_id=None):
@@ -56,8 +56,7 @@ def gpt2_from_hf(cls, c, eos_id=None):
         norm_eps=get("layer_norm_epsilon", 1e-5), rope_theta=10000.0, rope_style="neox",
         context_length=get("n_positions"), tied_embeddings=bool(c.get("tie_word_embeddings", True)),
         bos_id=c.get("bos_token_id"), eos_id=eos_id if eos_id is not None else c.get("eos_token_id"),
-        has_qkv_bias=True, position="learned", norm="layer",
-        ffn=_gelu(get("activation_function", "gelu_new"), "activation_function"), causal=True)
+        has_qkv_bias=True, ffn_act=_gelu(get("activation_function", "gelu_new"), "activation_function"))
 
 
 def gpt2_from_gguf(cls, meta, names):
@@ -73,4 +72,4 @@ def gpt2_from_gguf(cls, meta, names):
         context_length=get("gpt2.context_length"), tied_embeddings="output.weight" not in set(names),
         bos_id=meta.get("tokenizer.ggml.bos_token_id"), eos_id=meta.get("tokenizer.ggml.eos_token_id"),
         add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
-        has_qkv_bias=True, position="learned", norm="layer", ffn="gelu_tanh", causal=True)
+        has_qkv_bias=True, ffn_act="gelu_tanh")

@@ -205,7 +205,7 @@ class _OpsForward:
         x = self.tok[ids] + self.pos[positions] + self.types[0]
         x = ops.layernorm(np.ascontiguousarray(x, dtype=np.float32), *self.emb_norm, c.norm_eps)
         starts = np.concatenate([[0], np.cumsum(lengths)])
-        act = "none" if c.ffn == "gelu_erf" else "tanh"
+        act = "none" if c.ffn_act == "gelu_erf" else "tanh"
         att = np.empty((len(ids), d), dtype=np.float32)
         for L in self.layers:
             qkv = mm(x, L["qkv"])

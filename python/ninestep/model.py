@@ -258,7 +258,7 @@ def load(path=None, *, n_ctx=None, n_threads=None):
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     config, tokenizer, tensors, closer = open_model(path)
-    if not config.causal:  # an encoder (BERT): sentence embeddings, no KV cache
+    if config.architecture == "bert":  # an encoder: sentence embeddings, no KV cache
         from .encoder import EncoderModel
         try:
             return EncoderModel(path, config, tokenizer, tensors, closer)

@@ -61,7 +61,7 @@ def forward(config, weights, ids, token_types=None):
     types = np.zeros(T, dtype=np.int64) if token_types is None else np.asarray(token_types)
     x = w["token_embd.weight"][ids] + w["position_embd.weight"][:T] + w["token_types.weight"][types]
     x = layernorm(x.astype(np.float32), w["token_embd_norm.weight"], w["token_embd_norm.bias"], c.norm_eps)
-    act = gelu_erf if c.ffn == "gelu_erf" else gelu_tanh
+    act = gelu_erf if c.ffn_act == "gelu_erf" else gelu_tanh
     for i in range(c.n_layers):
         p = f"blk.{i}."
         q, k, v = (linear(x, w, p + n).reshape(T, c.n_heads, c.head_dim) for n in ("attn_q", "attn_k", "attn_v"))

@@ -20,7 +20,7 @@ def forward(config, weights, ids):
     if T > w["position_embd.weight"].shape[0]:
         raise ValueError(f"ids: {T} tokens exceed the {w['position_embd.weight'].shape[0]} learned positions")
     x = (w["token_embd.weight"][ids] + w["position_embd.weight"][:T]).astype(np.float32)
-    act = gelu_tanh if c.ffn == "gelu_tanh" else gelu_erf
+    act = gelu_tanh if c.ffn_act == "gelu_tanh" else gelu_erf
     for i in range(c.n_layers):
         p = f"blk.{i}."
         h = layernorm(x, w[p + "attn_norm.weight"], w[p + "attn_norm.bias"], c.norm_eps)

@@ -87,7 +87,8 @@ void check_quant() {
           std::vector<BlockQ8Act> act[2];
           both([&](int r) {
             act[r].resize(m * nb);
-            for (int64_t i = 0; i < m; ++i) quantize_act_row(act[r].data() + i * nb, x.data() + i * k, k);
+            for (int64_t i = 0; i < m; ++i)
+              act_traits(ActFormat::q8_32).from_float.get()(act[r].data() + i * nb, x.data() + i * k, k);
           });
           if (t == DType::q8_0)  // once per shape is enough for the activation quantizer
             expect_equal_bytes(shape("quantize_act_row", "f32", m, k, 1), act[1].data(), act[0].data(),
@@ -97,7 +98,7 @@ void check_quant() {
           std::vector<float> y[2];
           both([&](int r) {
             y[r].assign(m * ldy, -7.0f);
-            qgemm_rows(y[r].data(), ldy, act[0].data(), w.data(), t, m, k, n0, n);
+            type_traits(t).gemm.get()(y[r].data(), ldy, act[0].data(), w.data(), m, k, n0, n);
           });
           expect_close(shape("qgemm_rows", tn, m, k, n), y[1].data(), y[0].data(), m * ldy, 1e-4f,
                        1e-4f * std::sqrt((float)k));
