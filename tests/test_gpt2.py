@@ -99,3 +99,56 @@ def test_bad_config(key, value, match):
     c[key] = value
     with pytest.raises(ValueError, match=match):
         ModelConfig.from_hf(c)
+
+
+# ---- the C++ engine (cpp/model/gpt2.cpp) ----
+
+def test_engine_matches_transformers(isa):
+    import ninestep
+
+    with ninestep.load(FOLDER) as m:
+        assert m.config.architecture == "gpt2" and m.n_ctx == 64
+        for ids, want in zip(G["ids"], G["logits"]):
+            np.testing.assert_allclose(m.logits([int(i) for i in ids]), want, atol=1e-4, rtol=0)
+
+
+def test_engine_decode_step_by_step():
+    """Prompt then single tokens through the KV cache give the logits of the whole sequence at once."""
+    from ninestep import engine
+
+    config, _, tensors, close = open_model(FOLDER)
+    try:
+        s = engine.Session(engine.load_weights(config, tensors), n_ctx=64)
+        ids = G["ids"][2]
+        rows = [s.forward(ids[:5], 0, all_logits=True)]
+        rows += [s.forward(ids[t:t + 1], t) for t in range(5, len(ids))]
+        np.testing.assert_allclose(np.concatenate(rows), G["logits"][2], atol=1e-4, rtol=0)
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("kind", [None, "q8_0"])
+def test_engine_on_gguf(tmp_path, kind):
+    import ninestep
+
+    path = gpt2_gguf(tmp_path / "tiny-gpt2.gguf", kind)
+    c, w = load(path)  # the reference on the same (dequantized) weights
+    with ninestep.load(path) as m:
+        for ids in G["ids"][:2]:
+            got = m.logits([int(i) for i in ids])
+            want = reference_gpt2.forward(c, w, ids)
+            if kind is None:
+                np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+            else:  # 8-bit activation blocks against the f32 reference
+                assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+                assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
+
+
+def test_engine_refuses_contexts_past_the_learned_positions():
+    import ninestep
+
+    with pytest.raises(ValueError, match="learned positions"):
+        ninestep.load(FOLDER, n_ctx=65)
+    with ninestep.load(FOLDER) as m:
+        with pytest.raises(ValueError, match="n_ctx"):
+            m.logits(list(range(65)))
