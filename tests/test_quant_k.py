@@ -269,3 +269,10 @@ def test_quantize_activations_refuses_bad_arguments():
         _core.quantize_activations(np.empty((2, 583), np.uint8), x, "q8_k")
     with pytest.raises(ValueError, match="multiple of 256"):
         _core.quantize_activations(np.empty((2, 584), np.uint8), np.zeros((2, 500), np.float32), "q8_k")
+
+
+def test_trait_rows_have_every_kernel():
+    kernels = _core.type_kernels()
+    for kind in KINDS:
+        row = kernels[kind]
+        assert row["activations"] == "q8_k" and row["matmul"] and row["quantize"] and row["dequantize"], row

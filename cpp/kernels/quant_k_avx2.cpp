@@ -111,7 +111,10 @@ struct Q6K {
 template <class T>
 struct KernelAvx2 {
   using Block = typename T::Block;
-  static constexpr int kPrefillRows = 4;  // 4 int32 sums + 4 float accumulators + operands fit 16 YMM
+  // Prefill 4 x 2: 8 int32 sums, 2 unpacked groups + scales and the activations in 16 YMM (the
+  // float accumulators, touched once per block, may live on the stack).
+  static constexpr int kPrefillRows = 4;
+  static constexpr int kPrefillCols = 2;
   static constexpr int kDecodeCols = 4;
 
   template <int MR, int NR>
@@ -125,30 +128,35 @@ struct KernelAvx2 {
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
+      Prep p[NR];
       for (int j = 0; j < NR; ++j) {
-        const Block& wb = wr[j][b];
-        if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wb) + pf, (int64_t)sizeof(Block));
-        const Prep p = T::prep(wb);
-        __m256i isum[MR];
-        for (int i = 0; i < MR; ++i) isum[i] = _mm256_setzero_si256();
+        if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wr[j][b]) + pf, (int64_t)sizeof(Block));
+        p[j] = T::prep(wr[j][b]);
+      }
+      __m256i isum[MR][NR];
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) isum[i][j] = _mm256_setzero_si256();
 #pragma GCC unroll 8
-        for (int g = 0; g < 8; ++g) {
-          const __m256i q = T::quants(wb, p, g), s = T::scale(p, g);
-          for (int i = 0; i < MR; ++i) {
-            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar[i][b].qs + 32 * g));
-            isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), s));
-          }
-        }
+      for (int g = 0; g < 8; ++g) {
+        __m256i q[NR], s[NR];  // each weight row's group g, unpacked once for the MR activation rows
+        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], p[j], g), s[j] = T::scale(p[j], g);
         for (int i = 0; i < MR; ++i) {
-          const BlockQ8K& a = ar[i][b];
-          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-          const __m256i bias = _mm256_madd_epi16(bs, p.bias);
+          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar[i][b].qs + 32 * g));
+          for (int j = 0; j < NR; ++j)
+            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], x), s[j]));
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const BlockQ8K& a = ar[i][b];
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+        for (int j = 0; j < NR; ++j) {
+          const __m256i bias = _mm256_madd_epi16(bs, p[j].bias);
           if constexpr (T::kBiasIsD) {
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i], bias)),
-                                        _mm256_set1_ps(p.d * a.d), acc[i][j]);
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i][j], bias)),
+                                        _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
           } else {
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_set1_ps(p.d * a.d), acc[i][j]);
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm256_set1_ps(p.c * a.d), acc[i][j]);
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm256_set1_ps(p[j].c * a.d), acc[i][j]);
           }
         }
       }

@@ -4,6 +4,7 @@
 //   struct K {
 //     using Block = ...;                    // the weight block (BlockQ4K, BlockQ5K, BlockQ6K)
 //     static constexpr int kPrefillRows;    // MR of the prefill tile (activation rows per weight unpack)
+//     static constexpr int kPrefillCols;    // NR of the prefill tile (weight rows per activation load)
 //     static constexpr int kDecodeCols;     // weight rows in flight in the decode GEMV
 //     template <int MR, int NR>             // y[i0 + i, j0 + j], i < MR, j < NR, over all nb blocks;
 //     static void tile(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w,
@@ -12,8 +13,9 @@
 //
 // Decode (m == 1) runs 1 x kDecodeCols tiles along the weight rows, each prefetching the rows it
 // will read kAheadTiles tiles later, so the weights stream from DRAM at bandwidth. Prefill takes
-// chunks of activation rows that stay in L2 and, per weight row, runs kPrefillRows x 1 tiles down
-// the chunk: the weight row stays in L1 and each of its blocks is unpacked once per kPrefillRows rows.
+// chunks of activation rows that stay in L2 and, per kPrefillCols weight rows, runs kPrefillRows x
+// kPrefillCols tiles down the chunk: the weight rows stay in L1, each of their blocks is unpacked
+// once per kPrefillRows activation rows and each activation block is loaded once per kPrefillCols.
 #pragma once
 #include <cstdint>
 
@@ -26,14 +28,14 @@ inline void prefetch_range(const uint8_t* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
-// Activation rows [i0, i1) against weight row j in MR x 1 tiles; the tail in halving tiles.
-template <class K, int MR>
+// Activation rows [i0, i1) against weight rows [j, j + NR) in MR x NR tiles; the tail in halving tiles.
+template <class K, int MR, int NR>
 void k_column(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
               int64_t i1, int64_t j) {
   int64_t i = i0;
-  for (; i + MR <= i1; i += MR) K::template tile<MR, 1>(y, ldy, act, nb, w, rb, i, j, 0);
+  for (; i + MR <= i1; i += MR) K::template tile<MR, NR>(y, ldy, act, nb, w, rb, i, j, 0);
   if constexpr (MR > 1) {
-    if (i < i1) k_column<K, MR / 2>(y, ldy, act, nb, w, rb, i, i1, j);
+    if (i < i1) k_column<K, MR / 2, NR>(y, ldy, act, nb, w, rb, i, i1, j);
   }
 }
 
@@ -60,7 +62,10 @@ void gemm_k_rows(float* y, int64_t ldy, const void* act_v, const void* w_v, int6
   chunk = chunk < K::kPrefillRows ? K::kPrefillRows : chunk - chunk % K::kPrefillRows;
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
-    for (int64_t j = n0; j < n1; ++j) k_column<K, K::kPrefillRows>(y, ldy, act, nb, w, rb, i0, i1, j);
+    constexpr int NR = K::kPrefillCols;
+    int64_t j = n0;
+    for (; j + NR <= n1; j += NR) k_column<K, K::kPrefillRows, NR>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j < n1; ++j) k_column<K, K::kPrefillRows, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
   }
 }
 

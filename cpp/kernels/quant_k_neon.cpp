@@ -95,6 +95,7 @@ template <class T>
 struct KernelNeon {
   using Block = typename T::Block;
   static constexpr int kPrefillRows = 4;
+  static constexpr int kPrefillCols = 1;
   static constexpr int kDecodeCols = 4;
 
   template <int MR, int NR>
