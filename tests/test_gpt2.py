@@ -147,8 +147,10 @@ def test_engine_on_gguf(tmp_path, kind):
 def test_engine_refuses_contexts_past_the_learned_positions():
     import ninestep
 
-    with pytest.raises(ValueError, match="learned positions"):
+    with pytest.raises(ValueError, match="trained on"):
         ninestep.load(FOLDER, n_ctx=65)
+    with pytest.raises(ValueError, match="64 learned positions"):  # C++ checks it too
+        ninestep.load(FOLDER, n_ctx=65, ctx_override=True)
     with ninestep.load(FOLDER) as m:
         with pytest.raises(ValueError, match="n_ctx"):
             m.logits(list(range(65)))
