@@ -50,7 +50,7 @@ def test_from_gguf_explicit_keys_win():
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"general.architecture": "gpt2"}, "architecture"),
+    ({"general.architecture": "falcon"}, "architecture"),
     ({"qwen2.block_count": None}, "qwen2.block_count"),
     ({"qwen2.block_count": 0}, "n_layers"),
     ({"qwen2.attention.head_count_kv": 3}, "n_kv_heads"),
@@ -95,7 +95,7 @@ def test_from_hf_tokenizer_details():
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"model_type": "gpt2"}, "architecture"),
+    ({"model_type": "falcon"}, "architecture"),
     ({"hidden_size": None}, "hidden_size"),
     ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "rope_scaling"),
     ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}, "rope_parameters"),

@@ -36,8 +36,8 @@ void ModelConfig::validate() const {
   NS_CHECK(std::isfinite(attn_scale) && attn_scale >= 0, "config.attn_scale must be >= 0");
   NS_CHECK(rope_style == "norm" || rope_style == "neox",
            "config.rope_style: expected 'norm' or 'neox', got '" + rope_style + "'");
-  NS_CHECK(ffn_act == "silu" || ffn_act == "gelu_tanh",
-           "config.ffn_act: expected 'silu' or 'gelu_tanh', got '" + ffn_act + "'");
+  NS_CHECK(ffn_act == "silu" || ffn_act == "gelu_tanh" || ffn_act == "gelu_erf",
+           "config.ffn_act: expected 'silu', 'gelu_tanh' or 'gelu_erf', got '" + ffn_act + "'");
   NS_CHECK(sliding_window >= 0, "config.sliding_window must be >= 0");
   NS_CHECK(sliding_window_pattern >= 0, "config.sliding_window_pattern must be >= 0");
 }

@@ -31,7 +31,7 @@ namespace ninestep {
   X(double, embd_scale, 1.0, "token embeddings are multiplied by this (Gemma: sqrt(d_model))")                \
   X(bool, tied_embeddings, false, "the LM head reuses token_embd.weight")                                     \
   X(bool, has_qkv_bias, false, "the Q/K/V projections have biases (Qwen2)")                                   \
-  X(std::string, ffn_act, "silu", "gated FFN activation: silu (SwiGLU) or gelu_tanh (GeGLU)")
+  X(std::string, ffn_act, "silu", "FFN activation: silu (SwiGLU) or gelu_tanh (GeGLU); bert/gpt2: gelu_erf / gelu_tanh")
 
 struct ModelConfig {
 #define NS_DECLARE_FIELD(type, name, def, doc) type name = def;

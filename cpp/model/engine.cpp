@@ -36,6 +36,9 @@ Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, i
   NS_CHECK(n_ctx <= INT32_MAX, "n_ctx must fit int32 positions, got " + std::to_string(n_ctx));
   NS_CHECK(n_seq >= 1 && n_seq <= 4096, "n_seq must be in [1, 4096], got " + std::to_string(n_seq));
   NS_CHECK(chunk >= 1, "chunk must be >= 1, got " + std::to_string(chunk));
+  NS_CHECK(!w_->pos_embd.data || n_ctx <= w_->pos_embd.n,
+           "n_ctx " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(w_->pos_embd.n) +
+               " learned positions");
   n_ctx_ = n_ctx;
   n_seq_ = n_seq;
   chunk_ = std::min(chunk, checked_mul(n_ctx, n_seq, "n_ctx * n_seq"));

@@ -113,10 +113,13 @@ void Step::embed() {
   float* x = e_.x_.data();
   int64_t b, e;
   rows(m_, &b, &e);
+  const float* P = static_cast<const float*>(w.pos_embd.data);  // [n_positions, d] f32, or null
   for (int64_t t = b; t < e; ++t) {
     lookup(x + t * d, static_cast<const uint8_t*>(E.data) + tok_[t] * row, d);
     if (scale != 1.0f)
       for (int64_t j = 0; j < d; ++j) x[t * d + j] *= scale;
+    if (P)  // the engine checked n_ctx <= n_positions
+      for (int64_t j = 0; j < d; ++j) x[t * d + j] += P[int64_t(pos_[t]) * d + j];
   }
 #pragma omp barrier
   mark(kEmbed);
@@ -162,6 +165,19 @@ void Step::rope_cache(const LayerWeights& L) {
     for (int64_t t = kb; t < ke; ++t) rmsnorm_rows(k + t * kvd, k + t * kvd, L.k_norm.w, eps, D, 0, Hkv);
   if (kb < ke) rope_rows(k, pos_, Hkv, D, theta, style, kb, ke);
   for (int64_t t = kb; t < ke; ++t) {
+    std::memcpy(kcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, k + t * kvd, kvd * sizeof(float));
+    std::memcpy(vcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, v + t * kvd, kvd * sizeof(float));
+  }
+#pragma omp barrier
+  mark(kRopeCache);
+}
+
+void Step::cache(const LayerWeights& L) {
+  const int64_t kvd = c.kv_dim();
+  const float *k = e_.kn_.data(), *v = e_.vn_.data();
+  int64_t b, e;
+  rows(m_, &b, &e);
+  for (int64_t t = b; t < e; ++t) {
     std::memcpy(kcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, k + t * kvd, kvd * sizeof(float));
     std::memcpy(vcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, v + t * kvd, kvd * sizeof(float));
   }
@@ -254,9 +270,30 @@ void Step::ffn_gated(const LayerWeights& L, Act act) {
     if (act == Act::silu) {
       swiglu_range(gt, gt, ut, b, e);
     } else {
-      gelu_range(gt, gt, true, b, e);
+      gelu_range(gt, gt, act == Act::gelu_tanh, b, e);
       for (int64_t j = b; j < e; ++j) gt[j] *= ut[j];
     }
+  }
+#pragma omp barrier
+  mark(kFfn);
+  pending_ = Pending::ffn;
+}
+
+void Step::ffn(const LayerWeights& L, Act act) {
+  const int64_t ff = c.d_ff;
+  const Input in = input(e_.x_.data(), L.ffn_norm, &L.up.w, 1, kFfn);
+  float* g = e_.gate_.data();  // [m, d_ff] what out() projects next
+  int64_t b, e;
+  rows(ff, &b, &e, kRowAlign);
+  matmul_rows(g, ff, in.x, in.scratch[0].data(), L.up.w, m_, b, e);
+  for (int64_t t = 0; t < m_; ++t) {
+    float* gt = g + t * ff;
+    if (L.up.b)
+      for (int64_t j = b; j < e; ++j) gt[j] += L.up.b[j];
+    if (act == Act::silu)
+      silu_range(gt, gt, b, e);
+    else
+      gelu_range(gt, gt, act == Act::gelu_tanh, b, e);
   }
 #pragma omp barrier
   mark(kFfn);

@@ -13,6 +13,9 @@
 //     s.ffn_gated(L, Act::silu);       // ffn_norm, gate and up, act(gate) * up
 //     s.out(L.down, L.ffn_post_norm);  // down projection + residual
 //   s.head();          // output_norm + LM head for the entries whose logits were asked for
+//
+// Learned positions (GPT-2): embed() adds w.pos_embd's row of each entry's position; cache(L)
+// stores K/V without RoPE; ffn(L, act) is the plain MLP act(up(x) + b) that out(L.down, ..) projects.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -21,7 +24,7 @@
 
 namespace ninestep {
 
-enum class Act { silu, gelu_tanh };
+enum class Act { silu, gelu_tanh, gelu_erf };
 
 class Step {
  public:
@@ -33,9 +36,11 @@ class Step {
   void embed();
   void qkv(const LayerWeights& L);
   void rope_cache(const LayerWeights& L);
+  void cache(const LayerWeights& L);             // K/V into the cache as they are (learned positions: no RoPE)
   void attend(const LayerWeights& L);
   void out(const Proj& p, const Norm& post_norm);
   void ffn_gated(const LayerWeights& L, Act act);
+  void ffn(const LayerWeights& L, Act act);      // ffn_norm, act(up + bias) (GPT-2, BERT); then out(L.down, ..)
   void head();
 
  private:

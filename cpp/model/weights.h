@@ -53,6 +53,7 @@ struct Weights {
   ModelConfig cfg;
   const Arch* arch = nullptr;
   WeightView embd{};                // [vocab_size, d_model], any type with a dequantize row (lookup)
+  WeightView pos_embd{};            // [n_positions, d_model] learned positions added by embed() (GPT-2); none: RoPE
   std::vector<LayerWeights> layers; // [n_layers]
   Norm out_norm;                    // [d_model]
   WeightView lm_head{};             // [vocab_size, d_model]; == embd when tied
@@ -73,6 +74,8 @@ class TensorSet {
   const float* vector(const std::string& name, int64_t n);           // f32 [n]
   Proj proj(const std::string& name, int64_t n, int64_t k, bool bias);  // name.weight (+ name.bias)
   Norm rms(const std::string& name, int64_t n) { return Norm{vector(name, n), nullptr}; }
+  // LayerNorm: prefix.weight and prefix.bias, f32 [n].
+  Norm layer(const std::string& prefix, int64_t n) { return Norm{vector(prefix + ".weight", n), vector(prefix + ".bias", n)}; }
   // output.weight, or token_embd.weight (`embd`) when the config ties them; either needs a matmul kernel.
   WeightView lm_head(const ModelConfig& c, const WeightView& embd);
   const std::set<std::string>& used() const { return used_; }

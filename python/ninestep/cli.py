@@ -1,4 +1,4 @@
-"""The `ninestep` command: run, chat, info, bench, perplexity.
+"""The `ninestep` command: run, chat, info, bench, perplexity, embed.
 
 Every argument is checked before anything is printed; errors are one line on stderr and exit 2.
 Writing to a closed pipe ends quietly (as `cat` does: SIGPIPE); a full disk is one line, exit 1."""
@@ -383,6 +383,9 @@ def build_parser():
     q.add_argument("-v", "--verbose", action="store_true", help="print load time to stderr")
     q.set_defaults(func=cmd_perplexity)
     _add_serve(sub)
+
+    from .cli_embed import add_parser as add_embed  # sentence embeddings with an encoder folder
+    add_embed(sub)
     return p
 
 

@@ -56,8 +56,11 @@ class _ModelConfigBase:
     def from_gguf(cls, metadata, tensor_names):
         """From a GGUF file's metadata dict and its tensor names (GGUFFile.metadata, .tensors)."""
         arch = metadata.get("general.architecture")
+        if arch == "gpt2":  # the LayerNorm / learned-position family: config_encoders.py
+            from .config_encoders import gpt2_from_gguf
+            return gpt2_from_gguf(cls, metadata, tensor_names)
         if arch not in _GGUF_ROPE_STYLE:
-            raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)})")
+            raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)}, gpt2)")
         if arch not in _core.architectures():
             raise ValueError(f"architecture: {arch!r} has no engine (engine architectures: "
                              f"{', '.join(_core.architectures())})")
@@ -114,8 +117,12 @@ class _ModelConfigBase:
         if not isinstance(c, dict):
             raise ValueError(f"config.json: expected a JSON object, got {type(c).__name__}")
         arch = c.get("model_type")
+        if arch in ("bert", "gpt2"):  # the LayerNorm / learned-position family: config_encoders.py
+            from . import config_encoders as enc
+            return enc.bert_from_hf(cls, c) if arch == "bert" else enc.gpt2_from_hf(cls, c)
         if arch not in _HF_ARCHS:
-            raise ValueError(f"architecture: model_type {arch!r} is not supported (supported: {', '.join(_HF_ARCHS)})")
+            raise ValueError(f"architecture: model_type {arch!r} is not supported "
+                             f"(supported: {', '.join(_HF_ARCHS + ('bert', 'gpt2'))})")
         # transformers 5 moved rope_theta (and the scaling type) into rope_parameters
         for key in ("rope_scaling", "rope_parameters"):
             if c.get(key) is not None and not isinstance(c[key], dict):

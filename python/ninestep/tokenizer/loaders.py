@@ -153,8 +153,11 @@ def from_hf(cls, tokenizer_json_path, tokenizer_config_path=None):
     path = Path(tokenizer_json_path)
     j = _read_json(path)
     m = j.get("model") or {}
+    if m.get("type") == "WordPiece":  # BERT family: its own pipeline (wordpiece.py)
+        from .wordpiece import from_hf_wordpiece
+        return from_hf_wordpiece(path, j, tokenizer_config_path)
     if m.get("type", "BPE") != "BPE" or "merges" not in m:
-        raise ValueError(f"{path}: model type {m.get('type')!r} is not supported (only BPE)")
+        raise ValueError(f"{path}: model type {m.get('type')!r} is not supported (only BPE and WordPiece)")
     if m.get("continuing_subword_prefix") or m.get("end_of_word_suffix") or m.get("dropout"):
         raise ValueError(f"{path}: BPE with subword prefix/suffix or dropout is not supported")
     vocab = dict(m["vocab"])
