@@ -54,9 +54,9 @@ def test_windows_and_scored_tokens_match_a_direct_computation(model, ctx, stride
 
 
 def test_a_repeated_text_is_predictable(model):
-    # the second half of each window repeats what came before: far lower than on the first pass
-    r = model.perplexity(TEXT, ctx=64)
-    assert 1.0 < r.perplexity < 3.0 and r.tokens_per_second > 0
+    # windows of 128: the scored half repeats the ~37-token sentence already in the window (measured 1.14)
+    r = model.perplexity(TEXT, ctx=128)
+    assert 1.0 < r.perplexity < 1.5 and r.tokens_per_second > 0
 
 
 @pytest.mark.parametrize("kw, msg", [
