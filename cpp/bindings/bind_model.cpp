@@ -1,5 +1,6 @@
 // Weights and Engine: the config dict (fields from model/config.h's schema) and the tensor dict
 // become C++ views (checked in Weights::build); step runs with the GIL released.
+#include <new>
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.h"
@@ -106,7 +107,16 @@ NS_BIND(model) {
   py::class_<Engine>(m, "Engine")
       .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk) {
              NS_CHECK(w != nullptr, "weights: expected a Weights object");
-             return new Engine(w, n_ctx, n_seq, chunk);
+             try {
+               return new Engine(w, n_ctx, n_seq, chunk);
+             } catch (const std::bad_alloc&) {  // a ValueError naming what to change, not MemoryError
+               const double kv = 2.0 * double(w->cfg.n_layers) * double(n_seq) * double(n_ctx) *
+                                 double(w->cfg.kv_dim()) * sizeof(float);
+               throw py::value_error("n_ctx: a KV cache of " + std::to_string(n_seq) + " x " + std::to_string(n_ctx) +
+                                     " positions needs " + std::to_string(int64_t(kv)) + " bytes (" +
+                                     std::to_string(int64_t(kv / 1e6)) + " MB), which could not be allocated; use a "
+                                     "smaller n_ctx");
+             }
            }),
            py::arg("weights"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("chunk") = Engine::kDefaultChunk)
       .def("step",
