@@ -51,6 +51,24 @@ NS_BIND(matmul) {
     quantize_rows(da.data, sa.data, type, n, k);
   }, py::arg("out"), py::arg("w"), py::arg("kind"));
 
+  m.def("quantize_activations", [](py::handle dst, py::handle src, const std::string& format) {
+    int f = 0;
+    while (f <= static_cast<int>(ActFormat::q8_k) && format != act_traits(static_cast<ActFormat>(f)).name) ++f;
+    NS_CHECK(f <= static_cast<int>(ActFormat::q8_k) && f != static_cast<int>(ActFormat::f32),
+             "format: expected q8_32 or q8_k, got '" + format + "'");
+    const ActFormat fmt = static_cast<ActFormat>(f);
+    auto sa = get_array<const float>(src, "x", 2);
+    const int64_t n = sa.shape[0], k = sa.shape[1];
+    const int64_t rb = act_row_bytes(fmt, k);
+    auto da = get_array<uint8_t>(dst, "out", 2);
+    NS_CHECK(da.shape[0] == n && da.shape[1] == rb, "out: expected shape (" + std::to_string(n) + ", " +
+                                                        std::to_string(rb) + "), got " + shape_str(da.shape));
+    const ActRowFn conv = act_traits(fmt).from_float.get();
+    py::gil_scoped_release release;
+    for (int64_t i = 0; i < n; ++i) conv(da.data + i * rb, sa.data + i * k, k);
+  }, py::arg("out"), py::arg("x"), py::arg("format"),
+     "out [m, row bytes] = x [m, k] as matmul's activation blocks (q8_32 or q8_k) at the active ISA");
+
   m.def("dequantize", [](py::handle dst, py::handle src, const std::string& kind, int64_t n, int64_t k) {
     const DType type = dtype_from_name(kind);
     const void* s = weight_bytes(src, type, n, k, "data");

@@ -7,6 +7,7 @@
 #include "kernels/gemm_float.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels/quant_k.h"
 
 namespace ninestep {
 
@@ -43,12 +44,18 @@ void act_rows(void* dst, const float* x, int64_t k) {
 }
 #define NS_ACT32(fn) (act_rows<void (*)(BlockQ8Act*, const float*, int64_t), fn, BlockQ8Act>)
 
+// The K-quants' GEMMs and Q8_K conversion are GemmRowsFn / ActRowFn already; no AVX-512 variant
+// (the AVX2 one serves AVX-512 machines).
+#define NS_KGEMM(t) \
+  Dispatch<GemmRowsFn> { gemm_##t##_generic, NS_AVX2(gemm_##t##_avx2), nullptr, NS_NEON(gemm_##t##_neon) }
+
 const ActTraits kActs[] = {
     {"f32", 1, 4, {nullptr}},
     {"q8_32", QK, (int64_t)sizeof(BlockQ8Act),
      {NS_ACT32(quantize_act_row_generic), NS_AVX2(NS_ACT32(quantize_act_row_avx2)),
       NS_AVX512(NS_ACT32(quantize_act_row_avx512)), NS_NEON(NS_ACT32(quantize_act_row_neon))}},
-    {"q8_k", QK_K, (int64_t)sizeof(BlockQ8K), {nullptr}},
+    {"q8_k", QK_K, (int64_t)sizeof(BlockQ8K),
+     {quantize_q8k_row_generic, NS_AVX2(quantize_q8k_row_avx2), nullptr, NS_NEON(quantize_q8k_row_neon)}},
 };
 
 const TypeTraits kTypes[kNumDTypes] = {
@@ -60,9 +67,9 @@ const TypeTraits kTypes[kNumDTypes] = {
     {DType::q4_1, ActFormat::q8_32, dequantize_row_q4_1, quantize_row_q4_1, NS_Q32_GEMM(DType::q4_1)},
     {DType::q5_0, ActFormat::q8_32, dequantize_row_q5_0, quantize_row_q5_0, NS_Q32_GEMM_NO512(DType::q5_0)},
     {DType::q5_1, ActFormat::q8_32, dequantize_row_q5_1, quantize_row_q5_1, NS_Q32_GEMM_NO512(DType::q5_1)},
-    {DType::q4_k, ActFormat::q8_k, nullptr, nullptr, {nullptr}},
-    {DType::q5_k, ActFormat::q8_k, nullptr, nullptr, {nullptr}},
-    {DType::q6_k, ActFormat::q8_k, nullptr, nullptr, {nullptr}},
+    {DType::q4_k, ActFormat::q8_k, dequantize_row_q4_k, quantize_row_q4_k, NS_KGEMM(q4_k)},
+    {DType::q5_k, ActFormat::q8_k, dequantize_row_q5_k, quantize_row_q5_k, NS_KGEMM(q5_k)},
+    {DType::q6_k, ActFormat::q8_k, dequantize_row_q6_k, quantize_row_q6_k, NS_KGEMM(q6_k)},
 };
 
 }  // namespace

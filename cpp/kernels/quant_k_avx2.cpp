@@ -1,0 +1,234 @@
+// AVX2 + FMA + F16C: Q8_K activation quantization and the Q4_K / Q5_K / Q6_K GEMM tiles.
+//
+// A super-block is eight groups of 32 weights. Per group: the unsigned quants (one 32-byte vector,
+// q <= 63) times the signed activations with _mm256_maddubs_epi16 (pair sums <= 2 * 63 * 127, no
+// saturation), then _mm256_madd_epi16 with the group's scales as int16 lanes (a 16-element Q6_K
+// sub-block is 8 lanes) into eight int32 sums, exact over the whole super-block. The minimums (or
+// Q6_K's offset of 32) meet the activations' 16-element sums in one more madd. One FMA per block
+// scales the integers by d_w * d_x, so only the float accumulation order differs from the
+// scalar reference. The blocking loops are quant_k_driver.h's.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/quant_k_driver.h"
+#include "kernels/simd_avx2.h"
+
+namespace ninestep {
+namespace {
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// What a weight block contributes besides its quants: d, the bias coefficient c (the block's dot
+// gets c * dx * sum_t bias[t] * bsums[t]), the 16 bias lanes and the scales for the group shuffle.
+struct Prep {
+  __m256i scales;  // Q4_K/Q5_K: the 8 int16 scales in each 128-bit half; Q6_K: 16 int8 scales in each half
+  __m256i bias;    // int16 per 16-element activation sum
+  float d, c;
+};
+
+// The 12 packed bytes -> bytes 0..7 the scales, 8..15 the minimums (k_scale_min, four at a time).
+inline __m128i k_scales_mins(const uint8_t* p) {
+  uint32_t a, b, c;
+  std::memcpy(&a, p, 4);
+  std::memcpy(&b, p + 4, 4);
+  std::memcpy(&c, p + 8, 4);
+  const uint32_t sc_lo = a & 0x3f3f3f3f, mn_lo = b & 0x3f3f3f3f;
+  const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030);
+  const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
+  return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
+}
+
+inline Prep prep_k_min(uint16_t d, uint16_t dmin, const uint8_t* packed) {
+  const __m128i sm = k_scales_mins(packed);
+  Prep p;
+  p.scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+  p.bias = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // minimum t / 2 at lane t
+  p.d = half(d);
+  p.c = -half(dmin);
+  return p;
+}
+
+// Group g's scale in every int16 lane (Q4_K / Q5_K: one sub-block of 32).
+inline __m256i group_scale_k(const Prep& p, int g) {
+  return _mm256_shuffle_epi8(p.scales, _mm256_set1_epi16((short)(((2 * g + 1) << 8) | (2 * g))));
+}
+
+inline __m256i low_nibbles(const uint8_t* qs, int g) {  // group g's four low bits (Q4_K / Q5_K layout)
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (g / 2)));
+  return _mm256_and_si256(g % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0f));
+}
+
+struct Q4K {
+  using Block = BlockQ4K;
+  static constexpr bool kBiasIsD = false;
+  static Prep prep(const Block& b) { return prep_k_min(b.d, b.dmin, b.scales); }
+  static __m256i quants(const Block& b, const Prep&, int g) { return low_nibbles(b.qs, g); }
+  static __m256i scale(const Prep& p, int g) { return group_scale_k(p, g); }
+};
+
+struct Q5K {
+  using Block = BlockQ5K;
+  static constexpr bool kBiasIsD = false;
+  static Prep prep(const Block& b) { return prep_k_min(b.d, b.dmin, b.scales); }
+  static __m256i quants(const Block& b, const Prep&, int g) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    // bit g of each qh byte to bit 4 (the shifted-in bits of the neighbouring byte are masked off)
+    const __m256i hb = g < 4 ? _mm256_slli_epi16(h, 4 - g) : _mm256_srli_epi16(h, g - 4);
+    return _mm256_or_si256(low_nibbles(b.qs, g), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+  }
+  static __m256i scale(const Prep& p, int g) { return group_scale_k(p, g); }
+};
+
+struct Q6K {
+  using Block = BlockQ6K;
+  static constexpr bool kBiasIsD = true;  // w = d * sc * (q - 32): the bias shares d
+  static Prep prep(const Block& b) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    Prep p;
+    p.scales = _mm256_broadcastsi128_si256(sc);
+    p.bias = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc), 5);  // 32 * sc[t]
+    p.d = half(b.d);
+    p.c = -p.d;
+    return p;
+  }
+  static __m256i quants(const Block& b, const Prep&, int g) {
+    const int h = g / 4, t = g % 4;
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (t % 2)));
+    const __m256i lo = _mm256_and_si256(t < 2 ? l : _mm256_srli_epi16(l, 4), _mm256_set1_epi8(0x0f));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    // bits 2t, 2t+1 of each qh byte to bits 4, 5
+    const __m256i hb = t < 3 ? _mm256_slli_epi16(q, 4 - 2 * t) : _mm256_srli_epi16(q, 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(hb, _mm256_set1_epi8(0x30)));
+  }
+  // lanes 0..7: sub-block 2g's scale, lanes 8..15: sub-block 2g + 1's, sign-extended to int16
+  static __m256i scale(const Prep& p, int g) {
+    const __m128i idx = _mm_set_epi64x(0x0101010101010101LL * (2 * g + 1), 0x0101010101010101LL * (2 * g));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm256_castsi256_si128(p.scales), idx));
+  }
+};
+
+template <class T>
+struct KernelAvx2 {
+  using Block = typename T::Block;
+  // Prefill 4 x 2: 8 int32 sums, 2 unpacked groups + scales and the activations in 16 YMM (the
+  // float accumulators, touched once per block, may live on the stack).
+  static constexpr int kPrefillRows = 4;
+  static constexpr int kPrefillCols = 2;
+  static constexpr int kDecodeCols = 4;
+
+  template <int MR, int NR>
+  static void tile(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
+                   int64_t j0, int64_t pf) {
+    const Block* wr[NR];  // row j0 + j of W
+    for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * rb);
+    const BlockQ8K* ar[MR];  // row i0 + i of the activations
+    for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
+    __m256 acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      Prep p[NR];
+      for (int j = 0; j < NR; ++j) {
+        if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wr[j][b]) + pf, (int64_t)sizeof(Block));
+        p[j] = T::prep(wr[j][b]);
+      }
+      __m256i isum[MR][NR];
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) isum[i][j] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+        __m256i q[NR], s[NR];  // each weight row's group g, unpacked once for the MR activation rows
+        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], p[j], g), s[j] = T::scale(p[j], g);
+        for (int i = 0; i < MR; ++i) {
+          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar[i][b].qs + 32 * g));
+          for (int j = 0; j < NR; ++j)
+            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], x), s[j]));
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const BlockQ8K& a = ar[i][b];
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+        for (int j = 0; j < NR; ++j) {
+          const __m256i bias = _mm256_madd_epi16(bs, p[j].bias);
+          if constexpr (T::kBiasIsD) {
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i][j], bias)),
+                                        _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
+          } else {
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
+            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm256_set1_ps(p[j].c * a.d), acc[i][j]);
+          }
+        }
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = hsum(acc[i][j]);
+  }
+};
+
+// Four int32 vectors -> their four horizontal sums [sum a, sum b, sum c, sum d].
+inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+}  // namespace
+
+void quantize_q8k_row_avx2(void* dst, const float* x, int64_t k) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < k / QK_K; ++b, x += QK_K) {
+    BlockQ8K& out = static_cast<BlockQ8K*>(dst)[b];
+    __m256 mx = _mm256_setzero_ps();
+    for (int t = 0; t < QK_K / 8; ++t) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + 8 * t), abs_mask));
+    const float amax = hmax(mx);
+    if (!(amax > 0.0f)) {  // all zero (or NaN): as the reference's zero block
+      std::memset(&out, 0, sizeof(out));
+      continue;
+    }
+    // The reference scales by the first element of largest magnitude, sign included.
+    const __m256 am = _mm256_set1_ps(amax);
+    int first = 0;
+    for (int t = 0; t < QK_K / 8; ++t) {
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * t), abs_mask), am,
+                                                       _CMP_EQ_OQ));
+      if (hit) { first = 8 * t + __builtin_ctz(hit); break; }
+    }
+    const float iscale = -127.f / x[first];
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i cap = _mm256_set1_epi32(127);
+    __m256i q[4];  // 32 elements at a time; cvtps rounds to nearest even, as the reference
+    for (int c = 0; c < QK_K / 32; ++c) {
+      for (int t = 0; t < 4; ++t)
+        q[t] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * c + 8 * t), is)), cap);
+      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs + 32 * c),
+                          _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    // bsums from the stored bytes: 16 sums of 16, four at a time
+    for (int c = 0; c < 4; ++c) {
+      __m256i s[4];
+      for (int t = 0; t < 4; ++t)
+        s[t] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(out.qs + 64 * c + 16 * t)));
+      const __m256i one = _mm256_set1_epi16(1);
+      const __m128i sums = hsum4_epi32(_mm256_madd_epi16(s[0], one), _mm256_madd_epi16(s[1], one),
+                                       _mm256_madd_epi16(s[2], one), _mm256_madd_epi16(s[3], one));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out.bsums + 4 * c), _mm_packs_epi32(sums, sums));
+    }
+    out.d = 1 / iscale;
+  }
+}
+
+void gemm_q4_k_avx2(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
+                    int64_t n1) {
+  gemm_k_rows<KernelAvx2<Q4K>>(y, ldy, act, w, m, k, n0, n1);
+}
+void gemm_q5_k_avx2(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
+                    int64_t n1) {
+  gemm_k_rows<KernelAvx2<Q5K>>(y, ldy, act, w, m, k, n0, n1);
+}
+void gemm_q6_k_avx2(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
+                    int64_t n1) {
+  gemm_k_rows<KernelAvx2<Q6K>>(y, ldy, act, w, m, k, n0, n1);
+}
+
+}  // namespace ninestep
