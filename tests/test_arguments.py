@@ -77,7 +77,7 @@ def test_ops_reject_bad_values(op, kw, name):
     check(lambda: fn(**dict(good, **kw)), name)
 
 
-@pytest.mark.parametrize("kind", ["q5_0", None, ["q8_0"], 8])
+@pytest.mark.parametrize("kind", ["q2_k", "bf16", None, ["q8_0"], 8])
 def test_quantize_bad_kind(kind):
     check(lambda: ninestep.quantize(F, kind), "kind")
 
