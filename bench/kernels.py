@@ -1,6 +1,6 @@
 """Every kernel against its NumPy equivalent at SmolLM2-135M's shapes, side by side in one run.
 
-    python bench/kernels.py [--threads 2] [--rounds 31] [--json bench/results/kernels.json]
+    python bench/kernels.py [--threads 2] [--rounds 31] [--json bench/results/kernels.json] [--match q5_0]
 
 For each op the two implementations alternate in short blocks (5 calls of A, 5 of B, repeated) so
 drift on a shared machine hits both alike, with a pause before each block so neither thread pool is still
@@ -36,7 +36,25 @@ def cases(rng):
         for m, n in [(1, 1536), (1, 49152), (512, 1536)]:
             x, q = randn(m, 576), ninestep.quantize(randn(n, 576), kind)
             wd = q.dequantize()
-            yield f"matmul {kind} (NumPy: f32)", f"{m}x576x{n}", lambda x=x, q=q: ops.matmul(x, q), lambda x=x, w=wd: x @ w.T
+            yield f"matmul {kind} (NumPy: f32)", f"{m}x576x{n}", lambda x=x, q=q: ops.matmul(x, q), lambda x=x, w=wd: x @ w.T, \
+                q.nbytes
+    # Gemma 3 270M (d 640, FFN 2048) and Qwen2.5-0.5B (d 896, FFN 4864, vocab 151936) shapes: Q5_0
+    # holds most of both models' weights (Qwen's 151936 x 896 embeddings too, looked up by
+    # get_rows). Q4_0 beside it at the same shapes, to compare weight bytes per second.
+    for kind in ("q5_0", "q4_0", "q5_1"):
+        for m, k, n in [(1, 640, 2048), (1, 896, 4864), (1, 4864, 896), (1, 896, 151936), (512, 640, 2048),
+                        (512, 896, 4864)]:
+            if kind == "q5_1" and n == 151936:
+                continue
+            x, q = randn(m, k), ninestep.quantize(randn(n, k), kind)
+            wd = q.dequantize()
+            yield f"matmul {kind} (NumPy: f32)", f"{m}x{k}x{n}", lambda x=x, q=q: ops.matmul(x, q), \
+                lambda x=x, w=wd: x @ w.T, q.nbytes
+    emb = ninestep.quantize(randn(151936, 896), "q5_0")
+    ids = rng.integers(0, 151936, 512)
+    emb_f = emb.dequantize()
+    yield "get_rows q5_0 (NumPy: f32 take)", "512 of 151936x896", lambda: ops.get_rows(emb, ids), \
+        lambda: emb_f[ids]
     x = randn(64, 49152) * 4
     yield "softmax", "64x49152", lambda: ops.softmax(x), lambda: np_softmax(x)
     for T, S in [(1, 1024), (128, 512), (512, 512)]:
@@ -70,6 +88,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9, help="blocks per side")
     ap.add_argument("--json", default="bench/results/kernels.json")
+    ap.add_argument("--match", default="", help="only the rows whose 'op shape' contains this text")
     a = ap.parse_args(argv)
     # both sides get the same thread count (OpenBLAS reads its variable when NumPy loads)
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(a.threads)
@@ -79,7 +98,9 @@ def main(argv=None):
 
     ninestep.set_num_threads(a.threads)
     rows, out = [], []
-    for op, shape, ours, theirs in cases(np.random.default_rng(0)):
+    for op, shape, ours, theirs, *wbytes in cases(np.random.default_rng(0)):
+        if a.match not in f"{op} {shape}":
+            continue
         for _ in range(3):  # warm-up
             ours(), theirs()
         t_ours, t_np = [], []
@@ -89,12 +110,14 @@ def main(argv=None):
                 fn()  # the block's first call wakes this side's threads; not timed
                 times.extend(timed(fn) for _ in range(BLOCK))
         mo, mn = statistics.median(t_ours), statistics.median(t_np)
-        rows.append(f"| {op} | {shape} | {fmt(mo)} | {fmt(mn)} | {mn / mo:.2f}x |")
-        out.append({"op": op, "shape": shape, "ninestep_s": mo, "numpy_s": mn, "ratio": mn / mo})
+        gbs = f"{wbytes[0] / mo / 1e9:.1f}" if wbytes else ""  # weight bytes streamed per second by ninestep
+        rows.append(f"| {op} | {shape} | {fmt(mo)} | {fmt(mn)} | {mn / mo:.2f}x | {gbs} |")
+        out.append({"op": op, "shape": shape, "ninestep_s": mo, "numpy_s": mn, "ratio": mn / mo,
+                    "weight_bytes": wbytes[0] if wbytes else None})
         print(rows[-1], file=sys.stderr)
     info = ninestep.cpu_info()
     print(f"\n{a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating blocks of {BLOCK} calls, NumPy {np.__version__}")
-    print("| op | shape | ninestep | NumPy | NumPy / ninestep |\n|---|---|---:|---:|---:|")
+    print("| op | shape | ninestep | NumPy | NumPy / ninestep | ninestep weight GB/s |\n|---|---|---:|---:|---:|---:|")
     print("\n".join(rows))
     path = Path(a.json)
     path.parent.mkdir(parents=True, exist_ok=True)

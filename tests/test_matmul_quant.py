@@ -8,14 +8,17 @@ import pytest
 import ninestep
 from ninestep import QuantizedTensor, ops, quantize
 
-KINDS = ["q8_0", "q4_0", "q4_1"]
+KINDS = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 # (M, N, K): matvec and tiles with every remainder of the 4-row activation tile and of the 2- and
 # 4-row weight tiles, one block (K=32), an odd block count (K=96, AVX-512 pairs blocks), the model's
 # K=576, M above the 32-row cache chunk, and K at and above the AVX-512 path's limit. The LM
 # head's N has its own test below.
 SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2, 9, 32), (8, 17, 64),
           (13, 30, 160), (37, 21, 96),
-          (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128)]
+          (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128),
+          # Q5's two-row GEMV and its odd row; the 4-row tile alone and with a 1-row tail; m = 37 at
+          # the real models' widths
+          (1, 3, 640), (1, 11, 4096), (4, 7, 32), (4, 5, 4096), (37, 7, 896), (37, 3, 4096)]
 
 
 def act_blocks(x):
@@ -30,28 +33,37 @@ def act_blocks(x):
 def weight_blocks(t):
     """QuantizedTensor -> (d [N, nb], m [N, nb] or None, q [N, nb, 32]) straight from the bytes."""
     n, k = t.shape
-    nbytes = {"q8_0": 34, "q4_0": 18, "q4_1": 20}[t.kind]
+    nbytes = {"q8_0": 34, "q4_0": 18, "q4_1": 20, "q5_0": 22, "q5_1": 24}[t.kind]
     raw = t.data.reshape(n, k // 32, nbytes)
     d = raw[..., :2].copy().view(np.float16)[..., 0].astype(np.float32)
     if t.kind == "q8_0":
         return d, None, raw[..., 2:].view(np.int8).astype(np.int32)
     qs = raw[..., nbytes - 16:].astype(np.int32)
     q = np.concatenate([qs & 0xF, qs >> 4], axis=2)
-    if t.kind == "q4_0":
-        return d, None, q - 8
+    if t.kind in ("q5_0", "q5_1"):  # fifth bits: bit j of the uint32 before the nibbles
+        qh = raw[..., nbytes - 20:nbytes - 16].copy().view("<u4").astype(np.int64)  # [n, nb, 1]
+        q = q | (((qh >> np.arange(32)) & 1) << 4).astype(np.int32)
+    if t.kind in ("q4_0", "q5_0"):
+        return d, None, q - (8 if t.kind == "q4_0" else 16)
     return d, raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32), q
 
 
 def emulate(x, t):
     """(y, scale): y in float64 from exact integer block dots; scale = sum of |terms| per output,
-    what float rounding error is relative to."""
+    what float rounding error is relative to. Q5_0's kernels may multiply the unsigned q and add
+    -16 d_w s_x (AVX2 does): its rounding is relative to those larger terms, so they join scale."""
     da, sa, qa = act_blocks(x)
     dw, mw, qw = weight_blocks(t)
     isum = np.einsum("ibc,jbc->ijb", qa, qw)
-    terms = (da[:, None, :].astype(np.float64) * dw[None].astype(np.float64)) * isum
+    dd = da[:, None, :].astype(np.float64) * dw[None].astype(np.float64)
+    terms = dd * isum
+    scale = np.abs(terms).sum(axis=2)
     if mw is not None:
         terms = np.concatenate([terms, sa[:, None, :].astype(np.float64) * mw[None]], axis=2)
-    return terms.sum(axis=2), np.abs(terms).sum(axis=2)
+        scale = np.abs(terms).sum(axis=2)
+    if t.kind == "q5_0":
+        scale = scale + (np.abs(dd) * 32 * np.abs(qa.sum(axis=2))[:, None, :]).sum(axis=2)
+    return terms.sum(axis=2), scale
 
 
 def inputs(rng, m, n, k, kind):
@@ -86,13 +98,15 @@ def lm_head(kind):
     return x, t, emulate(x, t)
 
 
-def test_large_n(isa):
-    x, t, (emu, scale) = lm_head("q8_0")  # the LM head is Q8_0 in the real model
+@pytest.mark.parametrize("kind", ["q8_0", "q5_0"])
+def test_large_n(isa, kind):
+    x, t, (emu, scale) = lm_head(kind)  # SmolLM2's LM head is Q8_0; Qwen2.5's embeddings are Q5_0
     assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("m,n,k", [(1, 40, 576), (5, 33, 96), (6, 8, 32)])
+@pytest.mark.parametrize("m,n,k", [(1, 40, 576), (5, 33, 96), (6, 8, 32), (1, 9, 4096), (3, 5, 2048),
+                                   (4, 13, 640), (37, 7, 896)])
 def test_close_to_float_matmul(isa, kind, m, n, k, rng):
     x, t = inputs(rng, m, n, k, kind)
     wd = t.dequantize()
@@ -195,17 +209,56 @@ def test_activation_quantization_is_exact(isa, rng):
     np.testing.assert_array_equal(y, scale * (127 * qa.reshape(m, k)).astype(np.float32))
 
 
-def test_activation_block_sums_are_exact(isa, rng):
-    # A constant Q4_1 row has d = 0 and m = 1, so y = sum over blocks of s = d_x * sum(q_x): the
+@pytest.mark.parametrize("kind", ["q4_1", "q5_1"])
+def test_activation_block_sums_are_exact(isa, kind, rng):
+    # A constant row has d = 0 and m = 1, so y = sum over blocks of s = d_x * sum(q_x): the
     # per-block sums the kernels precompute, compared bit for bit across ISAs.
     m, k = 6, 160
     x = tie_heavy_activations(rng, m, k)
-    t = quantize(np.ones((3, k), np.float32), "q4_1")
+    t = quantize(np.ones((3, k), np.float32), kind)
     y = ops.matmul(x, t)
     ninestep.set_isa("generic")
     np.testing.assert_array_equal(y, ops.matmul(x, t))
     _, sa, _ = act_blocks(x)
     np.testing.assert_allclose(y, np.repeat(sa.sum(axis=1, dtype=np.float64)[:, None], 3, axis=1), rtol=1e-6)
+
+
+def q5_blocks(q, d, m=None):
+    """Q5_0 (m None) or Q5_1 bytes [n, nb, 22 or 24] from q [n, nb, 32] in [0, 31] and fp16 d (, m)."""
+    q = q.astype(np.uint32)
+    head = [np.full(q.shape[:2] + (2,), np.frombuffer(np.float16(v).tobytes(), np.uint8)) for v in
+            ([d] if m is None else [d, m])]
+    qh = ((q >> 4) << np.arange(32, dtype=np.uint32)).sum(axis=2, dtype=np.uint32).astype("<u4")
+    qs = ((q[..., :16] & 0xF) | ((q[..., 16:] & 0xF) << 4)).astype(np.uint8)
+    return np.concatenate(head + [qh[..., None].view(np.uint8), qs], axis=2)
+
+
+def test_q5_0_offset_cancels(isa, rng):
+    # every q = 16 is w = 0: whatever a kernel does with the -16 offset must cancel to (almost) 0
+    n, k, m = 5, 1024, 4
+    t = QuantizedTensor(q5_blocks(np.full((n, k // 32, 32), 16), 0.37), "q5_0", (n, k))
+    x = (rng.standard_normal((m, k)) * 3 + 5).astype(np.float32)  # mostly positive: large sum(q_x)
+    _, scale = emulate(x, t)
+    y = ops.matmul(x, t)
+    assert np.all(np.abs(y) <= 1e-6 * scale) and np.all(scale > 0)
+
+
+@pytest.mark.parametrize("kind", ["q5_0", "q5_1"])
+def test_full_q5_range(isa, kind, rng):
+    # q at 0 and 31 (fifth bit set and clear) against x = +-127: the unsigned int16 pair sums
+    # reach 2 * 31 * 127 and must not saturate
+    n, k, m = 9, 256, 5
+    q = rng.choice(np.array([0, 31, 16, 15, 1, 30]), (n, k // 32, 32))
+    q[0] = 31
+    q[1] = 0
+    t = QuantizedTensor(q5_blocks(q, 0.01, None if kind == "q5_0" else -0.2), kind, (n, k))
+    x = np.where(rng.random((m, k)) < 0.5, -127.0, 127.0).astype(np.float32)
+    x[0] = 127.0
+    emu, scale = emulate(x, t)
+    assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
+    d = np.float32(np.float16(0.01))
+    want = d * (q - 16) if kind == "q5_0" else d * q + np.float32(np.float16(-0.2))
+    np.testing.assert_array_equal(t.dequantize(), want.astype(np.float32).reshape(n, k))
 
 
 def test_full_int8_range_in_q8_0_files(isa, rng):

@@ -17,6 +17,8 @@ def get_rows(w, ids, *, out=None):
     idx = np.asarray(ids)
     if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"ids: expected integers, got dtype {idx.dtype} with shape {shape_str(idx)}")
+    if idx.dtype == np.uint64 and idx.size and idx.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"ids: {idx.max()} is out of range for w with {n} rows")
     flat = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
     if out is not None:
         out_array(out, "out", idx.shape + (k,))
