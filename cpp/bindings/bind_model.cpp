@@ -112,10 +112,10 @@ NS_BIND(model) {
              } catch (const std::bad_alloc&) {  // a ValueError naming what to change, not MemoryError
                const double kv = 2.0 * double(w->cfg.n_layers) * double(n_seq) * double(n_ctx) *
                                  double(w->cfg.kv_dim()) * sizeof(float);
-               throw py::value_error("n_ctx: a KV cache of " + std::to_string(n_seq) + " x " + std::to_string(n_ctx) +
-                                     " positions needs " + std::to_string(int64_t(kv)) + " bytes (" +
-                                     std::to_string(int64_t(kv / 1e6)) + " MB), which could not be allocated; use a "
-                                     "smaller n_ctx");
+               const std::string seqs = n_seq > 1 ? std::to_string(n_seq) + " sequences x " : "";
+               throw py::value_error("n_ctx: a KV cache of " + seqs + std::to_string(n_ctx) + " positions needs " +
+                                     std::to_string(int64_t(kv)) + " bytes (" + std::to_string(int64_t(kv / 1e6)) +
+                                     " MB), which could not be allocated; use a smaller n_ctx");
              }
            }),
            py::arg("weights"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("chunk") = Engine::kDefaultChunk)
