@@ -81,7 +81,7 @@ def _matches(got, want):
 def test_readme_block_runs_and_prints_what_it_claims(lang, text, want, contains, tmp_path):
     smollm2_path()
     env = {k: v for k, v in os.environ.items() if k != "NINESTEP_MODEL"}
-    src = str(Path(__file__).resolve().parent.parent / "python")
+    src = str(Path(ninestep.__file__).resolve().parents[1])  # the ninestep this test imported
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     if lang == "bash":
         bindir = tmp_path / "bin"

@@ -20,7 +20,10 @@ pytest.importorskip("uvicorn")
 from helpers.models import smollm2_path  # noqa: E402
 
 KEY = "test-key-123"
-PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
+import ninestep  # noqa: E402
+
+# the ninestep this test imported (the source tree in a dev build, site-packages when installed)
+PYTHON_DIR = str(Path(ninestep.__file__).resolve().parents[1])
 
 
 def free_port():
