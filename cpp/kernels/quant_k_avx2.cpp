@@ -5,8 +5,8 @@
 // signed activations with _mm256_maddubs_epi16 (pair sums <= 2 * 63 * 128, no saturation; Q6_K
 // subtracts 32 * the activation pair sums, its offset, in int16), then _mm256_madd_epi16 with
 // the group's scales as int16 lanes (a 16-element Q6_K sub-block is 8 lanes) into eight exact
-// int32 sums, converted and FMA'd by d_a * d. The Q4_K / Q5_K minimums meet the 8 activation
-// blocks' s in one FMA per block. Only the float accumulation order differs from the scalar
+// int32 sums; two weight rows' sums packed by one hadd, converted and FMA'd by d_a, times d once
+// per super-block. The Q4_K / Q5_K minimums meet the 8 activation blocks' s once per block. Only the float accumulation order differs from the scalar
 // reference. The blocking loops are quant_k_driver.h's.
 #include <immintrin.h>
 
@@ -115,8 +115,11 @@ inline __m256 block_sums(const BlockQ8Act* a) {
 template <class T>
 struct KernelAvx2 {
   using Block = typename T::Block;
-  // Prefill 4 x 2: 8 float accumulators, 2 unpacked groups + scales, the activations and their
-  // scale in 16 YMM (the weight d's are reloaded from the stack).
+  // Weight rows go in pairs (j0, j1): _mm256_hadd_epi32 packs the two rows' group sums into one
+  // vector (lanes 0, 1, 4, 5: j0; 2, 3, 6, 7: j1), so one convert and one FMA by the group's
+  // activation scale d_a serve both rows; the pair's weight d's multiply once per super-block.
+  // Prefill 4 x 2: per activation row a block accumulator and a total (8 YMM), 2 unpacked groups +
+  // scales, the activations and d_a in 14 YMM. Decode 1 x 4: two pairs.
   static constexpr int kPrefillRows = 4;
   static constexpr int kPrefillCols = 2;
   static constexpr int kDecodeCols = 4;
@@ -124,48 +127,72 @@ struct KernelAvx2 {
   template <int MR, int NR>
   static void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb,
                    int64_t i0, int64_t j0, int64_t pf) {
+    constexpr int NP = (NR + 1) / 2;  // pairs; an odd NR's last pair repeats its row
     const Block* wr[NR];  // row j0 + j of W
     for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * rb);
     const BlockQ8Act* ar[MR];  // row i0 + i of the activations: 8 blocks per super-block
     for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb * 8;
-    __m256 acc[MR][NR];
+    __m256 acc[MR][NP];
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int p = 0; p < NP; ++p) acc[i][p] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      Prep p[NR];
-      __m256 dw[NR];
+      Prep pr[NR];
       for (int j = 0; j < NR; ++j) {
         if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wr[j][b]) + pf, (int64_t)sizeof(Block));
-        p[j] = T::prep(wr[j][b]);
-        dw[j] = _mm256_set1_ps(p[j].d);
+        pr[j] = T::prep(wr[j][b]);
       }
-      if constexpr (T::kHasMin) {
-        for (int i = 0; i < MR; ++i) {
-          const __m256 s = block_sums(ar[i] + 8 * b);
-          for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(p[j].mins, s, acc[i][j]);
-        }
+      __m256 dw[NP];  // the pair's d in its lanes
+      for (int p = 0; p < NP; ++p) {
+        const float d0 = pr[2 * p].d, d1 = pr[2 * p + 1 < NR ? 2 * p + 1 : 2 * p].d;
+        dw[p] = _mm256_setr_ps(d0, d0, d1, d1, d0, d0, d1, d1);
       }
+      __m256 blk[MR][NP];  // this super-block's sum_g d_a * (integer group sums), before d
+      for (int i = 0; i < MR; ++i)
+        for (int p = 0; p < NP; ++p) blk[i][p] = _mm256_setzero_ps();
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {
         __m256i q[NR], s[NR];  // each weight row's group g, unpacked once for the MR activation rows
-        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], p[j], g), s[j] = T::scale(p[j], g);
+        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], pr[j], g), s[j] = T::scale(pr[j], g);
         for (int i = 0; i < MR; ++i) {
           const BlockQ8Act& a = ar[i][8 * b + g];
           const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
           const __m256 da = _mm256_broadcast_ss(&a.d);
           __m256i off;  // Q6_K: 32 * the pair sums of x, the offset of the unsigned quants
           if constexpr (!T::kHasMin) off = _mm256_maddubs_epi16(_mm256_set1_epi8(32), x);
+          __m256i v[NR];
           for (int j = 0; j < NR; ++j) {
             __m256i prod = _mm256_maddubs_epi16(q[j], x);
             if constexpr (!T::kHasMin) prod = _mm256_sub_epi16(prod, off);
-            const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(prod, s[j]));
-            acc[i][j] = _mm256_fmadd_ps(v, _mm256_mul_ps(da, dw[j]), acc[i][j]);
+            v[j] = _mm256_madd_epi16(prod, s[j]);
+          }
+          for (int p = 0; p < NP; ++p) {
+            const __m256i h = _mm256_hadd_epi32(v[2 * p], v[2 * p + 1 < NR ? 2 * p + 1 : 2 * p]);
+            blk[i][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), da, blk[i][p]);
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        __m256 s;
+        if constexpr (T::kHasMin) s = block_sums(ar[i] + 8 * b);
+        for (int p = 0; p < NP; ++p) {
+          acc[i][p] = _mm256_fmadd_ps(blk[i][p], dw[p], acc[i][p]);
+          if constexpr (T::kHasMin) {  // -dmin * mn[g] * s_a[g], packed as the pair's lanes
+            const __m256 m0 = _mm256_mul_ps(pr[2 * p].mins, s);
+            const __m256 m1 = _mm256_mul_ps(pr[2 * p + 1 < NR ? 2 * p + 1 : 2 * p].mins, s);
+            acc[i][p] = _mm256_add_ps(acc[i][p], _mm256_hadd_ps(m0, m1));
           }
         }
       }
     }
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = hsum(acc[i][j]);
+      for (int p = 0; p < NP; ++p) {
+        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i][p]), _mm256_extractf128_ps(acc[i][p], 1));
+        // h = [j0, j0, j1, j1]
+        y[(i0 + i) * ldy + j0 + 2 * p] = _mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1));
+        if (2 * p + 1 < NR)
+          y[(i0 + i) * ldy + j0 + 2 * p + 1] =
+              _mm_cvtss_f32(_mm_shuffle_ps(h, h, 2)) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 3));
+      }
   }
 };
 
