@@ -3,8 +3,10 @@
 Dequantize equals gguf-py's on the real tensors of both K-quant models and on random blocks;
 quantize equals ggml's reference quantizers byte for byte (tests/goldens/make_kquant_golden.py:
 gguf-py cannot quantize K-quants) and rounds every weight to its nearest level; Q8_K activations
-equal a NumPy re-implementation of ggml's rounding; matmul equals dequantize-then-matmul within
-the activation-quantization error and the scalar reference within float rounding."""
+equal a NumPy re-implementation of ggml's rounding. The K-quant matmul multiplies against the
+32-element activation blocks (q8_32, one scale per 32): it equals dequantize-then-matmul within
+that activation-quantization error, the same activation blocks decoded in NumPy times the
+dequantized weights within float rounding, and the scalar reference within float rounding."""
 from pathlib import Path
 
 import gguf
@@ -26,6 +28,9 @@ GOLDEN = np.load(Path(__file__).parent / "goldens" / "kquant_golden.npz")
 MODELS = ["/work/models/gemma-3-270m-q4_k_m.gguf", "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"]
 Q8K = np.dtype([("d", "<f4"), ("qs", "i1", QK_K), ("bsums", "<i2", QK_K // 16)])
 assert Q8K.itemsize == 292
+QK = 32  # elements per activation block of the K-quant matmul
+Q8ACT = np.dtype([("d", "<f4"), ("s", "<f4"), ("qs", "i1", QK)])
+assert Q8ACT.itemsize == 40
 
 
 def model_tensors(path, kind, count=3):
@@ -189,13 +194,22 @@ def test_q8k_activations_match_ggml(isa):
 # ---- matmul ----
 
 def activation_bound(x, wd):
-    """Worst case |x @ W^T - x_q @ W^T| with x_q = Q8_K(x): each activation moves at most half its
-    block's step amax / 127, times |w|; plus float rounding of the sums."""
+    """Worst case |x @ W^T - x_q @ W^T| with x_q the 32-element activation blocks: each activation
+    moves at most half its block's step amax / 127, times |w|; plus float rounding of the sums."""
     m, k = x.shape
-    amax = np.abs(x.reshape(m, -1, QK_K)).max(-1).astype(np.float64)  # [m, nb]
-    wabs = np.abs(wd).reshape(wd.shape[0], -1, QK_K).sum(-1)  # [n, nb]
+    amax = np.abs(x.reshape(m, -1, QK)).max(-1).astype(np.float64)  # [m, k / 32]
+    wabs = np.abs(wd).reshape(wd.shape[0], -1, QK).sum(-1)  # [n, k / 32]
     scale = np.abs(x).astype(np.float64) @ np.abs(wd).T
     return (amax / 254.0) @ wabs.T * 1.0001 + 1e-5 * scale + 1e-6
+
+
+def decoded_activations(x):
+    """x [m, k] -> the q8_32 blocks the matmul multiplies (made at the active ISA), as d * qs."""
+    out = np.empty((x.shape[0], x.shape[1] // QK * Q8ACT.itemsize), np.uint8)
+    _core.quantize_activations(out, x, "q8_32")
+    b = out.view(Q8ACT).reshape(x.shape[0], -1)
+    np.testing.assert_allclose(b["s"], b["d"] * b["qs"].astype(np.float64).sum(-1), rtol=1e-6)
+    return (b["d"][..., None].astype(np.float64) * b["qs"]).reshape(x.shape)
 
 
 SHAPES = [(1, 256, 37), (2, 4864, 21), (4, 1024, 67), (5, 2048, 33), (33, 768, 45), (512, 256, 19), (1, 4864, 67),
@@ -212,9 +226,11 @@ def test_matmul_matches_dequantized(kind, m, k, n, isa, rng):
     got = ops.matmul(x, q)
     ref = x.astype(np.float64) @ wd.T
     assert np.all(np.abs(got - ref) <= activation_bound(x, wd))
+    # the activation blocks decoded in NumPy times the dequantized weights: only float rounding
+    scale = np.abs(x).astype(np.float64) @ np.abs(wd).T
+    assert np.all(np.abs(got - decoded_activations(x) @ wd.T) <= 1e-5 * scale + 1e-5)
     # and the scalar reference on the same activations: same integers, only float order differs
     generic = with_isa("generic", lambda: ops.matmul(x, q))
-    scale = np.abs(x).astype(np.float64) @ np.abs(wd).T
     assert np.all(np.abs(got - generic) <= 1e-5 * scale + 1e-5)
 
 
@@ -275,4 +291,4 @@ def test_trait_rows_have_every_kernel():
     kernels = _core.type_kernels()
     for kind in KINDS:
         row = kernels[kind]
-        assert row["activations"] == "q8_k" and row["matmul"] and row["quantize"] and row["dequantize"], row
+        assert row["activations"] == "q8_32" and row["matmul"] and row["quantize"] and row["dequantize"], row

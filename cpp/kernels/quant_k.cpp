@@ -264,35 +264,41 @@ inline int q6(const BlockQ6K& b, int e) {
   return low | (((b.qh[32 * h + r % 32] >> (2 * (r / 32))) & 3) << 4);
 }
 
-// One weight row of nb blocks against one activation row: Q4_K / Q5_K (Q = quant of element e).
+// One weight row of nb super-blocks against one activation row of 8 * nb BlockQ8Act: Q4_K / Q5_K
+// (quant(b, e) = quant of element e). Group s of super-block b meets activation block 8 * b + s:
+//   d_a * d * sc * sum(q * qa) - dmin * mn * s_a     (s_a = d_a * sum(qa), BlockQ8Act::s)
 template <class Block, class Quant>
-float dot_k_min(const Block* w, const BlockQ8K* a, int64_t nb, Quant quant) {
+float dot_k_min(const Block* w, const BlockQ8Act* a, int64_t nb, Quant quant) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
-    int32_t sumi = 0, summ = 0;
+    const float d = fp16_to_f32(w[b].d), dmin = fp16_to_f32(w[b].dmin);
     for (int s = 0; s < 8; ++s) {
+      const BlockQ8Act& x = a[8 * b + s];
       uint8_t sc, mn;
       k_scale_min(s, w[b].scales, &sc, &mn);
       int32_t isum = 0;
-      for (int l = 0; l < 32; ++l) isum += quant(w[b], 32 * s + l) * a[b].qs[32 * s + l];
-      sumi += sc * isum;
-      summ += mn * (a[b].bsums[2 * s] + a[b].bsums[2 * s + 1]);
+      for (int l = 0; l < 32; ++l) isum += quant(w[b], 32 * s + l) * x.qs[l];
+      acc += x.d * (d * (float)(sc * isum)) - dmin * (float)mn * x.s;
     }
-    acc += a[b].d * fp16_to_f32(w[b].d) * (float)sumi - a[b].d * fp16_to_f32(w[b].dmin) * (float)summ;
   }
   return acc;
 }
 
-float dot_q6_k(const BlockQ6K* w, const BlockQ8K* a, int64_t nb) {
+// Q6_K: group s (two sub-blocks of 16) combines its two scaled integer sums, then one float step.
+float dot_q6_k(const BlockQ6K* w, const BlockQ8Act* a, int64_t nb) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
-    int32_t sumi = 0;
-    for (int s = 0; s < 16; ++s) {
-      int32_t isum = 0;
-      for (int l = 0; l < 16; ++l) isum += (q6(w[b], 16 * s + l) - 32) * a[b].qs[16 * s + l];
-      sumi += w[b].scales[s] * isum;
+    const float d = fp16_to_f32(w[b].d);
+    for (int s = 0; s < 8; ++s) {
+      const BlockQ8Act& x = a[8 * b + s];
+      int32_t sumi = 0;
+      for (int h = 0; h < 2; ++h) {
+        int32_t isum = 0;
+        for (int l = 0; l < 16; ++l) isum += (q6(w[b], 32 * s + 16 * h + l) - 32) * x.qs[16 * h + l];
+        sumi += w[b].scales[2 * s + h] * isum;
+      }
+      acc += (d * x.d) * (float)sumi;
     }
-    acc += a[b].d * fp16_to_f32(w[b].d) * (float)sumi;
   }
   return acc;
 }
@@ -302,9 +308,9 @@ void gemm_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t
                   int64_t n1, Dot dot) {
   const int64_t nb = k / QK_K;
   const Block* wb = static_cast<const Block*>(w);
-  const BlockQ8K* ab = static_cast<const BlockQ8K*>(act);
+  const BlockQ8Act* ab = static_cast<const BlockQ8Act*>(act);
   for (int64_t j = n0; j < n1; ++j)
-    for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot(wb + j * nb, ab + i * nb, nb);
+    for (int64_t i = 0; i < m; ++i) y[i * ldy + j] = dot(wb + j * nb, ab + i * (k / QK), nb);
 }
 
 }  // namespace
@@ -379,13 +385,13 @@ void quantize_q8k_row_generic(void* dst, const float* x, int64_t k) {
 
 void gemm_q4_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                        int64_t n1) {
-  gemm_generic<BlockQ4K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ4K* wr, const BlockQ8K* a, int64_t nb) {
+  gemm_generic<BlockQ4K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ4K* wr, const BlockQ8Act* a, int64_t nb) {
     return dot_k_min(wr, a, nb, [](const BlockQ4K& b, int e) { return nibble(b.qs, e); });
   });
 }
 void gemm_q5_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                        int64_t n1) {
-  gemm_generic<BlockQ5K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ5K* wr, const BlockQ8K* a, int64_t nb) {
+  gemm_generic<BlockQ5K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ5K* wr, const BlockQ8Act* a, int64_t nb) {
     return dot_k_min(wr, a, nb, q5);
   });
 }

@@ -1,13 +1,14 @@
 // K-quants (ggml's Q4_K, Q5_K, Q6_K): super-blocks of 256 weights, byte-identical to ggml's
-// blocks, multiplied against 8-bit activation blocks of 256 with 16-element sums (BlockQ8K).
+// blocks, multiplied against the 8-bit activation blocks of 32 (BlockQ8Act, one scale per 32
+// elements: finer than ggml's Q8_K, which Gemma's heavy-tailed GeGLU output into ffn_down needs).
 //
-// Every kernel here works per super-block with exact integer sums and one float step per block:
-//   Q4_K / Q5_K:  w = d * sc[s] * q - dmin * mn[s]          (8 sub-blocks of 32, q in [0, 15] / [0, 31])
-//   Q6_K:         w = d * sc[s] * (q - 32)                  (16 sub-blocks of 16, q in [0, 63], sc int8)
-// so a block dot with activations x = dx * xq is
-//   dx * (d * sum_s sc[s] * sum(q * xq)  -  c * sum_t bias[t] * bsums[t])
-// with c = dmin, bias[t] = mn[t / 2] (Q4_K/Q5_K) or c = d, bias[t] = 32 * sc[t] (Q6_K), t over the
-// 16 sums of 16 activations.
+//   Q4_K / Q5_K:  w = d * sc[g] * q - dmin * mn[g]          (8 groups of 32, q in [0, 15] / [0, 31])
+//   Q6_K:         w = d * sc[t] * (q - 32)                  (16 sub-blocks of 16, q in [0, 63], sc int8)
+// Group g of a super-block meets activation block a_g (x = d_a * qa, s_a = d_a * sum(qa)) with an
+// exact integer sum and one float step:
+//   Q4_K / Q5_K:  d_a * (d * sc[g] * sum(q * qa))  -  dmin * mn[g] * s_a
+//   Q6_K:         (d * d_a) * (sc[2g] * sum_16(...) + sc[2g + 1] * sum_16(...)),  ... = (q - 32) * qa
+// (The Q8_K activation conversion, ggml's quantize_row_q8_K_ref, stays as the q8_k format.)
 #pragma once
 #include <cstdint>
 
@@ -69,8 +70,8 @@ void quantize_q8k_row_generic(void* dst, const float* x, int64_t k);
 void quantize_q8k_row_avx2(void* dst, const float* x, int64_t k);
 void quantize_q8k_row_neon(void* dst, const float* x, int64_t k);
 
-// GemmRowsFn (traits.h) per type and ISA: y[i * ldy + j] = x[i] . W[j], act = m rows of k / 256
-// BlockQ8K, w = rows of the type's blocks. *_generic is the scalar reference.
+// GemmRowsFn (traits.h) per type and ISA: y[i * ldy + j] = x[i] . W[j], act = m rows of k / 32
+// BlockQ8Act, w = rows of the type's blocks. *_generic is the scalar reference.
 void gemm_q4_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                        int64_t n1);
 void gemm_q5_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,

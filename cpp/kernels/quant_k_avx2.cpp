@@ -1,12 +1,13 @@
 // AVX2 + FMA + F16C: Q8_K activation quantization and the Q4_K / Q5_K / Q6_K GEMM tiles.
 //
-// A super-block is eight groups of 32 weights. Per group: the unsigned quants (one 32-byte vector,
-// q <= 63) times the signed activations with _mm256_maddubs_epi16 (pair sums <= 2 * 63 * 127, no
-// saturation), then _mm256_madd_epi16 with the group's scales as int16 lanes (a 16-element Q6_K
-// sub-block is 8 lanes) into eight int32 sums, exact over the whole super-block. The minimums (or
-// Q6_K's offset of 32) meet the activations' 16-element sums in one more madd. One FMA per block
-// scales the integers by d_w * d_x, so only the float accumulation order differs from the
-// scalar reference. The blocking loops are quant_k_driver.h's.
+// A super-block is eight groups of 32 weights; group g meets the 32-element activation block
+// (BlockQ8Act) 8 * b + g. Per group: the unsigned quants (one 32-byte vector, q <= 63) times the
+// signed activations with _mm256_maddubs_epi16 (pair sums <= 2 * 63 * 128, no saturation; Q6_K
+// subtracts 32 * the activation pair sums, its offset, in int16), then _mm256_madd_epi16 with
+// the group's scales as int16 lanes (a 16-element Q6_K sub-block is 8 lanes) into eight exact
+// int32 sums; two weight rows' sums packed by one hadd, converted and FMA'd by d_a, times d once
+// per super-block. The Q4_K / Q5_K minimums meet the 8 activation blocks' s once per block. Only the float accumulation order differs from the scalar
+// reference. The blocking loops are quant_k_driver.h's.
 #include <immintrin.h>
 
 #include <cstring>
@@ -19,12 +20,12 @@ namespace {
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
 
-// What a weight block contributes besides its quants: d, the bias coefficient c (the block's dot
-// gets c * dx * sum_t bias[t] * bsums[t]), the 16 bias lanes and the scales for the group shuffle.
+// What a weight block contributes besides its quants: d, the scales for the group shuffle and
+// (Q4_K / Q5_K) -dmin * mn[g] per group g as floats, to meet the activation blocks' s.
 struct Prep {
   __m256i scales;  // Q4_K/Q5_K: the 8 int16 scales in each 128-bit half; Q6_K: 16 int8 scales in each half
-  __m256i bias;    // int16 per 16-element activation sum
-  float d, c;
+  __m256 mins;     // Q4_K/Q5_K: lane g = -dmin * mn[g]
+  float d;
 };
 
 // The 12 packed bytes -> bytes 0..7 the scales, 8..15 the minimums (k_scale_min, four at a time).
@@ -43,9 +44,8 @@ inline Prep prep_k_min(uint16_t d, uint16_t dmin, const uint8_t* packed) {
   const __m128i sm = k_scales_mins(packed);
   Prep p;
   p.scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-  p.bias = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // minimum t / 2 at lane t
+  p.mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))), _mm256_set1_ps(-half(dmin)));
   p.d = half(d);
-  p.c = -half(dmin);
   return p;
 }
 
@@ -61,7 +61,7 @@ inline __m256i low_nibbles(const uint8_t* qs, int g) {  // group g's four low bi
 
 struct Q4K {
   using Block = BlockQ4K;
-  static constexpr bool kBiasIsD = false;
+  static constexpr bool kHasMin = true;
   static Prep prep(const Block& b) { return prep_k_min(b.d, b.dmin, b.scales); }
   static __m256i quants(const Block& b, const Prep&, int g) { return low_nibbles(b.qs, g); }
   static __m256i scale(const Prep& p, int g) { return group_scale_k(p, g); }
@@ -69,7 +69,7 @@ struct Q4K {
 
 struct Q5K {
   using Block = BlockQ5K;
-  static constexpr bool kBiasIsD = false;
+  static constexpr bool kHasMin = true;
   static Prep prep(const Block& b) { return prep_k_min(b.d, b.dmin, b.scales); }
   static __m256i quants(const Block& b, const Prep&, int g) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
@@ -82,14 +82,12 @@ struct Q5K {
 
 struct Q6K {
   using Block = BlockQ6K;
-  static constexpr bool kBiasIsD = true;  // w = d * sc * (q - 32): the bias shares d
+  static constexpr bool kHasMin = false;  // w = d * sc * (q - 32): the offset is taken off in int16
   static Prep prep(const Block& b) {
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
     Prep p;
-    p.scales = _mm256_broadcastsi128_si256(sc);
-    p.bias = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc), 5);  // 32 * sc[t]
+    p.scales = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    p.mins = _mm256_setzero_ps();
     p.d = half(b.d);
-    p.c = -p.d;
     return p;
   }
   static __m256i quants(const Block& b, const Prep&, int g) {
@@ -108,61 +106,93 @@ struct Q6K {
   }
 };
 
+// The s of the 8 activation blocks a[0..7] as one vector (BlockQ8Act is 40 bytes: s at float 1 + 10 g).
+inline __m256 block_sums(const BlockQ8Act* a) {
+  static_assert(sizeof(BlockQ8Act) == 40, "BlockQ8Act must be 40 bytes");
+  return _mm256_i32gather_ps(&a->s, _mm256_setr_epi32(0, 10, 20, 30, 40, 50, 60, 70), 4);
+}
+
 template <class T>
 struct KernelAvx2 {
   using Block = typename T::Block;
-  // Prefill 4 x 2: 8 int32 sums, 2 unpacked groups + scales and the activations in 16 YMM (the
-  // float accumulators, touched once per block, may live on the stack).
+  // Weight rows go in pairs (j0, j1): _mm256_hadd_epi32 packs the two rows' group sums into one
+  // vector (lanes 0, 1, 4, 5: j0; 2, 3, 6, 7: j1), so one convert and one FMA by the group's
+  // activation scale d_a serve both rows; the pair's weight d's multiply once per super-block.
+  // Prefill 4 x 2: per activation row a block accumulator and a total (8 YMM), 2 unpacked groups +
+  // scales, the activations and d_a in 14 YMM. Decode 1 x 4: two pairs.
   static constexpr int kPrefillRows = 4;
   static constexpr int kPrefillCols = 2;
   static constexpr int kDecodeCols = 4;
 
   template <int MR, int NR>
-  static void tile(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-                   int64_t j0, int64_t pf) {
+  static void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb,
+                   int64_t i0, int64_t j0, int64_t pf) {
+    constexpr int NP = (NR + 1) / 2;  // pairs; an odd NR's last pair repeats its row
     const Block* wr[NR];  // row j0 + j of W
     for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * rb);
-    const BlockQ8K* ar[MR];  // row i0 + i of the activations
-    for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
-    __m256 acc[MR][NR];
+    const BlockQ8Act* ar[MR];  // row i0 + i of the activations: 8 blocks per super-block
+    for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb * 8;
+    __m256 acc[MR][NP];
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int p = 0; p < NP; ++p) acc[i][p] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      Prep p[NR];
+      Prep pr[NR];
       for (int j = 0; j < NR; ++j) {
         if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wr[j][b]) + pf, (int64_t)sizeof(Block));
-        p[j] = T::prep(wr[j][b]);
+        pr[j] = T::prep(wr[j][b]);
       }
-      __m256i isum[MR][NR];
+      __m256 dw[NP];  // the pair's d in its lanes
+      for (int p = 0; p < NP; ++p) {
+        const float d0 = pr[2 * p].d, d1 = pr[2 * p + 1 < NR ? 2 * p + 1 : 2 * p].d;
+        dw[p] = _mm256_setr_ps(d0, d0, d1, d1, d0, d0, d1, d1);
+      }
+      __m256 blk[MR][NP];  // this super-block's sum_g d_a * (integer group sums), before d
       for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) isum[i][j] = _mm256_setzero_si256();
+        for (int p = 0; p < NP; ++p) blk[i][p] = _mm256_setzero_ps();
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {
         __m256i q[NR], s[NR];  // each weight row's group g, unpacked once for the MR activation rows
-        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], p[j], g), s[j] = T::scale(p[j], g);
+        for (int j = 0; j < NR; ++j) q[j] = T::quants(wr[j][b], pr[j], g), s[j] = T::scale(pr[j], g);
         for (int i = 0; i < MR; ++i) {
-          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar[i][b].qs + 32 * g));
-          for (int j = 0; j < NR; ++j)
-            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], x), s[j]));
+          const BlockQ8Act& a = ar[i][8 * b + g];
+          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+          const __m256 da = _mm256_broadcast_ss(&a.d);
+          __m256i off;  // Q6_K: 32 * the pair sums of x, the offset of the unsigned quants
+          if constexpr (!T::kHasMin) off = _mm256_maddubs_epi16(_mm256_set1_epi8(32), x);
+          __m256i v[NR];
+          for (int j = 0; j < NR; ++j) {
+            __m256i prod = _mm256_maddubs_epi16(q[j], x);
+            if constexpr (!T::kHasMin) prod = _mm256_sub_epi16(prod, off);
+            v[j] = _mm256_madd_epi16(prod, s[j]);
+          }
+          for (int p = 0; p < NP; ++p) {
+            const __m256i h = _mm256_hadd_epi32(v[2 * p], v[2 * p + 1 < NR ? 2 * p + 1 : 2 * p]);
+            blk[i][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), da, blk[i][p]);
+          }
         }
       }
       for (int i = 0; i < MR; ++i) {
-        const BlockQ8K& a = ar[i][b];
-        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-        for (int j = 0; j < NR; ++j) {
-          const __m256i bias = _mm256_madd_epi16(bs, p[j].bias);
-          if constexpr (T::kBiasIsD) {
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i][j], bias)),
-                                        _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
-          } else {
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_set1_ps(p[j].d * a.d), acc[i][j]);
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bias), _mm256_set1_ps(p[j].c * a.d), acc[i][j]);
+        __m256 s;
+        if constexpr (T::kHasMin) s = block_sums(ar[i] + 8 * b);
+        for (int p = 0; p < NP; ++p) {
+          acc[i][p] = _mm256_fmadd_ps(blk[i][p], dw[p], acc[i][p]);
+          if constexpr (T::kHasMin) {  // -dmin * mn[g] * s_a[g], packed as the pair's lanes
+            const __m256 m0 = _mm256_mul_ps(pr[2 * p].mins, s);
+            const __m256 m1 = _mm256_mul_ps(pr[2 * p + 1 < NR ? 2 * p + 1 : 2 * p].mins, s);
+            acc[i][p] = _mm256_add_ps(acc[i][p], _mm256_hadd_ps(m0, m1));
           }
         }
       }
     }
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = hsum(acc[i][j]);
+      for (int p = 0; p < NP; ++p) {
+        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i][p]), _mm256_extractf128_ps(acc[i][p], 1));
+        // h = [j0, j0, j1, j1]
+        y[(i0 + i) * ldy + j0 + 2 * p] = _mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1));
+        if (2 * p + 1 < NR)
+          y[(i0 + i) * ldy + j0 + 2 * p + 1] =
+              _mm_cvtss_f32(_mm_shuffle_ps(h, h, 2)) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 3));
+      }
   }
 };
 

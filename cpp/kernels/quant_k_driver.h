@@ -7,9 +7,9 @@
 //     static constexpr int kPrefillCols;    // NR of the prefill tile (weight rows per activation load)
 //     static constexpr int kDecodeCols;     // weight rows in flight in the decode GEMV
 //     template <int MR, int NR>             // y[i0 + i, j0 + j], i < MR, j < NR, over all nb blocks;
-//     static void tile(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w,
+//     static void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w,
 //                      int64_t rb, int64_t i0, int64_t j0, int64_t pf);  // pf: prefetch w + pf ahead (0: none)
-//   };
+//   };                                     // act: rows of 8 * nb BlockQ8Act (8 per super-block)
 //
 // Decode (m == 1) runs 1 x kDecodeCols tiles along the weight rows, each prefetching the rows it
 // will read kAheadTiles tiles later, so the weights stream from DRAM at bandwidth. Prefill takes
@@ -30,7 +30,7 @@ inline void prefetch_range(const uint8_t* p, int64_t bytes) {
 
 // Activation rows [i0, i1) against weight rows [j, j + NR) in MR x NR tiles; the tail in halving tiles.
 template <class K, int MR, int NR>
-void k_column(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
+void k_column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
               int64_t i1, int64_t j) {
   int64_t i = i0;
   for (; i + MR <= i1; i += MR) K::template tile<MR, NR>(y, ldy, act, nb, w, rb, i, j, 0);
@@ -43,7 +43,7 @@ template <class K>
 void gemm_k_rows(float* y, int64_t ldy, const void* act_v, const void* w_v, int64_t m, int64_t k, int64_t n0,
                  int64_t n1) {
   const int64_t nb = k / QK_K, rb = nb * (int64_t)sizeof(typename K::Block);
-  const BlockQ8K* act = static_cast<const BlockQ8K*>(act_v);
+  const BlockQ8Act* act = static_cast<const BlockQ8Act*>(act_v);
   const uint8_t* w = static_cast<const uint8_t*>(w_v);
   if (m == 1) {
     constexpr int NR = K::kDecodeCols;
@@ -56,8 +56,8 @@ void gemm_k_rows(float* y, int64_t ldy, const void* act_v, const void* w_v, int6
     for (; j < n1; ++j) K::template tile<1, 1>(y, ldy, act, nb, w, rb, 0, j, 0);
     return;
   }
-  // A chunk of activation rows (<= 96 KB of BlockQ8K) meets every weight row of the slice.
-  const int64_t act_row = nb * (int64_t)sizeof(BlockQ8K);
+  // A chunk of activation rows (<= 96 KB of BlockQ8Act) meets every weight row of the slice.
+  const int64_t act_row = nb * 8 * (int64_t)sizeof(BlockQ8Act);
   int64_t chunk = (96 * 1024) / act_row;
   chunk = chunk < K::kPrefillRows ? K::kPrefillRows : chunk - chunk % K::kPrefillRows;
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {

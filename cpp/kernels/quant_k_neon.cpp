@@ -1,10 +1,11 @@
 // NEON (base ARMv8.0, no dotprod): Q8_K activation quantization and the Q4_K / Q5_K / Q6_K GEMM tiles.
 //
-// A super-block is sixteen units of 16 weights. Per unit: the quants (q <= 63, so signed bytes)
-// times the activations with vmull_s8 + vmlal_high_s8 (eight int16 pair sums <= 2 * 63 * 127),
-// widened to four int32 by vpaddlq_s16 and multiplied by the unit's scale with vmlaq_n_s32:
-// exact integer sums over the super-block. The minimums (Q6_K: the offset of 32) meet the
-// activations' 16-element sums; one float FMA per block. Blocking loops: quant_k_driver.h.
+// A super-block is eight groups of 32 weights, each meeting one 32-element activation block
+// (BlockQ8Act), as two units of 16. Per unit: the quants as signed bytes (Q6_K: q - 32) times the
+// activations with vmull_s8 + vmlal_high_s8 (eight int16 pair sums), widened to four int32 by
+// vpaddlq_s16. Q4_K / Q5_K: the group's int sum, one FMA by d_a * d * sc, and the minimum meets
+// the activation block's s; Q6_K: the two units' sub-scales in int, one FMA by d_a * d.
+// Blocking loops: quant_k_driver.h.
 #include <arm_neon.h>
 
 #include <cmath>
@@ -17,25 +18,25 @@ namespace {
 
 inline float half(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
 
-// A weight block's scale per unit of 16, its bias per activation sum (c * dx * sum_t bias[t] *
-// bsums[t] joins the dot) and d, c.
+// A weight block's scale per unit of 16, its minimum per group of 32 (Q4_K / Q5_K: -dmin * mn[g]
+// meets the activation block's s) and d.
 struct Prep {
-  int16_t sc[16];    // scale of unit u
-  int16_t bias[16];  // per 16-element activation sum
-  float d, c;
+  int16_t sc[16];  // scale of unit u
+  float mn[8];     // Q4_K / Q5_K: -dmin * mn[g]
+  float d;
 };
 
 inline uint8x16_t shr(uint8x16_t v, int n) { return vshlq_u8(v, vdupq_n_s8((int8_t)-n)); }
 
 inline void prep_k_min(Prep* p, uint16_t d, uint16_t dmin, const uint8_t* packed) {
+  const float m = -half(dmin);
   for (int s = 0; s < 8; ++s) {
     uint8_t sc, mn;
     k_scale_min(s, packed, &sc, &mn);
     p->sc[2 * s] = p->sc[2 * s + 1] = sc;
-    p->bias[2 * s] = p->bias[2 * s + 1] = mn;
+    p->mn[s] = m * (float)mn;
   }
   p->d = half(d);
-  p->c = -half(dmin);
 }
 
 // Unit u's low four bits in the Q4_K / Q5_K layout: group g = u / 2 of 32, bytes 16 * (u % 2).
@@ -45,47 +46,44 @@ inline uint8x16_t low_nibbles(const uint8_t* qs, int u) {
   return g % 2 ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
 }
 
+// quants(b, u): unit u's 16 weight quants as signed bytes (Q6_K: q - 32, in [-32, 31]).
 struct Q4K {
   using Block = BlockQ4K;
-  static constexpr bool kBiasIsD = false;
+  static constexpr bool kHasMin = true;
   static void prep(Prep* p, const Block& b) { prep_k_min(p, b.d, b.dmin, b.scales); }
-  static uint8x16_t quants(const Block& b, int u) { return low_nibbles(b.qs, u); }
+  static int8x16_t quants(const Block& b, int u) { return vreinterpretq_s8_u8(low_nibbles(b.qs, u)); }
 };
 
 struct Q5K {
   using Block = BlockQ5K;
-  static constexpr bool kBiasIsD = false;
+  static constexpr bool kHasMin = true;
   static void prep(Prep* p, const Block& b) { prep_k_min(p, b.d, b.dmin, b.scales); }
-  static uint8x16_t quants(const Block& b, int u) {
+  static int8x16_t quants(const Block& b, int u) {
     const uint8x16_t h = vld1q_u8(b.qh + 16 * (u % 2));
     const uint8x16_t hb = vandq_u8(shr(h, u / 2), vdupq_n_u8(1));
-    return vorrq_u8(low_nibbles(b.qs, u), vshlq_n_u8(hb, 4));
+    return vreinterpretq_s8_u8(vorrq_u8(low_nibbles(b.qs, u), vshlq_n_u8(hb, 4)));
   }
 };
 
 struct Q6K {
   using Block = BlockQ6K;
-  static constexpr bool kBiasIsD = true;  // w = d * sc * (q - 32): the bias shares d
+  static constexpr bool kHasMin = false;
   static void prep(Prep* p, const Block& b) {
-    for (int t = 0; t < 16; ++t) {
-      p->sc[t] = b.scales[t];
-      p->bias[t] = (int16_t)(32 * b.scales[t]);
-    }
+    for (int t = 0; t < 16; ++t) p->sc[t] = b.scales[t];
     p->d = half(b.d);
-    p->c = -p->d;
   }
-  static uint8x16_t quants(const Block& b, int u) {
+  static int8x16_t quants(const Block& b, int u) {
     const int g = u / 2, h = g / 4, t = g % 4, o = 16 * (u % 2);
     const uint8x16_t l = vld1q_u8(b.ql + 64 * h + 32 * (t % 2) + o);
     const uint8x16_t lo = t < 2 ? vandq_u8(l, vdupq_n_u8(0x0f)) : vshrq_n_u8(l, 4);
     const uint8x16_t q = vld1q_u8(b.qh + 32 * h + o);
     const uint8x16_t hi = vandq_u8(shr(q, 2 * t), vdupq_n_u8(3));
-    return vorrq_u8(lo, vshlq_n_u8(hi, 4));
+    return vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hi, 4))), vdupq_n_s8(32));
   }
 };
 
-inline int32x4_t dot16(uint8x16_t q, int8x16_t x) {
-  const int8x16_t w = vreinterpretq_s8_u8(q);
+// 16 signed products (|w| <= 63, pair sums <= 2 * 63 * 128) -> four int32 sums.
+inline int32x4_t dot16(int8x16_t w, int8x16_t x) {
   int16x8_t p = vmull_s8(vget_low_s8(w), vget_low_s8(x));
   p = vmlal_high_s8(p, w, x);
   return vpaddlq_s16(p);
@@ -99,47 +97,43 @@ struct KernelNeon {
   static constexpr int kDecodeCols = 4;
 
   template <int MR, int NR>
-  static void tile(float* y, int64_t ldy, const BlockQ8K* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-                   int64_t j0, int64_t pf) {
+  static void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb,
+                   int64_t i0, int64_t j0, int64_t pf) {
     const Block* wr[NR];  // row j0 + j of W
     for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * rb);
-    const BlockQ8K* ar[MR];  // row i0 + i of the activations
-    for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
+    const BlockQ8Act* ar[MR];  // row i0 + i of the activations: 8 blocks per super-block
+    for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb * 8;
     float32x4_t acc[MR][NR];
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] = vdupq_n_f32(0.0f);
+    float macc[MR][NR] = {};  // Q4_K / Q5_K: sum of -dmin * mn * s_a
     for (int64_t b = 0; b < nb; ++b) {
       for (int j = 0; j < NR; ++j) {
         const Block& wb = wr[j][b];
         if (pf) prefetch_range(reinterpret_cast<const uint8_t*>(&wb) + pf, (int64_t)sizeof(Block));
         Prep p;
         T::prep(&p, wb);
-        const int16x8_t bias_lo = vld1q_s16(p.bias), bias_hi = vld1q_s16(p.bias + 8);
-        int32x4_t isum[MR];
-        for (int i = 0; i < MR; ++i) isum[i] = vdupq_n_s32(0);
-#pragma GCC unroll 16
-        for (int u = 0; u < 16; ++u) {
-          const uint8x16_t q = T::quants(wb, u);
-          for (int i = 0; i < MR; ++i) isum[i] = vmlaq_n_s32(isum[i], dot16(q, vld1q_s8(ar[i][b].qs + 16 * u)), p.sc[u]);
-        }
-        for (int i = 0; i < MR; ++i) {
-          const BlockQ8K& a = ar[i][b];
-          const int16x8_t bs_lo = vld1q_s16(a.bsums), bs_hi = vld1q_s16(a.bsums + 8);
-          int32x4_t bias = vmull_s16(vget_low_s16(bias_lo), vget_low_s16(bs_lo));
-          bias = vmlal_high_s16(bias, bias_lo, bs_lo);
-          bias = vmlal_s16(bias, vget_low_s16(bias_hi), vget_low_s16(bs_hi));
-          bias = vmlal_high_s16(bias, bias_hi, bs_hi);
-          if constexpr (T::kBiasIsD) {
-            acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(vsubq_s32(isum[i], bias)), p.d * a.d);
-          } else {
-            acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(isum[i]), p.d * a.d);
-            acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(bias), p.c * a.d);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+          const int8x16_t q0 = T::quants(wb, 2 * g), q1 = T::quants(wb, 2 * g + 1);
+          for (int i = 0; i < MR; ++i) {
+            const BlockQ8Act& a = ar[i][8 * b + g];
+            const int32x4_t d0 = dot16(q0, vld1q_s8(a.qs)), d1 = dot16(q1, vld1q_s8(a.qs + 16));
+            if constexpr (T::kHasMin) {
+              // one scale per group: d_a * d * sc * isum - dmin * mn * s_a
+              const float32x4_t v = vcvtq_f32_s32(vaddq_s32(d0, d1));
+              acc[i][j] = vfmaq_n_f32(acc[i][j], v, a.d * p.d * (float)p.sc[2 * g]);
+              macc[i][j] += p.mn[g] * a.s;
+            } else {
+              const int32x4_t v = vmlaq_n_s32(vmulq_n_s32(d0, p.sc[2 * g]), d1, p.sc[2 * g + 1]);
+              acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(v), a.d * p.d);
+            }
           }
         }
       }
     }
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = vaddvq_f32(acc[i][j]);
+      for (int j = 0; j < NR; ++j) y[(i0 + i) * ldy + j0 + j] = vaddvq_f32(acc[i][j]) + macc[i][j];
   }
 };
 

@@ -67,9 +67,9 @@ const TypeTraits kTypes[kNumDTypes] = {
     {DType::q4_1, ActFormat::q8_32, dequantize_row_q4_1, quantize_row_q4_1, NS_Q32_GEMM(DType::q4_1)},
     {DType::q5_0, ActFormat::q8_32, dequantize_row_q5_0, quantize_row_q5_0, NS_Q32_GEMM_NO512(DType::q5_0)},
     {DType::q5_1, ActFormat::q8_32, dequantize_row_q5_1, quantize_row_q5_1, NS_Q32_GEMM_NO512(DType::q5_1)},
-    {DType::q4_k, ActFormat::q8_k, dequantize_row_q4_k, quantize_row_q4_k, NS_KGEMM(q4_k)},
-    {DType::q5_k, ActFormat::q8_k, dequantize_row_q5_k, quantize_row_q5_k, NS_KGEMM(q5_k)},
-    {DType::q6_k, ActFormat::q8_k, dequantize_row_q6_k, quantize_row_q6_k, NS_KGEMM(q6_k)},
+    {DType::q4_k, ActFormat::q8_32, dequantize_row_q4_k, quantize_row_q4_k, NS_KGEMM(q4_k)},
+    {DType::q5_k, ActFormat::q8_32, dequantize_row_q5_k, quantize_row_q5_k, NS_KGEMM(q5_k)},
+    {DType::q6_k, ActFormat::q8_32, dequantize_row_q6_k, quantize_row_q6_k, NS_KGEMM(q6_k)},
 };
 
 }  // namespace

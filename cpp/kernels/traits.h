@@ -23,7 +23,7 @@ constexpr int64_t QK_K = 256;  // elements per K-quant super-block
 // Activations for the 32-element types: x ~= d * qs[i].
 struct BlockQ8Act {
   float d;         // scale
-  float s;         // d * sum(qs), for formats with a minimum (Q4_1, Q5_1)
+  float s;         // d * sum(qs), for formats with a minimum (Q4_1, Q5_1, Q4_K, Q5_K)
   int8_t qs[QK];
 };
 // Activations for the K-quants (ggml's block_q8_K): x ~= d * qs[i].

@@ -1,0 +1,84 @@
+"""A/B of two ninestep builds on the K-quant matmul at the real models' Q6_K ffn_down shapes:
+decode GEMV (hot: one matrix repeated; cold: rotating copies totalling 256 MB, streamed from DRAM)
+and the 512-row prefill GEMM. The builds run in alternating subprocesses (a shared machine's load
+drifts; alternation spreads it over both), medians over all of each build's calls.
+
+    python bench/kquant_ab.py --before /path/to/before/python --after python [--runs 6] [--threads 2]
+
+Each path is a directory holding the `ninestep` package (with its _core*.so)."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+GEMMA = "/work/models/gemma-3-270m-q4_k_m.gguf"
+QWEN = "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+CASES = [("Gemma ffn_down", GEMMA, "blk.0.ffn_down.weight", 2048, 640),
+         ("Qwen ffn_down", QWEN, "blk.0.ffn_down.weight", 4864, 896)]
+
+
+def worker(threads, calls):
+    """One build, in this process: {case/mode: [seconds per call]} as JSON on stdout."""
+    import numpy as np
+
+    import ninestep
+    from ninestep import QuantizedTensor, ops
+    from ninestep.formats.gguf import GGUFFile
+
+    ninestep.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    res = {}
+    for label, path, name, k, n in CASES:
+        t = GGUFFile(path).tensors[name]
+        assert t.kind == "q6_k" and t.shape == (n, k), (t.kind, t.shape)
+        q = QuantizedTensor(np.array(GGUFFile(path).raw(name)).reshape(n, -1), "q6_k", (n, k))
+        copies = [QuantizedTensor(q.data.copy(), "q6_k", q.shape) for _ in range(256 * 2**20 // q.nbytes + 1)]
+        x1 = rng.standard_normal((1, k)).astype(np.float32)
+        x512 = rng.standard_normal((512, k)).astype(np.float32)
+        for mode, fn, reps in (("1x%dx%d hot" % (k, n), lambda i: ops.matmul(x1, q), calls),
+                               ("1x%dx%d cold" % (k, n), lambda i: ops.matmul(x1, copies[i % len(copies)]), calls),
+                               ("512x%dx%d" % (k, n), lambda i: ops.matmul(x512, q), max(3, calls // 10))):
+            fn(0), fn(1)
+            ts = []
+            for i in range(reps):
+                t0 = time.perf_counter()
+                fn(i)
+                ts.append(time.perf_counter() - t0)
+            res[f"{label} q6_k {mode}"] = ts
+        del copies
+    json.dump(res, sys.stdout)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", required=True)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--runs", type=int, default=6, help="subprocesses per build, alternating")
+    ap.add_argument("--calls", type=int, default=200, help="GEMV calls per run (prefill: a tenth)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker(a.threads, a.calls)
+    times = {"before": {}, "after": {}}
+    for r in range(a.runs):
+        for side in ("before", "after") if r % 2 == 0 else ("after", "before"):
+            env = dict(os.environ, PYTHONPATH=getattr(a, side), OMP_NUM_THREADS=str(a.threads))
+            out = subprocess.run([sys.executable, __file__, "--worker", "--before", "-", "--after", "-",
+                                  "--calls", str(a.calls), "--threads", str(a.threads)],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            for case, ts in json.loads(out).items():
+                times[side].setdefault(case, []).extend(ts)
+    print(f"| case | before median | after median | after / before | before best | after best |\n"
+          f"|---|---:|---:|---:|---:|---:|")
+    for case in times["before"]:
+        b, f = statistics.median(times["before"][case]), statistics.median(times["after"][case])
+        print(f"| {case} | {b * 1e6:.0f} µs | {f * 1e6:.0f} µs | {f / b:.2f} | "
+              f"{min(times['before'][case]) * 1e6:.0f} µs | {min(times['after'][case]) * 1e6:.0f} µs |")
+
+
+if __name__ == "__main__":
+    main()
