@@ -175,10 +175,10 @@ def main(argv=None):
     ap.add_argument("--json", default="bench/results/compare.json")
     a = ap.parse_args(argv)
 
-    from ninestep.model import default_model_path
+    from ninestep.loader import default_model_path, resolve
 
     LlamaBenchEngine.binary = a.llama_bench
-    path = Path(a.model) if a.model else default_model_path()
+    path = resolve(a.model) if a.model else default_model_path()
     n_ctx = a.prompt_tokens + a.new_tokens + 64
     engines = []
     for name in a.engines.split(","):
