@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import ninestep
 from helpers.models import smollm2_path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
