@@ -1,7 +1,9 @@
-"""Side-by-side speed on one GGUF file: ninestep, llama.cpp (llama-cpp-python), the NumPy
-reference forward and HF transformers, whichever are importable.
+"""Side-by-side speed on one GGUF file: ninestep, llama.cpp's own `llama-bench` (when --llama-bench
+or $LLAMA_BENCH names the binary), llama.cpp through llama-cpp-python, the NumPy reference forward
+and HF transformers, whichever are available.
 
-    python bench/compare.py [--model PATH] [--threads 2] [--rounds 5] [--json bench/results/compare.json]
+    python bench/compare.py [--model PATH|NAME] [--threads 2] [--rounds 5] [--llama-bench PATH]
+                            [--engines ninestep,llama-bench] [--json bench/results/compare.json]
 
 Engines run alternately within each round (the order rotates), so drift on a shared machine hits
 them alike. Prefill = a --prompt-tokens prompt on a fresh cache up to the logits of its last token;
@@ -71,6 +73,35 @@ class LlamaCppEngine:
         return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),))
 
 
+class LlamaBenchEngine:
+    """llama.cpp's C++ benchmark, one run per sample (`-r 1`): pp = a prompt of the same length on a
+    fresh context, tg = that many tokens generated one by one after an empty prompt."""
+    name = "llama-bench"
+    binary = None
+
+    def __init__(self, path, threads, n_ctx):
+        import os
+        import shutil
+
+        exe = self.binary or os.environ.get("LLAMA_BENCH") or shutil.which("llama-bench")
+        if not exe or not Path(exe).exists():
+            raise ImportError("no llama-bench binary (pass --llama-bench PATH or set LLAMA_BENCH)")
+        self.exe, self.path, self.threads = exe, str(path), threads
+
+    def _run(self, p, n):
+        import subprocess
+
+        out = subprocess.run([self.exe, "-m", self.path, "-t", str(self.threads), "-p", str(p), "-n", str(n),
+                              "-r", "1", "-o", "json"], capture_output=True, text=True, check=True).stdout
+        return float(json.loads(out)[0]["avg_ts"])
+
+    def prefill(self, ids):
+        return len(ids) / self._run(len(ids), 0)  # seconds, as the other engines report
+
+    def decode(self, ids, n):
+        return self._run(0, n)
+
+
 class NumpyEngine:
     name = "numpy reference"
 
@@ -127,8 +158,8 @@ class TransformersEngine:
             return n / (time.perf_counter() - t0)
 
 
-ENGINES = {"ninestep": NinestepEngine, "llama.cpp": LlamaCppEngine, "numpy": NumpyEngine,
-           "transformers": TransformersEngine}
+ENGINES = {"ninestep": NinestepEngine, "llama-bench": LlamaBenchEngine, "llama.cpp": LlamaCppEngine,
+           "numpy": NumpyEngine, "transformers": TransformersEngine}
 
 
 def main(argv=None):
@@ -138,13 +169,15 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--engines", default="ninestep,llama.cpp,numpy,transformers",
+    ap.add_argument("--engines", default="ninestep,llama-bench,llama.cpp,numpy,transformers",
                     help="comma-separated; missing optional ones are skipped with a note")
+    ap.add_argument("--llama-bench", help="path of llama.cpp's llama-bench binary (default: $LLAMA_BENCH)")
     ap.add_argument("--json", default="bench/results/compare.json")
     a = ap.parse_args(argv)
 
     from ninestep.model import default_model_path
 
+    LlamaBenchEngine.binary = a.llama_bench
     path = Path(a.model) if a.model else default_model_path()
     n_ctx = a.prompt_tokens + a.new_tokens + 64
     engines = []
@@ -173,9 +206,9 @@ def main(argv=None):
             f"{n} {s['prefill'][-1]:.0f}/{s['decode'][-1]:.1f}" for n, s in samples.items()), file=sys.stderr)
 
     med = {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
-    base = "llama.cpp" if "llama.cpp" in med else None
+    base = next((n for n in ("llama-bench", "llama.cpp") if n in med), None)
     lines = [f"| engine | prefill {a.prompt_tokens} tok/s | decode {a.new_tokens} tok/s |"
-             + (" prefill vs llama.cpp | decode vs llama.cpp |" if base else ""), "|---|---:|---:|" + ("---:|---:|" if base else "")]
+             + (f" prefill vs {base} | decode vs {base} |" if base else ""), "|---|---:|---:|" + ("---:|---:|" if base else "")]
     for n, m in med.items():
         row = f"| {n} | {m['prefill']:.1f} | {m['decode']:.1f} |"
         if base:

@@ -36,6 +36,10 @@ def make_model(rng, **over):
         if c["has_qkv_bias"]:
             w.update({p + "attn_q.bias": vec(qd, 0.5, 0.0), p + "attn_k.bias": vec(kvd, 0.5, 0.0),
                       p + "attn_v.bias": vec(kvd, 0.5, 0.0)})
+        if c.get("architecture") == "gemma3":
+            hd = c["head_dim"]
+            w.update({p + "attn_q_norm.weight": vec(hd), p + "attn_k_norm.weight": vec(hd),
+                      p + "post_attention_norm.weight": vec(d), p + "post_ffw_norm.weight": vec(d)})
     return c, w
 
 
@@ -68,10 +72,17 @@ def ref_logits(config, weights, ids):
     return reference.forward(SimpleNamespace(**config), weights, ids)
 
 
+# Gemma 3's block: QK-norm, post-norms, GeGLU, scaled embeddings, sliding windows on all layers but
+# every second one (with their own RoPE base); 21 tokens outrun the 5-key window.
+GEMMA3 = dict(architecture="gemma3", rope_style="neox", tied_embeddings=True, sliding_window=5,
+              sliding_window_pattern=2, rope_theta=1e6, rope_theta_local=1e4, embd_scale=8.0, ffn_act="gelu_tanh",
+              attn_scale=0.2)
 VARIANTS = {
     "norm-gqa-untied": dict(),
     "neox-bias-tied": dict(rope_style="neox", has_qkv_bias=True, tied_embeddings=True),
     "mha-tied": dict(n_kv_heads=4, tied_embeddings=True, rope_theta=100000.0),
+    "gemma3": GEMMA3,
+    "mistral-window": dict(sliding_window=7),
 }
 
 
@@ -222,15 +233,18 @@ def test_bad_arguments_raise_value_error(rng):
         s.forward([1], out=np.empty((1, 99), np.float32))
     assert s.n_past == 3  # nothing ran
     # the C++ side checks on its own too
-    core = s._s
+    core = s._engine._e
+    item = lambda seq, n, n_logits: np.array([[seq, n, n_logits]], np.int64)  # noqa: E731
     with pytest.raises(ValueError, match="vocabulary"):
-        core.forward(np.array([100], np.int32), 3, np.empty((1, 100), np.float32))
-    with pytest.raises(ValueError, match="pos"):
-        core.forward(np.array([1], np.int32), 5, np.empty((1, 100), np.float32))
+        core.step(np.array([100], np.int32), item(0, 1, 1), np.empty((1, 100), np.float32))
+    with pytest.raises(ValueError, match="sequence 1"):
+        core.step(np.array([1], np.int32), item(1, 1, 1), np.empty((1, 100), np.float32))
     with pytest.raises(ValueError, match="logits_out"):
-        core.forward(np.array([1, 2], np.int32), 3, np.empty((1, 100), np.float32), True)
-    with pytest.raises(ValueError, match="ids"):
-        core.forward(np.array([1], np.int64), 3, np.empty((1, 100), np.float32))
+        core.step(np.array([1, 2], np.int32), item(0, 2, 2), np.empty((1, 100), np.float32))
+    with pytest.raises(ValueError, match="tokens"):
+        core.step(np.array([1], np.int64), item(0, 1, 1), np.empty((1, 100), np.float32))
+    with pytest.raises(ValueError, match="n_ctx"):
+        core.step(np.array([1] * 6, np.int32), item(0, 6, 1), np.empty((1, 100), np.float32))
     assert s.n_past == 3
     with pytest.raises(ValueError, match="n_ctx"):
         Session(weights, n_ctx=0)

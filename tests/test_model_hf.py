@@ -40,4 +40,4 @@ def test_smollm2_hf_folder_matches_transformers(dtype, env):
         logits = m.logits(golden["ids"].tolist())
     kl = metrics.mean_kl(golden, logits)
     print(f"SmolLM2 HF folder ({dtype}) ninestep vs transformers: top-1 {metrics.top1_agreement(golden, logits):.4f}, KL {kl:.2e}")
-    assert kl <= 1e-4
+    assert kl <= 1e-6  # README: measured ~1e-8 (f32) and ~4e-9 (bf16)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ninestep
-from ninestep import ops
+from ninestep import ops, reference
 
 # ---- float64 references -------------------------------------------------------------------
 
@@ -407,3 +407,17 @@ def test_large_inputs_split_across_threads(isa, rng, two_threads):
     for T, S in [(1, 700), (37, 50)]:
         q, k, v = randn(rng, T, 9, 64), randn(rng, S, 3, 64), randn(rng, S, 3, 64)
         close(ops.attention(q, k, v), ref_attention(q, k, v, True, 0.125), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("T,S,window", [(1, 40, 7), (3, 40, 7), (8, 40, 5), (21, 40, 9), (40, 40, 16), (16, 16, 20),
+                                        (33, 70, 1)])
+def test_attention_sliding_window_matches_numpy(isa, rng, T, S, window):
+    q = rng.standard_normal((T, 4, 32)).astype(np.float32)
+    k = rng.standard_normal((S, 2, 32)).astype(np.float32)
+    v = rng.standard_normal((S, 2, 32)).astype(np.float32)
+    want = reference.attention(q, k, v, window).reshape(T, 4, 32)
+    np.testing.assert_allclose(ops.attention(q, k, v, window=window), want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="window"):
+        ops.attention(q, k, v, causal=False, window=window)
+    with pytest.raises(ValueError, match="window"):
+        ops.attention(q, k, v, window=0)

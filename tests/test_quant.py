@@ -1,5 +1,6 @@
 """quantize / dequantize / QuantizedTensor against gguf-py and blocks written by hand from the GGUF spec."""
 import struct
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -10,10 +11,9 @@ from gguf.quants import quantize as gguf_quantize
 import ninestep
 from ninestep import QuantizedTensor, quantize
 
-KINDS = ["q8_0", "q4_0", "q4_1"]
-GGML = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0,
-        "q4_1": gguf.GGMLQuantizationType.Q4_1}
-BLOCK_BYTES = {"q8_0": 34, "q4_0": 18, "q4_1": 20}
+KINDS = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
+GGML = {k: getattr(gguf.GGMLQuantizationType, k.upper()) for k in KINDS}
+BLOCK_BYTES = {"q8_0": 34, "q4_0": 18, "q4_1": 20, "q5_0": 22, "q5_1": 24}
 
 
 def awkward_weights(rng, n=48, k=576):
@@ -29,6 +29,27 @@ def awkward_weights(rng, n=48, k=576):
     return w
 
 
+def extreme_weights(rng, k=256):
+    """Rows that are hard on the arithmetic but stay finite (no NaN in the quantizers' float
+    steps): huge and tiny magnitudes, mixed scales within a block, ties for the largest |x|
+    (the first one wins), constant and one-value-off rows, negative zero."""
+    rows = [
+        rng.standard_normal(k) * 1e37,  # fp16 scale overflows to inf; ggml stores that
+        rng.standard_normal(k) * 1e-30,  # scale is an fp16 zero or subnormal
+        rng.uniform(1e-36, 1e-35, k),
+        np.where(rng.random(k) < 0.5, 1e30, -1e-30),
+        np.full(k, -2.5), np.full(k, 65504.0), np.full(k, 1e-8),
+        np.tile([3.0, -3.0] + [0.5] * 30, k // 32),  # |max| tie, positive first
+        np.tile([-3.0, 3.0] + [0.5] * 30, k // 32),  # |max| tie, negative first
+        np.concatenate([np.full(k - 1, 7.0), [7.000001]]),
+        np.tile(np.linspace(-16, 15, 32), k // 32),  # Q5_0's grid exactly (d = 1)
+        np.tile(np.arange(32.0) * 0.1 - 1, k // 32),  # Q5_1's grid up to rounding
+        np.full(k, -0.0), np.zeros(k),
+        np.tile([3.4e38, -3.4e38] + [0.0] * 30, k // 32),  # Q5_0 only: max - min would overflow
+    ]
+    return np.stack(rows).astype(np.float32)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_bytes_match_gguf_py(kind, rng):
     w = awkward_weights(rng)
@@ -36,6 +57,50 @@ def test_bytes_match_gguf_py(kind, rng):
     theirs = gguf_quantize(w, GGML[kind])
     assert ours.data.nbytes == theirs.nbytes
     np.testing.assert_array_equal(ours.data.reshape(theirs.shape), theirs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bytes_match_gguf_py_on_extremes(kind, rng):
+    w = extreme_weights(rng)
+    if kind in ("q4_1", "q5_1"):  # (max - min) overflows to inf on the last row: inf * 0 is NaN
+        w = w[:-1]
+    if kind in ("q4_0", "q5_0"):
+        # An all -0.0 row: ggml's loop starts max at +0 and keeps it, d = +0 / -8 = -0 (fp16
+        # 0x8000); gguf-py takes max = -0, d = +0. ninestep follows ggml (the golden test below).
+        w = w[np.any(w.view(np.uint32) != 0x80000000, axis=1)]
+    with np.errstate(all="ignore"):  # gguf-py's float32 steps overflow where ggml's do
+        theirs = gguf_quantize(w, GGML[kind])
+    ours = quantize(w, kind)
+    np.testing.assert_array_equal(ours.data.reshape(theirs.shape), theirs)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(ours.dequantize(), gguf_dequantize(theirs, GGML[kind]))
+
+
+GGML_GOLDENS = Path(__file__).parent / "goldens" / "ggml_quant_goldens.npz"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bytes_match_ggml_reference_quantizer(kind):
+    # bytes written by ggml's own quantize_row_<kind>_ref (libggml-base, via
+    # tests/goldens/make_ggml_quant_goldens.py) for extreme and random rows, -0.0 rows included
+    g = np.load(GGML_GOLDENS)
+    for name in ("extreme", "awkward", "random"):
+        ref = g[f"{name}_{kind}"]
+        w = g[f"{name}_in"][:ref.shape[0]]  # (q4_1 / q5_1 leave out the overflowing last extreme row)
+        assert ref.shape == (w.shape[0], w.shape[1] // 32 * BLOCK_BYTES[kind])
+        np.testing.assert_array_equal(quantize(w, kind).data.reshape(ref.shape), ref, err_msg=f"{name} rows")
+
+
+@pytest.mark.parametrize("kind", ["q5_0", "q5_1"])
+def test_bytes_match_gguf_py_many_random_rows(kind, rng):
+    # Gaussian, uniform and heavy-tailed rows at several scales: every rounding path of the
+    # quantizer, against gguf-py's NumPy implementation of ggml's reference
+    n, k = 64, 1024
+    w = np.concatenate([rng.standard_normal((n, k)), rng.uniform(-1, 3, (n, k)),
+                        rng.standard_cauchy((n, k)) * 1e-3]).astype(np.float32)
+    w *= np.float32(10.0) ** rng.integers(-6, 4, (3 * n, 1)).astype(np.float32)
+    theirs = gguf_quantize(w, GGML[kind])
+    np.testing.assert_array_equal(quantize(w, kind).data.reshape(theirs.shape), theirs)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -48,7 +113,7 @@ def test_dequantize_matches_gguf_py(kind, rng):
 
 def block_bound(w, kind):
     """Worst-case |w - dequantize(quantize(w))| per 32-element block, from the format: half a
-    step of rounding (a whole step where Q4_0 clamps +8 to 7), plus fp16 rounding of the scale
+    step of rounding (a whole step where Q4_0 / Q5_0 clamp +8 / +16 to 7 / 15), plus fp16 rounding of the scale
     (relative 2^-11, absolute 2^-25 among subnormals; times the largest |q|) and of Q4_1's minimum."""
     b = w.reshape(-1, 32).astype(np.float64)
     amax, lo, hi = np.abs(b).max(1), b.min(1), b.max(1)
@@ -59,12 +124,14 @@ def block_bound(w, kind):
     if kind == "q8_0":
         d = amax / 127
         bound = d / 2 + 127 * e16(d)
-    elif kind == "q4_0":
-        d = amax / 8
-        bound = d + 8 * e16(d)
+    elif kind in ("q4_0", "q5_0"):
+        qmax = 8 if kind == "q4_0" else 16
+        d = amax / qmax
+        bound = d + qmax * e16(d)
     else:
-        d = (hi - lo) / 15
-        bound = d / 2 + 15 * e16(d) + e16(lo)
+        qmax = 15 if kind == "q4_1" else 31
+        d = (hi - lo) / qmax
+        bound = d / 2 + qmax * e16(d) + e16(lo)
     return np.repeat(bound * 1.001 + 1e-12, 32).reshape(w.shape)
 
 
@@ -79,6 +146,8 @@ def test_round_trip_tightens_with_bits(rng):
     w = rng.standard_normal((16, 256)).astype(np.float32)
     rms = {k: np.sqrt(np.mean((quantize(w, k).dequantize() - w) ** 2)) for k in KINDS}
     assert rms["q8_0"] < rms["q4_1"] < rms["q4_0"]
+    assert rms["q8_0"] < rms["q5_1"] < rms["q5_0"] < rms["q4_0"]
+    assert rms["q5_1"] < rms["q4_1"]
 
 
 def test_exact_values_survive():
@@ -121,6 +190,38 @@ def test_hand_built_q4_1():
     out = QuantizedTensor(np.frombuffer(raw, np.uint8), "q4_1", (1, 32)).dequantize()
     np.testing.assert_array_equal(out[0], 0.125 * np.array(q, np.float32) - 1.0)
     assert out[0, 0] == 0.125 * 15 - 1.0 and out[0, 31] == -1.0
+
+
+def fifth_bits(q):
+    """32 values in [0, 31] -> Q5's qh: bit j of a little-endian uint32 is bit 4 of element j."""
+    return struct.pack("<I", sum(((v >> 4) & 1) << j for j, v in enumerate(q)))
+
+
+def test_hand_built_q5_0():
+    q = [(7 * j + 3) % 32 for j in range(32)]
+    raw = struct.pack("<e", 0.5) + fifth_bits(q) + nibbles([v & 0xF for v in q])
+    assert len(raw) == 22
+    out = QuantizedTensor(np.frombuffer(raw, np.uint8), "q5_0", (1, 32)).dequantize()
+    np.testing.assert_array_equal(out[0], 0.5 * (np.array(q, np.float32) - 16))
+    # by hand: element 0 -> q 3 -> 0.5 * -13; element 2 -> q 17 (fifth bit set) -> 0.5
+    assert out[0, 0] == -6.5 and out[0, 2] == 0.5
+
+
+def test_hand_built_q5_1():
+    q = [31 - j for j in range(32)]
+    raw = struct.pack("<ee", 0.25, -4.0) + fifth_bits(q) + nibbles([v & 0xF for v in q])
+    assert len(raw) == 24
+    out = QuantizedTensor(np.frombuffer(raw, np.uint8), "q5_1", (1, 32)).dequantize()
+    np.testing.assert_array_equal(out[0], 0.25 * np.array(q, np.float32) - 4.0)
+    assert out[0, 0] == 0.25 * 31 - 4.0 and out[0, 31] == -4.0
+
+
+def test_exact_q5_values_survive():
+    # Q5_0 with d = -1 (the largest |x| is +16... clamped to 15) and Q5_1 with d = 1, m = 0
+    w0 = np.arange(-15, 17, dtype=np.float32)[None, ::-1].copy()  # 16 first: d = 16 / -16 = -1
+    np.testing.assert_array_equal(quantize(w0, "q5_0").dequantize()[0, 1:], w0[0, 1:])
+    w1 = np.arange(32, dtype=np.float32)[None, :]
+    np.testing.assert_array_equal(quantize(w1, "q5_1").dequantize(), w1)
 
 
 def test_two_rows_of_blocks_in_order(rng):

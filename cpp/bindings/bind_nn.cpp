@@ -80,7 +80,8 @@ NS_BIND(nn) {
     rope(xa.data, pa.data, T, H, D, theta, st);
   }, py::arg("x"), py::arg("positions"), py::arg("theta"), py::arg("style"), "rotates x [T, H, D] in place");
 
-  m.def("attention", [](py::handle out, py::handle q, py::handle k, py::handle v, bool causal, float scale) {
+  m.def("attention", [](py::handle out, py::handle q, py::handle k, py::handle v, bool causal, float scale,
+                        int64_t window) {
     auto qa = get_array<const float>(q, "q", 3);
     auto ka = get_array<const float>(k, "k", 3);
     auto va = get_array<const float>(v, "v", 3);
@@ -96,9 +97,12 @@ NS_BIND(nn) {
     NS_CHECK(!causal || T <= S, "q: causal attention needs T <= S, got q " + shape_str(qa.shape) + " and k " +
                                     shape_str(ka.shape));
     NS_CHECK(std::isfinite(scale), "scale: must be finite, got " + std::to_string(scale));
+    NS_CHECK(window >= 0, "window: must be >= 0, got " + std::to_string(window));
+    NS_CHECK(window == 0 || causal, "window: a sliding window needs causal=True");
     py::gil_scoped_release release;
-    attention(oa.data, qa.data, ka.data, va.data, Hkv * D, T, S, Hq, Hkv, D, scale, causal);
-  }, py::arg("out"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("causal"), py::arg("scale"));
+    attention(oa.data, qa.data, ka.data, va.data, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
+  }, py::arg("out"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("causal"), py::arg("scale"),
+     py::arg("window") = 0);
 
   m.def("silu", [](py::handle out, py::handle x) {
     auto xa = get_array<const float>(x, "x");

@@ -28,9 +28,24 @@ struct BlockQ4_1 {
   uint16_t m;          // fp16 minimum
   uint8_t qs[QK / 2];  // nibbles as Q4_0; x = d * q + m
 };
+// Five-bit types: the low four bits as Q4's nibbles, the fifth bit of element j in bit j of qh
+// (a little-endian uint32).
+struct BlockQ5_0 {
+  uint16_t d;          // fp16 scale
+  uint8_t qh[4];       // fifth bits
+  uint8_t qs[QK / 2];  // low nibbles as Q4_0; x = d * (q - 16), q in [0, 31]
+};
+struct BlockQ5_1 {
+  uint16_t d;          // fp16 scale
+  uint16_t m;          // fp16 minimum
+  uint8_t qh[4];       // fifth bits
+  uint8_t qs[QK / 2];  // low nibbles as Q4_0; x = d * q + m
+};
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block must be 34 bytes");
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block must be 18 bytes");
 static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block must be 20 bytes");
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block must be 22 bytes");
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block must be 24 bytes");
 
 struct DTypeInfo {
   const char* name;

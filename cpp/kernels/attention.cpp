@@ -22,7 +22,7 @@ int64_t attention_items(int64_t T, int64_t Hq) { return Hq * ((T + kAttnTile - 1
 
 void attention_range_generic(float* out, const float* q, const float* k, const float* v, int64_t kv_stride,
                              int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                             int64_t i0, int64_t i1) {
+                             int64_t window, int64_t i0, int64_t i1) {
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
@@ -31,8 +31,9 @@ void attention_range_generic(float* out, const float* q, const float* k, const f
       const float* qt = q + (t * Hq + h) * D;  // [D]
       float* acc = out + (t * Hq + h) * D;     // [D]
       const int64_t n_keys = causal ? S - T + t + 1 : S;
+      const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
       float m, l;
-      attend_keys_scalar(acc, &m, &l, qt, k, v, kv_stride, g, D, scale, 0, n_keys);
+      attend_keys_scalar(acc, &m, &l, qt, k, v, kv_stride, g, D, scale, lo, n_keys);
       const float inv = 1.0f / l;
       for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
     }
@@ -40,23 +41,24 @@ void attention_range_generic(float* out, const float* q, const float* k, const f
 }
 
 using AttnFn = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
-                        int64_t, int64_t, float, bool, int64_t, int64_t);
+                        int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_range_avx2(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
-                          int64_t, int64_t, float, bool, int64_t, int64_t);
+                          int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
-                            int64_t, int64_t, float, bool, int64_t, int64_t);
+                            int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 static const Dispatch<AttnFn> kAttn{attention_range_generic, NS_AVX2(attention_range_avx2), NS_AVX512(attention_range_avx512)};
 
 void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
-                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
-                     int64_t i1) {
-  kAttn.get()(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, i0, i1);
+                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
+                     int64_t i0, int64_t i1) {
+  kAttn.get()(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
 }
 
 void attention(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T, int64_t S,
-               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal) {
+               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window) {
   const bool parallel = T * S * Hq * D >= kMinParallelWork;
-  if (T <= kAttnSplitMaxT) {  // decode shape: key blocks per KV head, then the merge
+  if (!causal || window >= S) window = 0;  // the window hides nothing
+  if (T <= kAttnSplitMaxT && window == 0) {  // decode shape: key blocks per KV head, then the merge
     const int nth = parallel ? num_threads() : 1;
     const int64_t n_split = attention_splits(S, Hkv, nth), items = attention_split_items(Hkv, n_split);
     std::vector<float> part(attention_part_floats(T, Hq, D, n_split));  // [Hkv, n_split, T, Hq / Hkv, D + 2]
@@ -78,7 +80,7 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
   {
     int64_t b, e;
     split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
-    fn(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, b, e);
+    fn(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, b, e);
   }
 }
 

@@ -21,15 +21,15 @@ const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // One query, lanes over D. o [D] is the output row and the accumulator; q [D]; key / value row s
 // at kg / vg + s * kv_stride.
-void attend_row(float* o, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t n_keys,
-                int64_t D, float scale) {
+void attend_row(float* o, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t lo,
+                int64_t n_keys, int64_t D, float scale) {
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
   alignas(32) float p[8];
   float m = kNegInf, l = 0.0f;
   std::fill(o, o + D, 0.0f);
-  for (int64_t s0 = 0; s0 < n_keys; s0 += 8) {
+  for (int64_t s0 = lo; s0 < n_keys; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, n_keys - s0);
     for (int64_t j = 0; j < nb; ++j) {
       const float* kr = kg + (s0 + j) * kv_stride;
@@ -82,7 +82,8 @@ inline void scores8(__m256* sc, const float* qT, const float* const* kr, int64_t
 
 // Queries ta .. ta + nq - 1 (nq <= 8) of head h, one per lane; kg / vg point at the KV head.
 void attend_tile(float* out, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t T,
-                 int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t ta, int64_t nq) {
+                 int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t window, int64_t ta,
+                 int64_t nq) {
   alignas(32) float qT[kMaxTileD * 8];  // [D][8], pre-scaled
   alignas(32) float oT[kMaxTileD * 8];  // [D][8], unnormalised output
   alignas(32) float pb[8 * 8];          // [key][8] probabilities of the current block
@@ -97,27 +98,40 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
              : _mm256_set1_epi32((int32_t)first_last),
       first_n(nq));
   const int64_t n_keys = causal ? first_last + nq : S;
+  // With a window, lane t also hides keys s < lane_first[t] = lane_last[t] - window + 1; the block
+  // loop starts at lane 0's first key (the smallest), rounded down to a block of 8.
+  const bool windowed = causal && window > 0;
+  const int64_t first_first = windowed ? std::max<int64_t>(0, first_last - window + 1) : 0;
+  const __m256i lane_first = _mm256_and_si256(  // padding lanes: 0
+      _mm256_sub_epi32(lane_last, _mm256_set1_epi32(windowed ? (int32_t)(window - 1) : 0)), first_n(nq));
   __m256 m = _mm256_set1_ps(kNegInf), l = _mm256_setzero_ps();
-  for (int64_t s0 = 0; s0 < n_keys; s0 += 8) {
+  for (int64_t s0 = first_first & ~int64_t(7); s0 < n_keys; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, n_keys - s0);
     __m256 sc[8];
     const float* kr[8];  // rows past the last key repeat it; their scores are masked below
     for (int64_t j = 0; j < 8; ++j) kr[j] = kg + std::min(s0 + j, s0 + nb - 1) * kv_stride;
     scores8(sc, qT, kr, D);
-    if (s0 + 8 > first_last + 1) {  // the block reaches past what every lane may see
+    // the block reaches past what every lane may see, or (windowed) before what some lane may see
+    if (s0 + 8 > first_last + 1 || (windowed && s0 < first_last - window + nq)) {
       for (int64_t j = 0; j < 8; ++j) {
-        const __m256i hide = j >= nb ? _mm256_set1_epi32(-1)
-                                     : _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(s0 + j)), lane_last);
+        const __m256i s = _mm256_set1_epi32((int32_t)(s0 + j));
+        __m256i hide = j >= nb ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(s, lane_last);
+        if (windowed) hide = _mm256_or_si256(hide, _mm256_cmpgt_epi32(lane_first, s));
         sc[j] = _mm256_blendv_ps(sc[j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
       }
     }
     __m256 bm = sc[0];
     for (int64_t j = 1; j < 8; ++j) bm = _mm256_max_ps(bm, sc[j]);
     const __m256 m_new = _mm256_max_ps(m, bm);
-    const __m256 corr = vexp(_mm256_sub_ps(m, m_new));
+    // A windowed lane may see no key of a block yet (max -inf): exponents relative to 0 keep its
+    // state (0, 0) instead of exp(-inf - -inf) = NaN.
+    const __m256 m_ref =
+        windowed ? _mm256_blendv_ps(m_new, _mm256_setzero_ps(), _mm256_cmp_ps(m_new, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ))
+                 : m_new;
+    const __m256 corr = vexp(_mm256_sub_ps(m, m_ref));
     __m256 sum = _mm256_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
-      const __m256 pj = vexp(_mm256_sub_ps(sc[j], m_new));
+      const __m256 pj = vexp(_mm256_sub_ps(sc[j], m_ref));
       _mm256_store_ps(pb + j * 8, pj);
       sum = _mm256_add_ps(sum, pj);
     }
@@ -164,8 +178,8 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
 }  // namespace
 
 void attention_range_avx2(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
-                          int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
-                          int64_t i1) {
+                          int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
+                          int64_t i0, int64_t i1) {
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
@@ -175,12 +189,14 @@ void attention_range_avx2(float* out, const float* q, const float* k, const floa
     for (int64_t ta = (item % tiles) * kAttnTile; ta < t_end; ta += 8) {
       const int64_t nq = std::min<int64_t>(8, t_end - ta);
       if (nq >= kMinTileQueries && D <= kMaxTileD) {
-        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
+        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, window, ta, nq);
         continue;
       }
-      for (int64_t t = ta; t < ta + nq; ++t)
-        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, causal ? S - T + t + 1 : S, D,
-                   scale);
+      for (int64_t t = ta; t < ta + nq; ++t) {
+        const int64_t n_keys = causal ? S - T + t + 1 : S;
+        const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, lo, n_keys, D, scale);
+      }
     }
   }
 }

@@ -26,12 +26,14 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 // q [T, Hq, D]; k, v [S, Hkv, D] with row strides (elements between consecutive positions)
 // kv_stride, so a KV cache [S_max, Hkv, D] is read in place; out [T, Hq, D].
 // The T queries are the last T of the S positions: query t sees keys 0 .. S - T + t (causal).
+// window > 0 (causal only): query t sees only the last `window` of those keys, itself included
+// (a sliding window); 0 sees them all.
 // Work items are (query head, query tile of kAttnTile) pairs; this call does items [i0, i1).
 constexpr int64_t kAttnTile = 16;
 int64_t attention_items(int64_t T, int64_t Hq);
 void attention_range(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
-                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t i0,
-                     int64_t i1);
+                     int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
+                     int64_t i0, int64_t i1);
 
 // Decode-shaped attention (T <= kAttnSplitMaxT), flash-decoding style. Item (g, j) of
 // Hkv * n_split reads every K / V row of key block j of KV head g once for all Hq / Hkv * T queries
@@ -70,7 +72,7 @@ void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, 
 void layernorm(float* y, const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t n);
 void rope(float* x, const int32_t* pos, int64_t T, int64_t H, int64_t D, float theta, RopeStyle style);  // x [T, H, D]
 void attention(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T, int64_t S,
-               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal);
+               int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window = 0);
 void silu(float* y, const float* x, int64_t n);
 void gelu(float* y, const float* x, bool tanh_approx, int64_t n);
 void swiglu(float* y, const float* gate, const float* up, int64_t n);

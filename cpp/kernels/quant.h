@@ -14,16 +14,21 @@ namespace ninestep {
 void quantize_row_q8_0(void* dst, const float* x, int64_t k);
 void quantize_row_q4_0(void* dst, const float* x, int64_t k);
 void quantize_row_q4_1(void* dst, const float* x, int64_t k);
+void quantize_row_q5_0(void* dst, const float* x, int64_t k);
+void quantize_row_q5_1(void* dst, const float* x, int64_t k);
 void dequantize_row_f32(float* y, const void* x, int64_t k);
 void dequantize_row_f16(float* y, const void* x, int64_t k);
 void dequantize_row_bf16(float* y, const void* x, int64_t k);
 void dequantize_row_q8_0(float* y, const void* x, int64_t k);
 void dequantize_row_q4_0(float* y, const void* x, int64_t k);
 void dequantize_row_q4_1(float* y, const void* x, int64_t k);
+void dequantize_row_q5_0(float* y, const void* x, int64_t k);
+void dequantize_row_q5_1(float* y, const void* x, int64_t k);
 
 // y[i * ldy + j] = sum_c x[i, c] * W[j, c], i in [0, m), j in [n0, n1); act holds m rows of k / QK
 // blocks made by quantize_act_row_*. Single-threaded, no allocation. These take the weight type
-// (one of q8_0, q4_0, q4_1) and are reached through the trait table (traits.cpp).
+// (q8_0, q4_0, q4_1, q5_0, q5_1; the AVX-512 variant only the first three, its trait slot is null
+// for the others) and are reached through the trait table (traits.cpp).
 // Variants behind the dispatch in quant.cpp (same contracts as above); *_generic is the reference.
 void quantize_act_row_generic(BlockQ8Act* dst, const float* x, int64_t k);
 void quantize_act_row_avx2(BlockQ8Act* dst, const float* x, int64_t k);

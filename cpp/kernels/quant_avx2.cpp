@@ -22,10 +22,23 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 
 // 16 bytes of nibbles -> 32 unsigned bytes in element order: low nibbles (elements 0..15),
 // then high nibbles (elements 16..31).
+// (The 16 bytes load into both lanes at once; the upper lane shifts right by 4.)
 inline __m256i unpack_nibbles(const uint8_t* qs) {
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i x = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i x = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
   return _mm256_and_si256(x, _mm256_set1_epi8(0x0f));
+}
+
+// Q5's fifth bits (bit j of the little-endian uint32 qh is element j's) -> 32 bytes, 0xff where
+// the bit is set: byte j takes byte j / 8 of qh, then tests its bit j % 8.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  int32_t u;
+  std::memcpy(&u, qh, 4);
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(u), spread);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
 }
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
@@ -46,6 +59,8 @@ inline void half2(const uint16_t* p, float* d, float* m) {
 struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kMin = false;
+  static constexpr int kOffset = 0;
+  static constexpr int kGemvRows = 4;
   struct W { __m256i abs, sgn; };
   static W load(const Block& b) {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
@@ -59,6 +74,8 @@ struct Q8_0 {
 struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr bool kMin = false;
+  static constexpr int kOffset = 0;
+  static constexpr int kGemvRows = 4;
   using W = Q8_0::W;
   static W load(const Block& b) {
     const __m256i w = _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
@@ -72,11 +89,42 @@ struct Q4_0 {
 struct Q4_1 {
   using Block = BlockQ4_1;
   static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
+  static constexpr int kGemvRows = 4;
   using W = __m256i;
   static W load(const Block& b) { return unpack_nibbles(b.qs); }
   static __m256i dot(const W& w, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
   }
+};
+
+// Q5: the nibbles with the fifth bit as 0x10, q in [0, 31] unsigned.
+inline __m256i q5_bytes(const uint8_t* qs, const uint8_t* qh) {
+  return _mm256_or_si256(unpack_nibbles(qs), _mm256_and_si256(fifth_bits(qh), _mm256_set1_epi8(0x10)));
+}
+
+// Q5_1: q unsigned and a minimum, as Q4_1.
+struct Q5_1 {
+  using Block = BlockQ5_1;
+  static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
+  static constexpr int kGemvRows = 2;
+  using W = __m256i;
+  static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
+  static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
+};
+
+// Q5_0: x = d * (q - 16). q goes unsigned straight into maddubs (no sign operations, unlike
+// Q4_0), and the offset's -16 d_w * s_x joins the block's float term as one more FMA:
+// d_w * (d_x * p + c) with c = -16 s_x spread over the 8 lanes, the exact -2 s_x each.
+struct Q5_0 {
+  using Block = BlockQ5_0;
+  static constexpr bool kMin = false;
+  static constexpr int kOffset = 16;
+  static constexpr int kGemvRows = 2;
+  using W = __m256i;
+  static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
+  static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
 };
 
 // y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
@@ -89,7 +137,7 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
   __m256 acc[MR][NR];
-  float macc[MR][NR];  // Q4_1's minimum terms
+  float macc[MR][NR];  // Q4_1's / Q5_1's minimum terms
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -98,12 +146,13 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
     float mw[NR];
     for (int j = 0; j < NR; ++j) {
       wv[j] = T::load(wr[j][b]);
-      float d;
-      if constexpr (T::kMin)
+      if constexpr (T::kMin) {
+        float d;
         half2(&wr[j][b].d, &d, &mw[j]);
-      else
-        d = half(wr[j][b].d);
-      dw[j] = _mm256_set1_ps(d);
+        dw[j] = _mm256_set1_ps(d);
+      } else {  // broadcast the fp16, then convert all 8 lanes at once
+        dw[j] = _mm256_cvtph_ps(_mm_set1_epi16((short)wr[j][b].d));
+      }
     }
     for (int i = 0; i < MR; ++i) {
       const BlockQ8Act& a = ar[i][b];
@@ -111,7 +160,12 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
       const __m256 da = _mm256_broadcast_ss(&a.d);
       for (int j = 0; j < NR; ++j) {
         const __m256 p = _mm256_cvtepi32_ps(T::dot(wv[j], x));
-        acc[i][j] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[j], da), acc[i][j]);
+        if constexpr (T::kOffset != 0) {
+          const __m256 c = _mm256_set1_ps(a.s * (-T::kOffset / 8.0f));  // hoisted out of j by the compiler
+          acc[i][j] = _mm256_fmadd_ps(_mm256_fmadd_ps(p, da, c), dw[j], acc[i][j]);
+        } else {
+          acc[i][j] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[j], da), acc[i][j]);
+        }
         if constexpr (T::kMin) macc[i][j] += mw[j] * a.s;
       }
     }
@@ -147,14 +201,17 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
            int64_t n1) {
   const int64_t nb = k / QK, rb = nb * (int64_t)sizeof(typename T::Block);
   const uint8_t* w = static_cast<const uint8_t*>(wv);
-  if (m == 1) {  // matrix-vector: four weight rows keep four FMA chains in flight
+  // Matrix-vector: kGemvRows weight rows at once keep that many FMA chains in flight (two for
+  // the Q5 types, whose unpacking needs more registers: four would spill the accumulators).
+  if (m == 1) {
     int64_t j = n0;
-    for (; j + 4 <= n1; j += 4) {
+    constexpr int NR = T::kGemvRows;
+    for (; j + NR <= n1; j += NR) {
       // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
-      if (j + 20 <= n1)
-        for (int64_t o = (j + 16) * rb; o < (j + 20) * rb; o += 64)
+      if (j + 16 + NR <= n1)
+        for (int64_t o = (j + 16) * rb; o < (j + 16 + NR) * rb; o += 64)
           _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
-      tile<T, 1, 4>(y, ldy, act, nb, w, rb, 0, j);
+      tile<T, 1, NR>(y, ldy, act, nb, w, rb, 0, j);
     }
     for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
     return;
@@ -208,6 +265,8 @@ void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w
     case DType::q8_0: qgemm<Q8_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_0: qgemm<Q4_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_1: qgemm<Q4_1>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_0: qgemm<Q5_0>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_1: qgemm<Q5_1>(y, ldy, act, w, m, k, n0, n1); break;
     default: qgemm_rows_generic(y, ldy, act, w, wtype, m, k, n0, n1); break;
   }
 }

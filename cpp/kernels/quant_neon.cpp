@@ -7,6 +7,8 @@
 // extension (ARMv8.2 dotprod); this tier must run on every aarch64 core.
 #include <arm_neon.h>
 
+#include <cstring>
+
 #include "kernels/quant.h"
 
 namespace ninestep {
@@ -21,6 +23,19 @@ inline Nibbles unpack_nibbles(const uint8_t* qs) {
   return {vandq_u8(b, vdupq_n_u8(0x0f)), vshrq_n_u8(b, 4)};
 }
 
+// Q5's fifth bits (bit j of the little-endian uint32 qh is element j's) -> 0xff bytes where set:
+// byte j takes byte j / 8 of qh and tests its bit j % 8. lo: elements 0..15, hi: 16..31.
+inline Nibbles fifth_bits(const uint8_t* qh) {
+  uint32_t u;
+  std::memcpy(&u, qh, 4);
+  const uint8x16_t word = vreinterpretq_u8_u32(vdupq_n_u32(u));
+  static const uint8_t kSpreadLo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+  static const uint8_t kSpreadHi[16] = {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+  static const uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  const uint8x16_t bit = vld1q_u8(kBit);
+  return {vtstq_u8(vqtbl1q_u8(word, vld1q_u8(kSpreadLo)), bit), vtstq_u8(vqtbl1q_u8(word, vld1q_u8(kSpreadHi)), bit)};
+}
+
 // A weight block unpacked to 32 signed bytes, elements 0..15 in lo and 16..31 in hi.
 struct W { int8x16_t lo, hi; };
 
@@ -33,7 +48,7 @@ inline int32x4_t dot(const W& w, int8x16_t x0, int8x16_t x1) {
 }
 
 // Per weight type: the block and how it unpacks (once per block, reused for every activation
-// row of the tile). Q4_1's q in [0, 15] fits a signed byte, so all three share one dot.
+// row of the tile). Q4_1's / Q5_1's q in [0, 31] fits a signed byte, so all share one dot.
 struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kMin = false;
@@ -60,6 +75,30 @@ struct Q4_1 {
   }
 };
 
+// Q5_0: q - 16 in [-16, 15] is the nibble with 0xf0 or-ed in where the fifth bit is clear.
+struct Q5_0 {
+  using Block = BlockQ5_0;
+  static constexpr bool kMin = false;
+  static W load(const Block& b) {
+    const Nibbles n = unpack_nibbles(b.qs), h = fifth_bits(b.qh);
+    const uint8x16_t f0 = vdupq_n_u8(0xf0);
+    return {vreinterpretq_s8_u8(vorrq_u8(n.lo, vbicq_u8(f0, h.lo))),
+            vreinterpretq_s8_u8(vorrq_u8(n.hi, vbicq_u8(f0, h.hi)))};
+  }
+};
+
+// Q5_1: q in [0, 31] (fits a signed byte) and a minimum, as Q4_1.
+struct Q5_1 {
+  using Block = BlockQ5_1;
+  static constexpr bool kMin = true;
+  static W load(const Block& b) {
+    const Nibbles n = unpack_nibbles(b.qs), h = fifth_bits(b.qh);
+    const uint8x16_t b4 = vdupq_n_u8(0x10);
+    return {vreinterpretq_s8_u8(vorrq_u8(n.lo, vandq_u8(h.lo, b4))),
+            vreinterpretq_s8_u8(vorrq_u8(n.hi, vandq_u8(h.hi, b4)))};
+  }
+};
+
 // y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
 template <class T, int MR, int NR>
 void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
@@ -70,7 +109,7 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
   float32x4_t acc[MR][NR];
-  float macc[MR][NR];  // Q4_1's minimum terms
+  float macc[MR][NR];  // Q4_1's / Q5_1's minimum terms
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vdupq_n_f32(0.0f), macc[i][j] = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -166,6 +205,8 @@ void qgemm_rows_neon(float* y, int64_t ldy, const BlockQ8Act* act, const void* w
     case DType::q8_0: qgemm<Q8_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_0: qgemm<Q4_0>(y, ldy, act, w, m, k, n0, n1); break;
     case DType::q4_1: qgemm<Q4_1>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_0: qgemm<Q5_0>(y, ldy, act, w, m, k, n0, n1); break;
+    case DType::q5_1: qgemm<Q5_1>(y, ldy, act, w, m, k, n0, n1); break;
     default: qgemm_rows_generic(y, ldy, act, w, wtype, m, k, n0, n1); break;
   }
 }

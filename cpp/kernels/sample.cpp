@@ -67,10 +67,10 @@ static int64_t draw(const std::vector<Cand>& cand, Rng& rng) {
   return cand.back().second;
 }
 
-// Keep the smallest best-first prefix holding top_p of the candidates' total weight.
-static void cut_top_p(std::vector<Cand>& cand, float top_p) {
-  double total = 0.0, cum = 0.0;
-  for (const Cand& c : cand) total += c.first;
+// Keep the smallest best-first prefix holding top_p of `total`, the weight of the whole
+// distribution the candidates come from (not only of the candidates listed).
+static void cut_top_p(std::vector<Cand>& cand, float top_p, double total) {
+  double cum = 0.0;
   for (size_t i = 0; i < cand.size(); ++i) {
     cum += cand[i].first;
     if (cum >= top_p * total) {
@@ -105,11 +105,13 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
   if (use_k) {
     // probabilities over the k best logits only, renormalised among them (HF order: top-k, then top-p)
     top_m(c, z, n, (size_t)p.top_k);
-    for (Cand& x : c) x.first = std::exp((x.first - lmax) * inv_t);
-    if (use_p) cut_top_p(c, p.top_p);
+    double total = 0.0;
+    for (Cand& x : c) total += (x.first = std::exp((x.first - lmax) * inv_t));
+    if (use_p) cut_top_p(c, p.top_p, total);
   } else if (use_p) {
     // Full softmax (vectorised). Tokens with p <= (1 - top_p) / n hold at most 1 - top_p of the
-    // mass together, so the kept prefix never reaches them: sort only the rest.
+    // mass together, so the kept prefix never reaches them: sort only the rest. The prefix is cut
+    // at top_p of the whole distribution's mass, not of the listed part's.
     std::vector<float>& pr = w.probs;
     pr.resize(n);
     for (int64_t i = 0; i < n; ++i) pr[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
@@ -118,8 +120,10 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
     c.clear();
     for (int64_t i = 0; i < n; ++i)
       if (pr[i] > floor_p) c.push_back({pr[i], (int32_t)i});
+    double total = 0.0;
+    for (int64_t i = 0; i < n; ++i) total += pr[i];
     std::sort(c.begin(), c.end(), better);
-    cut_top_p(c, p.top_p);
+    cut_top_p(c, p.top_p, total);
   } else if (p.min_p > 0.0f) {
     // no ranking needed: only tokens whose weight can pass min-p get an exp
     const float floor_l = lmax + std::log(p.min_p) / inv_t;

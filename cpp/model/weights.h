@@ -1,9 +1,11 @@
 // The model's weights as checked views into memory someone else owns (an mmapped GGUF file, NumPy
-// arrays). Nothing is copied: Weights::build checks each tensor's shape against the config and
-// its byte count against its type, then keeps the pointers.
+// arrays). Nothing is copied: the architecture's loader (cpp/model/<arch>.cpp) asks a TensorSet for
+// each tensor it uses by GGUF name; the set checks shape, byte count, alignment and that the type
+// has the kernels the use needs, and Weights::build rejects any tensor left unused.
 #pragma once
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,27 +22,65 @@ struct TensorIn {
   std::vector<int64_t> shape;  // NumPy order: [rows, columns] for matrices, [n] for vectors
 };
 
-struct LayerWeights {
-  const float* attn_norm;           // [d_model]
-  WeightView wq, wk, wv;            // [q_dim, d_model], [kv_dim, d_model], [kv_dim, d_model]
-  const float *bq, *bk, *bv;        // [q_dim], [kv_dim], [kv_dim]; null without qkv bias
-  WeightView wo;                    // [d_model, q_dim]
-  const float* ffn_norm;            // [d_model]
-  WeightView gate, up;              // [d_ff, d_model]
-  WeightView down;                  // [d_model, d_ff]
+struct Norm {
+  const float* w = nullptr;  // [n]; null: no norm at this place
+  const float* b = nullptr;  // [n] LayerNorm bias; null with w set: RMSNorm
+  explicit operator bool() const { return w != nullptr; }
 };
+
+struct Proj {
+  WeightView w{};            // [out, in]
+  const float* b = nullptr;  // [out] bias or null
+  explicit operator bool() const { return w.data != nullptr; }
+};
+
+struct LayerWeights {
+  LayerConfig cfg;                  // window, RoPE base
+  Norm attn_norm;                   // [d_model] before attention
+  Proj q, k, v;                     // [q_dim, d_model], [kv_dim, d_model], [kv_dim, d_model]
+  Norm q_norm, k_norm;              // [head_dim] per-head RMSNorm of queries / keys before RoPE (Gemma 3)
+  Proj o;                           // [d_model, q_dim]
+  Norm attn_post_norm;              // [d_model] on the attention output before the residual add (Gemma)
+  Norm ffn_norm;                    // [d_model] before the FFN
+  Proj gate, up;                    // [d_ff, d_model]
+  Proj down;                        // [d_model, d_ff]
+  Norm ffn_post_norm;               // [d_model] on the FFN output before the residual add (Gemma)
+};
+
+struct Arch;
 
 struct Weights {
   ModelConfig cfg;
-  WeightView embd;                  // [vocab_size, d_model], any type (rows dequantized on lookup)
+  const Arch* arch = nullptr;
+  WeightView embd{};                // [vocab_size, d_model], any type with a dequantize row (lookup)
   std::vector<LayerWeights> layers; // [n_layers]
-  const float* out_norm;            // [d_model]
-  WeightView lm_head;               // [vocab_size, d_model]; == embd when tied
+  Norm out_norm;                    // [d_model]
+  WeightView lm_head{};             // [vocab_size, d_model]; == embd when tied
 
-  // Checks every expected tensor (GGUF names: token_embd.weight, blk.{i}.attn_q.weight, ...) and
-  // rejects missing, unexpected, misshaped or wrongly sized ones with an ArgError naming it.
+  // Runs the config's architecture loader over `tensors` and rejects unused ones; ArgError names
+  // the tensor (missing, unexpected, misshaped, wrongly sized, a type without the needed kernels).
   static Weights build(const ModelConfig& cfg, const std::map<std::string, TensorIn>& tensors);
   virtual ~Weights() = default;
+};
+
+// What an architecture's loader reads tensors through.
+class TensorSet {
+ public:
+  explicit TensorSet(const std::map<std::string, TensorIn>& t) : tensors_(t) {}
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  WeightView matrix(const std::string& name, int64_t n, int64_t k);  // must have a matmul kernel
+  WeightView rows(const std::string& name, int64_t n, int64_t k);    // must have a dequantize row
+  const float* vector(const std::string& name, int64_t n);           // f32 [n]
+  Proj proj(const std::string& name, int64_t n, int64_t k, bool bias);  // name.weight (+ name.bias)
+  Norm rms(const std::string& name, int64_t n) { return Norm{vector(name, n), nullptr}; }
+  // output.weight, or token_embd.weight (`embd`) when the config ties them; either needs a matmul kernel.
+  WeightView lm_head(const ModelConfig& c, const WeightView& embd);
+  const std::set<std::string>& used() const { return used_; }
+
+ private:
+  const TensorIn& get(const std::string& name, const std::vector<int64_t>& shape);
+  const std::map<std::string, TensorIn>& tensors_;
+  std::set<std::string> used_;
 };
 
 }  // namespace ninestep

@@ -1,38 +1,30 @@
-"""ModelConfig: one dataclass describing a decoder, whatever file it came from."""
+"""ModelConfig: one dataclass describing a model, whatever file it came from.
+
+Its engine fields are the C++ schema (cpp/model/config.h, exported as `_core.config_schema()`); the
+fields below `_PY_FIELDS` are the tokenizer-side ones only Python reads. The readers (from_gguf,
+from_hf) fill both.
+"""
+import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Optional
 
+from . import _core
 from .tokenizer.core import find_eot
 
 # GGUF stores llama-family Q/K rows permuted so RoPE rotates adjacent pairs (2i, 2i+1) ('norm');
-# qwen2 GGUFs keep the HF order, which rotates (i, i + head_dim/2) ('neox'), as every HF folder does.
-_GGUF_ROPE_STYLE = {"llama": "norm", "qwen2": "neox"}
+# qwen2 and gemma3 GGUFs keep the HF order, which rotates (i, i + head_dim/2) ('neox'), as every HF
+# folder does.
+_GGUF_ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "gemma3": "neox"}
 _HF_ARCHS = ("llama", "mistral", "qwen2")
-# end-of-turn tokens of common chat templates, looked up when a file does not name one
-@dataclass
-class ModelConfig:
-    architecture: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    d_ff: int
-    vocab_size: int
-    norm_eps: float
-    rope_theta: float
-    rope_style: str  # 'norm' (adjacent pairs) or 'neox' (halves)
-    context_length: int
-    tied_embeddings: bool
-    bos_id: Optional[int] = None
-    eos_id: Optional[int] = None
-    eot_id: Optional[int] = None
-    add_bos: bool = False
-    has_qkv_bias: bool = False
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_PY_FIELDS = [("bos_id", Optional[int], None), ("eos_id", Optional[int], None), ("eot_id", Optional[int], None),
+              ("add_bos", bool, False)]
+_POSITIVE = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "context_length")
 
+
+class _ModelConfigBase:
     def __post_init__(self):
-        for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "context_length"):
+        for f in _POSITIVE:
             v = getattr(self, f)
             if type(v) is not int or v <= 0:
                 raise ValueError(f"{f}: expected a positive integer, got {v!r}")
@@ -40,13 +32,16 @@ class ModelConfig:
             raise ValueError(f"n_kv_heads: {self.n_kv_heads} does not divide n_heads {self.n_heads}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim: RoPE needs an even head_dim, got {self.head_dim}")
-        for f in ("norm_eps", "rope_theta"):
+        for f in ("norm_eps", "rope_theta", "embd_scale"):
             v = getattr(self, f)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{f}: expected a positive finite number, got {v!r}")
             setattr(self, f, float(v))
         if self.rope_style not in ("norm", "neox"):
             raise ValueError(f"rope_style: expected 'norm' or 'neox', got {self.rope_style!r}")
+        for f in ("sliding_window", "sliding_window_pattern"):
+            if type(getattr(self, f)) is not int or getattr(self, f) < 0:
+                raise ValueError(f"{f}: expected an integer >= 0, got {getattr(self, f)!r}")
         for f in ("bos_id", "eos_id", "eot_id"):
             v = getattr(self, f)
             if v is not None and (type(v) is not int or not 0 <= v < self.vocab_size):
@@ -63,6 +58,9 @@ class ModelConfig:
         arch = metadata.get("general.architecture")
         if arch not in _GGUF_ROPE_STYLE:
             raise ValueError(f"architecture: {arch!r} is not supported (supported: {', '.join(_GGUF_ROPE_STYLE)})")
+        if arch not in _core.architectures():
+            raise ValueError(f"architecture: {arch!r} has no engine (engine architectures: "
+                             f"{', '.join(_core.architectures())})")
 
         def get(key, default=None):
             v = metadata.get(f"{arch}.{key}", default)
@@ -106,6 +104,7 @@ class ModelConfig:
             # llama.cpp's default: SentencePiece vocabularies add BOS, byte-level BPE ones don't
             add_bos=bool(metadata.get("tokenizer.ggml.add_bos_token", metadata.get("tokenizer.ggml.model") == "llama")),
             has_qkv_bias="blk.0.attn_q.bias" in names,
+            **_gguf_arch_fields(arch, metadata, d_model, get),
         )
 
     @classmethod
@@ -157,7 +156,37 @@ class ModelConfig:
             eot_id=find_eot(tokens_by_text.get, eos),
             add_bos=_hf_add_bos(tokenizer_config, tokenizer_json),
             has_qkv_bias=arch == "qwen2" or bool(c.get("attention_bias", False)),
+            # Mistral windows every layer; Qwen2 folders name a window but switch it off
+            sliding_window=(c.get("sliding_window") or 0) if c.get("use_sliding_window", True) else 0,
         )
+
+
+
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig",
+    [(name, _TYPES[typ], dataclasses.field(default=default)) for name, typ, default, _ in _core.config_schema()]
+    + [(name, typ, dataclasses.field(default=default)) for name, typ, default in _PY_FIELDS],
+    bases=(_ModelConfigBase,))
+ModelConfig.__module__ = __name__
+ModelConfig.__doc__ = "A model's hyperparameters: " + "; ".join(
+    f"{name} ({doc})" for name, _, _, doc in _core.config_schema())
+
+def _gguf_arch_fields(arch, metadata, d_model, get):
+    """The config fields an architecture sets beyond the Llama ones, from its GGUF metadata and the
+    facts its GGUF converter leaves out (as llama.cpp hard-codes them too)."""
+    if arch != "gemma3":
+        return {}
+    n_layers = get("block_count")
+    n_heads = get("attention.head_count")
+    return dict(
+        sliding_window=_int(get("attention.sliding_window"), "gemma3.attention.sliding_window"),
+        sliding_window_pattern=6,  # five local layers, then one global
+        rope_theta_local=metadata.get("gemma3.rope.freq_base_swa", 10000.0),
+        embd_scale=math.sqrt(d_model),
+        ffn_act="gelu_tanh",
+        # scores scale by query_pre_attn_scalar^-0.5: head_dim, except the 27B's d_model / n_heads
+        attn_scale=1.0 / math.sqrt(d_model // n_heads) if n_layers == 62 else 0.0,
+    )
 
 
 def _int(v, key):

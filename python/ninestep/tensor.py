@@ -4,10 +4,16 @@ import numpy as np
 from . import _core
 from ._checks import f32_array, shape_str
 
-# name -> (elements per block, bytes per block, quantized); the C++ table is the one source.
+# The C++ type table is the one source of both lists:
+# name -> (elements per block, bytes per block, quantized)
 KINDS = dict(_core.dtype_table())
-QUANT_KINDS = tuple(k for k, v in KINDS.items() if v[2])
+# name -> {"matmul", "quantize", "dequantize": whether the kernel exists, "activations": format}
+KERNELS = {k: dict(v) for k, v in _core.type_kernels().items()}
+QUANT_KINDS = tuple(k for k, v in KINDS.items() if v[2])  # every block-quantized kind C++ knows
 BLOCKED_KINDS = QUANT_KINDS + ("bf16",)  # kinds a QuantizedTensor may hold
+MATMUL_KINDS = tuple(k for k in KINDS if KERNELS[k]["matmul"])  # ops.matmul takes these
+QUANTIZE_KINDS = tuple(k for k in QUANT_KINDS if KERNELS[k]["quantize"])  # quantize() makes these
+DEQUANTIZE_KINDS = tuple(k for k in KINDS if KERNELS[k]["dequantize"])  # dequantize() / get_rows read these
 
 
 def row_bytes(kind, k):
@@ -18,10 +24,12 @@ def row_bytes(kind, k):
 
 
 class QuantizedTensor:
-    """A [N, K] weight matrix of `kind` ('q8_0', 'q4_0', 'q4_1' or 'bf16') over raw bytes.
+    """A [N, K] weight matrix of `kind` (any of BLOCKED_KINDS: the block-quantized kinds of the C++
+    type table, e.g. 'q8_0', 'q4_0', 'q5_0', 'q4_k', and 'bf16') over raw bytes.
 
     `data` is any C-contiguous NumPy array (an mmapped slice of a GGUF file, say) holding exactly
-    N * K / block * block_bytes bytes; it is viewed, never copied."""
+    N * K / block * block_bytes bytes; it is viewed, never copied. Which kinds ops.matmul,
+    dequantize() and ops.get_rows take is in MATMUL_KINDS / DEQUANTIZE_KINDS (from C++ too)."""
 
     __slots__ = ("data", "kind", "shape")
 
@@ -62,7 +70,10 @@ class QuantizedTensor:
         return self.data if self.data.ctypes.data % 4 == 0 else self.data.copy()
 
     def dequantize(self):
-        """float32 [N, K]."""
+        """float32 [N, K] (kinds in DEQUANTIZE_KINDS)."""
+        if self.kind not in DEQUANTIZE_KINDS:
+            raise ValueError(f"kind: no dequantize kernel for {self.kind!r} (kinds with one: "
+                             f"{', '.join(DEQUANTIZE_KINDS)})")
         out = np.empty(self.shape, dtype=np.float32)
         _core.dequantize(out, self.kernel_data(), self.kind, *self.shape)
         return out
@@ -77,10 +88,11 @@ def bf16_to_f32(bits):
 
 
 def quantize(w, kind):
-    """Quantizes float32 w [N, K] (K a multiple of 32) to GGUF blocks of `kind`: 'q8_0', 'q4_0'
-    or 'q4_1'. Rounds exactly as ggml's reference quantizer, so the bytes match a GGUF file's."""
-    if kind not in QUANT_KINDS:
-        raise ValueError(f"kind: expected one of {', '.join(QUANT_KINDS)}, got {kind!r}")
+    """Quantizes float32 w [N, K] (K a multiple of the block size) to GGUF blocks of `kind`, one of
+    QUANTIZE_KINDS (the kinds with a C++ quantize row: 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', ...).
+    Rounds exactly as ggml's reference quantizer, so the bytes match a GGUF file's."""
+    if kind not in QUANTIZE_KINDS:
+        raise ValueError(f"kind: ninestep cannot quantize to {kind!r}; expected one of {', '.join(QUANTIZE_KINDS)}")
     f32_array(w, "w", ndim=2)
     n, k = w.shape
     if n == 0:

@@ -1,7 +1,9 @@
 // NEON kernels against the scalar reference, on random inputs over many shapes and tails.
 // Standalone (no Python): built for aarch64 and run under qemu by run_neon_check.sh. Each kernel
 // is called through its public entry point twice, with the active ISA set to generic and then
-// to neon, so the dispatch wiring is checked along with the kernel.
+// to neon, so the dispatch wiring is checked along with the kernel; the quantized GEMMs and the
+// activation quantizer are taken from the trait table's generic and neon slots (kernels/traits.h),
+// each slot checked to be filled.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "kernels/gemm_float.h"
 #include "kernels/nn.h"
 #include "kernels/quant.h"
+#include "kernels/traits.h"
 
 using namespace ninestep;
 
@@ -71,8 +74,21 @@ const int64_t kKs[] = {32, 64, 96, 160, 576, 1536, 4128};
 const int64_t kNs[] = {1, 3, 7, 13, 33};
 
 void check_quant() {
-  for (DType t : {DType::q8_0, DType::q4_0, DType::q4_1}) {
+  const ActTraits& a8 = act_traits(ActFormat::q8_32);
+  if (a8.from_float.neon == nullptr) {
+    std::printf("FAIL q8_32 activations: no neon slot in the trait table\n");
+    ++g_failed;
+  }
+  const ActRowFn act_row[2] = {a8.from_float.for_isa(Isa::generic), a8.from_float.for_isa(Isa::neon)};
+  for (DType t : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1}) {
     const char* tn = dtype_info(t).name;
+    const TypeTraits& tt = type_traits(t);
+    if (tt.gemm.neon == nullptr) {
+      std::printf("FAIL %s: no neon GEMM in the trait table\n", tn);
+      ++g_failed;
+      continue;
+    }
+    const GemmRowsFn gemm[2] = {tt.gemm.for_isa(Isa::generic), tt.gemm.for_isa(Isa::neon)};
     for (int64_t k : kKs) {
       const int64_t nb = k / QK;
       for (int64_t n : kNs) {
@@ -85,22 +101,21 @@ void check_quant() {
           x[0] = 40.0f;
           if (nb > 1) std::fill(x.begin() + QK, x.begin() + 2 * QK, 0.0f);
           std::vector<BlockQ8Act> act[2];
-          both([&](int r) {
+          for (int r = 0; r < 2; ++r) {
             act[r].resize(m * nb);
-            for (int64_t i = 0; i < m; ++i)
-              act_traits(ActFormat::q8_32).from_float.get()(act[r].data() + i * nb, x.data() + i * k, k);
-          });
+            for (int64_t i = 0; i < m; ++i) act_row[r](act[r].data() + i * nb, x.data() + i * k, k);
+          }
           if (t == DType::q8_0)  // once per shape is enough for the activation quantizer
             expect_equal_bytes(shape("quantize_act_row", "f32", m, k, 1), act[1].data(), act[0].data(),
                                act[0].size() * sizeof(BlockQ8Act));
           // A slice [n0, n) of W's rows into a strided y, as the threaded caller does.
           const int64_t n0 = n > 2 ? 1 : 0, ldy = n + 3;
           std::vector<float> y[2];
-          both([&](int r) {
+          for (int r = 0; r < 2; ++r) {
             y[r].assign(m * ldy, -7.0f);
-            type_traits(t).gemm.get()(y[r].data(), ldy, act[0].data(), w.data(), m, k, n0, n);
-          });
-          expect_close(shape("qgemm_rows", tn, m, k, n), y[1].data(), y[0].data(), m * ldy, 1e-4f,
+            gemm[r](y[r].data(), ldy, act[0].data(), w.data(), m, k, n0, n);
+          }
+          expect_close(shape("gemm", tn, m, k, n), y[1].data(), y[0].data(), m * ldy, 1e-4f,
                        1e-4f * std::sqrt((float)k));
         }
       }

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ninestep.model import smollm2_path as _find
+from ninestep.hub import smollm2_path as _find
 
 
 def smollm2_path():

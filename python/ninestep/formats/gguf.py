@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import FormatError
-from ..tensor import QuantizedTensor
+from ..tensor import MATMUL_KINDS, QUANT_KINDS, QuantizedTensor
 from . import quant
 from .mapped import MappedFile
 
@@ -35,8 +35,8 @@ VALUE_TYPES = {
 TYPE_IDS = {name: i for i, (name, _) in VALUE_TYPES.items()}
 _FORMATS = {name: fmt for name, fmt in VALUE_TYPES.values() if fmt is not None}
 _NP_SCALARS = {name: np.dtype(fmt) for name, fmt in _FORMATS.items()}
-# kinds that QuantizedTensor (and so the C++ kernels) take as they are stored
-_KERNEL_KINDS = ("q8_0", "q4_0", "q4_1")
+# block-quantized kinds viewed as they are stored: those with a C++ matmul kernel (the type table's)
+_KERNEL_KINDS = tuple(k for k in QUANT_KINDS if k in MATMUL_KINDS)
 
 
 class TensorInfo(NamedTuple):
@@ -246,7 +246,9 @@ class GGUFFile(MappedFile):
 
     def tensor(self, name):
         """Zero-copy view: an ndarray for f32/f16 (and other plain types), a QuantizedTensor for
-        q8_0/q4_0/q4_1 and 2-d bf16 (shape (rows, K); a 1-d tensor is one row)."""
+        every block-quantized kind with a C++ matmul kernel (tensor.MATMUL_KINDS: q8_0, q4_0, q4_1,
+        q5_0, q5_1, ...) and for 2-d bf16 (shape (rows, K); a 1-d tensor is one row). Other kinds
+        raise FormatError; dequantize() reads those it knows."""
         t = self._info(name)
         raw = self.raw(name)
         if t.kind in _KERNEL_KINDS or (t.kind == "bf16" and len(t.shape) == 2):
@@ -254,7 +256,8 @@ class GGUFFile(MappedFile):
             return QuantizedTensor(raw, t.kind, (int(np.prod(t.shape)) // k, k))
         if t.kind in quant.PLAIN_DTYPES:
             return raw.view(quant.PLAIN_DTYPES[t.kind]).reshape(t.shape)
-        raise FormatError(f"tensor {name!r} has type {t.kind}, which has no direct view; use dequantize()",
+        raise FormatError(f"tensor {name!r} has type {t.kind}, which has no direct view (no ninestep matmul "
+                          f"kernel; kinds with one: {', '.join(_KERNEL_KINDS)}); use dequantize()",
                           path=self.path, field=f"tensor {name!r} type", offset=t.offset)
 
     def dequantize(self, name):

@@ -2,12 +2,15 @@ import numpy as np
 
 from .. import _core
 from .._checks import f32_array, out_array, shape_str
-from ..tensor import QuantizedTensor
+from ..tensor import MATMUL_KINDS, QuantizedTensor
 
 
-def _weight(w):
-    """(raw array, kind, N, K) for any weight matmul accepts."""
+def _weight(w, kinds=MATMUL_KINDS, needs="matmul"):
+    """(raw array, kind, N, K) for a float32/float16 array or a QuantizedTensor whose kind is in
+    `kinds` (those with the C++ kernel `needs`)."""
     if isinstance(w, QuantizedTensor):
+        if w.kind not in kinds:
+            raise ValueError(f"w: no {needs} kernel for kind {w.kind!r} (kinds with one: {', '.join(kinds)})")
         return w.kernel_data(), w.kind, w.shape[0], w.shape[1]
     if isinstance(w, np.ndarray):
         kinds = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
@@ -25,10 +28,12 @@ def _weight(w):
 
 
 def matmul(x, w, *, out=None):
-    """x @ w.T: x float32 [M, K]; w float32 / float16 [N, K] or a QuantizedTensor; -> float32 [M, N].
+    """x @ w.T: x float32 [M, K]; w float32 / float16 [N, K] or a QuantizedTensor of any kind in
+    tensor.MATMUL_KINDS (the C++ type table's: bf16, q8_0, q4_0, q4_1, q5_0, q5_1, ...); -> float32 [M, N].
 
-    With quantized w, each row of x is first quantized to 8-bit blocks of 32 (one scale per
-    block, as llama.cpp does) and the products are integer dot products."""
+    With quantized w, each row of x is first quantized to the kind's activation format (8-bit
+    blocks of 32 with one scale each for the 32-element kinds, as llama.cpp does) and the products
+    are integer dot products. A kind without a kernel raises ValueError naming it."""
     data, kind, n, k = _weight(w)
     f32_array(x, "x", ndim=2)
     if x.shape[1] != k:

@@ -91,12 +91,13 @@ def rope(x, positions, theta=10000.0, style="norm", *, out=None):
     return out
 
 
-def attention(q, k, v, causal=True, scale=None, *, out=None):
+def attention(q, k, v, causal=True, scale=None, *, window=None, out=None):
     """softmax(q k^T * scale) v per query head, without forming the [T, S] score matrix.
 
     q [T, Hq, D]; k, v [S, Hkv, D]; Hq a multiple of Hkv, query head h reads KV head
     h // (Hq // Hkv). The T queries are the last T of the S positions, so with causal=True
-    (which needs T <= S) query i sees keys 0 .. S - T + i. scale defaults to 1 / sqrt(D)."""
+    (which needs T <= S) query i sees keys 0 .. S - T + i; with a sliding `window` (causal only)
+    just the last `window` of those. scale defaults to 1 / sqrt(D)."""
     f32_array(q, "q", ndim=3)
     causal = flag(causal, "causal")
     f32_array(k, "k", ndim=3)
@@ -115,10 +116,15 @@ def attention(q, k, v, causal=True, scale=None, *, out=None):
     if causal and T > S:
         raise ValueError(f"q: causal attention needs T <= S, got q {shape_str(q)} and k {shape_str(k)}")
     scale = 1.0 / math.sqrt(D) if scale is None else _finite(scale, "scale")
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window: expected a positive int or None, got {window!r}")
+        if not causal:
+            raise ValueError("window: a sliding window needs causal=True")
     out = out_array(out, "out", q.shape)
     if any(np.may_share_memory(out, a) for a in (q, k, v)):
         raise ValueError("out: must not overlap q, k or v")
-    _core.attention(out, q, k, v, bool(causal), scale)
+    _core.attention(out, q, k, v, bool(causal), scale, int(window or 0))
     return out
 
 

@@ -11,18 +11,19 @@ class Tokenizer:
     """Build with Tokenizer.from_gguf_metadata(meta) or Tokenizer.from_hf(path)."""
 
     def __init__(self, *, tokens, model, pre, normalizer, added, decoder, bos_id=None, eos_id=None,
-                 eot_id=None, prefix_ids=(), suffix_ids=(), chat_template=None, special_strings=None):
+                 eot_id=None, prefix_ids=(), suffix_ids=(), chat_template=None, special_strings=None,
+                 raw_normalizer=None):
         self._tokens = tokens                      # [n_vocab] token text by id (None for holes)
-        self._ids = {t: i for i, t in enumerate(tokens) if t is not None}
-        for t in added:                            # added tokens win over a same-text vocab entry
-            self._ids[t.content] = t.id
+        self._added_ids = {t.content: t.id for t in added}
+        self._ids_dict = None                      # text -> id, built on first token_to_id()
         self._model, self._pre, self._norm, self._decoder = model, pre, normalizer, decoder
+        self._raw_norm = raw_normalizer            # applied before added tokens are split out
         self._raw_added = Matcher([t for t in added if not t.normalized])
         norm_added = [t for t in added if t.normalized]
         self._norm_added = Matcher(norm_added) if norm_added else None
         self._special = frozenset(t.id for t in added if t.special)
         self.bos_id, self.eos_id = bos_id, eos_id
-        self.eot_id = eot_id if eot_id is not None else find_eot(self._ids.get, eos_id)
+        self.eot_id = eot_id if eot_id is not None else find_eot(self._find, eos_id)
         self._prefix, self._suffix = list(prefix_ids), list(suffix_ids)
         self.chat_template = chat_template
         self.special_strings = dict(special_strings or {})  # bos_token, eos_token, ... for templates
@@ -72,6 +73,8 @@ class Tokenizer:
             raise ValueError(f"text: not valid Unicode (lone surrogate {text[e.start]!r} at index {e.start})") from None
         out = list(self._prefix) if add_special else []
         first = True
+        if self._raw_norm is not None:
+            text = self._raw_norm(text)
         for seg in self._raw_added.split(text):
             if isinstance(seg, AddedToken):
                 out.append(seg.id)
@@ -109,6 +112,26 @@ class Tokenizer:
     def token_to_id(self, s):
         """Id of the token spelled `s` (GPT-2 byte chars for byte-level vocabularies), or None."""
         return self._ids.get(s)
+
+    @property
+    def _ids(self):
+        if self._ids_dict is None:  # 262k entries: only when asked (loading stays fast)
+            d = dict(zip(self._tokens, range(len(self._tokens))))  # the last of same-text tokens
+            d.pop(None, None)
+            d.update(self._added_ids)              # added tokens win over a same-text vocab entry
+            self._ids_dict = d
+        return self._ids_dict
+
+    def _find(self, s):
+        """token_to_id without building the dict: added tokens, else the last same-text token."""
+        i = self._added_ids.get(s)
+        if i is not None or self._ids_dict is not None:
+            return i if i is not None else self._ids_dict.get(s)
+        n = len(self._tokens)
+        try:
+            return n - 1 - self._tokens[::-1].index(s)
+        except ValueError:
+            return None
 
     def is_special(self, i):
         return _token_id(i, self._tokens) in self._special

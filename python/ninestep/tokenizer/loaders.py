@@ -24,19 +24,23 @@ def from_gguf_metadata(cls, meta):
         raise ValueError(f"meta: {K}token_type has {len(types)} entries for {n} tokens")
     ids = {name: _token_id(meta, K + name + "_token_id", n)
            for name in ("bos", "eos", "unknown", "padding", "eot")}
-    special = frozenset(i for i, t in enumerate(types) if t in (UNKNOWN, CONTROL))
+    ty = np.asarray(types, dtype=np.int64)  # index selections over 262k types in NumPy
+    special = frozenset(np.flatnonzero((ty == UNKNOWN) | (ty == CONTROL)).tolist())
     added = [AddedToken(i, tokens[i], special=i in special)
-             for i, t in enumerate(types) if t in (UNKNOWN, CONTROL, USER_DEFINED) and tokens[i]]
+             for i in np.flatnonzero((ty == UNKNOWN) | (ty == CONTROL) | (ty == USER_DEFINED)).tolist() if tokens[i]]
+    raw_norm = None
     if kind == "gpt2":
-        pre_name = _get(meta, K + "pre", str, "default")
-        pre, norm = from_gguf_pre(pre_name)
+        pre, rule = from_gguf_pre(_get(meta, K + "pre", str, "default"))
+        # No normalizer: llama.cpp has none, nor transformers' tokenizer built from a GGUF (an
+        # upstream Qwen2 tokenizer.json has NFC; the two differ only on text that is not NFC).
+        norm = None
         merges = [tuple(m.split(" ")) for m in _texts(_get(meta, K + "merges", list), K + "merges")]
         bad = next((m for m in merges if len(m) != 2), None)
         if bad is not None:
             raise ValueError(f"meta: {K}merges entry {' '.join(bad)!r} is not two tokens separated by one space")
-        vocab = {t: i for i, t in enumerate(tokens)}
-        # llama.cpp and HF Llama 3 take a word that is itself a token whole (ignore_merges)
-        model = BPE(vocab, merges, byte_level=True, ignore_merges=pre_name in ("llama-bpe", "llama3"))
+        vocab = dict(zip(tokens, range(n)))
+        model = BPE(vocab, merges, byte_level=True, ignore_merges=rule.ignore_merges)
+        default_bos = rule.add_bos
         decoder = byte_level_decoder(tokens, special)
     elif kind == "llama":
         scores = _numbers(_get(meta, K + "scores", list), float, K + "scores")
@@ -46,11 +50,16 @@ def from_gguf_metadata(cls, meta):
         pre = None
         # as HF's Llama normalizer (and llama.cpp): the dummy prefix starts every text segment
         norm = Normalizer(([("prepend", SPACE)] if prefix else []) + [("replace", " ", SPACE, None)])
-        model = SentencePieceBPE(tokens, scores, types, ids["unknown"])
-        decoder = spm_decoder(tokens, {i for i, t in enumerate(types) if t == BYTE}, special, prefix)
+        model = SentencePieceBPE(tokens, scores, ty, ids["unknown"])
+        default_bos = True
+        # sentencepiece reads a '\u2581' in the text as a space; GGUF spells user-defined pieces
+        # with real spaces (Gemma's "  ".. runs), so they must see it as one too
+        if any(" " in a.content for a in added) and not any(SPACE in a.content for a in added):
+            raw_norm = Normalizer([("replace", SPACE, " ", None)])
+        decoder = spm_decoder(tokens, np.flatnonzero(ty == BYTE).tolist(), special, prefix)
     else:
         raise ValueError(f"meta: {K}model {kind!r} is not supported (supported: 'gpt2', 'llama')")
-    add_bos = bool(meta.get(K + "add_bos_token", kind == "llama"))
+    add_bos = bool(meta.get(K + "add_bos_token", default_bos))  # llama.cpp's defaults
     add_eos = bool(meta.get(K + "add_eos_token", False))
     for flag, name in ((add_bos, "bos"), (add_eos, "eos")):
         if flag and ids[name] is None:
@@ -61,7 +70,8 @@ def from_gguf_metadata(cls, meta):
     return cls(tokens=tokens, model=model, pre=pre, normalizer=norm, added=added, decoder=decoder,
                bos_id=ids["bos"], eos_id=ids["eos"], eot_id=ids["eot"],
                prefix_ids=[ids["bos"]] if add_bos else [], suffix_ids=[ids["eos"]] if add_eos else [],
-               chat_template=template if isinstance(template, str) else None, special_strings=strings)
+               chat_template=template if isinstance(template, str) else None, special_strings=strings,
+               raw_normalizer=raw_norm)
 
 
 def _get(meta, key, typ, default=None):
@@ -79,9 +89,12 @@ def _get(meta, key, typ, default=None):
 
 def _numbers(values, typ, key):
     """A metadata array as ints or floats, refusing entries of any other kind."""
-    ok = (int,) if typ is int else (int, float)
+    ok = {int} if typ is int else {int, float}
+    kinds = set(map(type, values))  # one C-level pass; the readers give plain ints / floats
+    if kinds <= ok:
+        return values if kinds <= {typ} else list(map(typ, values))
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, ok + (np.number,)):
+        if isinstance(v, bool) or not isinstance(v, tuple(ok) + (np.number,)):
             raise ValueError(f"meta: {key} should hold numbers, got {v!r}")
     return [typ(v) for v in values]
 
@@ -96,7 +109,7 @@ def _text(v, key):
 
 def _texts(values, key):
     """A list of str (bytes decoded as UTF-8); the all-str case, which readers give, in one pass."""
-    if all(type(v) is str for v in values):
+    if set(map(type, values)) <= {str}:
         return list(values)
     return [_text(v, key) for v in values]
 
@@ -128,7 +141,9 @@ def byte_level_decoder(tokens, special):
 
 
 def spm_decoder(tokens, byte_ids, special, strip_space):
-    pieces = [int(t[3:5], 16) if i in byte_ids else (t or "") for i, t in enumerate(tokens)]
+    pieces = [t or "" for t in tokens]
+    for i in byte_ids:
+        pieces[i] = int(tokens[i][3:5], 16)
     return SentencePieceDecoder(pieces, special, strip_space)
 
 

@@ -8,27 +8,34 @@ import unicodedata
 
 import regex
 
-from .unicode_compat import NOT_LETTER, NOT_NUMBER
+from . import unicode_compat
+from .gguf_pre import GGUF_PRE, GPT2
 
-# GPT-2 split rule, as HF ByteLevel(use_regex=True) writes it (the trailing \s+ catches the last
-# whitespace run that the lookahead alternative leaves behind).
-GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-# SmolLM2 = Digits(individual) then the GPT-2 rule on the rest. Fused into one pattern (a digit
-# ends a whitespace run just as the end of a piece does), which is what makes it fast; the tests
-# check it against the two-step HF pipeline.
+GPT2_PATTERN = GPT2
+# SmolLM2 / StarCoder = Digits(individual) then the GPT-2 rule on the rest. Fused into one pattern
+# (a digit ends a whitespace run just as the end of a piece does), which is what makes it fast; the
+# tests check it against the two-step HF pipeline.
 SMOLLM_PATTERN = r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"
+_FUSED = {(r"\p{N}", GPT2): SMOLLM_PATTERN}  # its \p{N} are the Digits step's (native)
+# Unicode properties the patterns use whose code points differ between `regex` and Oniguruma
+_PROPS = ("L", "N", "M", "P", "S", "Lu", "Ll", "Lt", "Lm", "Lo", "Han")
 
 
-def compile_hf(pattern):
-    """Compile a pattern as HF's Oniguruma reads it: \\p{L} / \\p{N} without the code points that
-    only a newer Unicode than Oniguruma's assigns (V1 set difference)."""
-    for prop, drop in ((r"\p{L}", NOT_LETTER), (r"\p{N}", NOT_NUMBER)):
-        if drop:
-            pattern = pattern.replace(prop, "[" + prop + "--[" + drop + "]]")
+def compile_hf(pattern, native=()):
+    """Compile a pattern as HF's Oniguruma reads it: each \\p{X} with the Unicode of Oniguruma's
+    tables (unicode_compat: what `regex` counts in or out of X that Oniguruma does not; V1 sets).
+    Properties in `native` keep `regex`'s own Unicode, which is Rust's: HF's Digits step uses Rust's
+    char::is_numeric, not Oniguruma."""
+    for name in _PROPS:
+        if name in native:
+            continue
+        prop = r"\p{" + name + "}"
+        if prop not in pattern:
+            continue
+        drop, add = unicode_compat.DIFF.get(name, ("", ""))
+        if drop or add:
+            cls = "[" + prop + ("--[" + drop + "]" if drop else "") + "]"
+            pattern = pattern.replace(prop, "[" + cls + add + "]" if add else cls)
     return regex.compile(pattern, regex.V1)
 
 
@@ -48,18 +55,27 @@ def bytes_to_unicode():
 class RegexSplit:
     """HF Split(pattern, behavior, invert): where the pattern's matches (the delimiters) go."""
 
-    def __init__(self, pattern, behavior="Isolated", invert=False):
+    def __init__(self, pattern, behavior="Isolated", invert=False, native=()):
         if behavior not in ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"):
             raise ValueError(f"pre_tokenizer Split: unsupported behavior {behavior!r}")
-        self.pattern, self.re = pattern, compile_hf(pattern)
+        self.pattern, self.re = pattern, compile_hf(pattern, native)
         self.behavior, self.invert = behavior, invert
-        # Isolated GPT-style patterns cover every char, so a findall is the whole split.
+        # Isolated: where the matches cover every char (GPT-style patterns do), a findall is the
+        # whole split; split_one checks that by length and otherwise keeps the text between matches.
         self.fast = behavior == "Isolated" and not invert
+        self._findall = self.re.findall
+
+    def split_one(self, p):
+        if self.fast:
+            found = self._findall(p)
+            if sum(map(len, found)) == len(p):
+                return found
+        return _apply_behavior(p, [m.span() for m in self.re.finditer(p)], self.behavior, self.invert)
 
     def __call__(self, pieces):
         out = []
         for p in pieces:
-            out.extend(_apply_behavior(p, [m.span() for m in self.re.finditer(p)], self.behavior, self.invert))
+            out.extend(self.split_one(p))
         return out
 
 
@@ -108,7 +124,7 @@ class Digits:
 
     def __init__(self, individual):
         self.individual = individual
-        self.re = compile_hf(r"\p{N}" if individual else r"\p{N}+")
+        self.re = compile_hf(r"\p{N}" if individual else r"\p{N}+", native=("N",))
 
     def __call__(self, pieces):
         out = []
@@ -142,38 +158,30 @@ class PreTokenizer:
 
     def __init__(self, steps, byte_level=False, prefix_space=False):
         self.steps, self.byte_level, self.prefix_space = steps, byte_level, prefix_space
-        # Single-regex chains (every GGUF pre name) skip the list plumbing.
-        self.findall = steps[0].re.findall if len(steps) == 1 and getattr(steps[0], "fast", False) else None
+        # Single-regex chains (most GGUF pre names) skip the list plumbing.
+        self.single = steps[0].split_one if len(steps) == 1 and isinstance(steps[0], RegexSplit) else None
 
     def __call__(self, text, first=True):
         if self.prefix_space and not text.startswith(" "):
             text = " " + text
-        if self.findall is not None:
-            return self.findall(text)
+        if self.single is not None:
+            return self.single(text)
         pieces = [text]
         for step in self.steps:
             pieces = step(pieces, first) if isinstance(step, Metaspace) else step(pieces)
         return pieces
 
 
-# llama.cpp's names; several models share one rule there (and in their HF tokenizer.json)
-GGUF_PRE = {
-    **dict.fromkeys(["default", "gpt2", "mpt", "olmo", "jais"], GPT2_PATTERN),
-    **dict.fromkeys(["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"], SMOLLM_PATTERN),
-    **dict.fromkeys(["llama-bpe", "llama3"], LLAMA3_PATTERN),
-    "qwen2": QWEN2_PATTERN,
-}
-
-
 def from_gguf_pre(name):
-    """PreTokenizer and normalizer for a GGUF `tokenizer.ggml.pre` name."""
+    """(PreTokenizer, PreRule) for a GGUF `tokenizer.ggml.pre` name (gguf_pre.GGUF_PRE)."""
     name = name or "default"
-    if name not in GGUF_PRE:
-        raise ValueError(f"tokenizer.ggml.pre: unsupported pre-tokenizer {name!r}; supported: {sorted(GGUF_PRE)}")
-    pre = PreTokenizer([RegexSplit(GGUF_PRE[name])], byte_level=True)
-    # HF's Qwen2 tokenizer.json normalizes to NFC before splitting.
-    norm = Normalizer([("nfc",)]) if name == "qwen2" else None
-    return pre, norm
+    rule = GGUF_PRE.get(name)
+    if rule is None:
+        raise ValueError(f"tokenizer.ggml.pre: unsupported pre-tokenizer {name!r}; supported: {', '.join(sorted(GGUF_PRE))}")
+    regexes = rule.regexes
+    if regexes in _FUSED:
+        return PreTokenizer([RegexSplit(_FUSED[regexes], native=("N",))], byte_level=True), rule
+    return PreTokenizer([RegexSplit(r) for r in regexes], byte_level=True), rule
 
 
 def pre_from_hf(spec):
@@ -206,7 +214,7 @@ def pre_from_hf(spec):
     # SmolLM2/StarCoder's Digits(individual) + GPT-2 rule: the fused single pattern splits the same
     if (len(steps) == 2 and isinstance(steps[0], Digits) and steps[0].individual
             and isinstance(steps[1], RegexSplit) and steps[1].pattern == GPT2_PATTERN):
-        steps = [RegexSplit(SMOLLM_PATTERN)]
+        steps = [RegexSplit(SMOLLM_PATTERN, native=("N",))]
     return PreTokenizer(steps, byte_level, prefix_space)
 
 

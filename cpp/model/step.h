@@ -1,0 +1,68 @@
+// The block toolkit an architecture's forward pass is written in. One Step per thread, made inside
+// the engine's parallel region for one piece of the batch; every method is called by all threads in
+// the same order, splits its rows (or output columns, or attention items) across them and ends with
+// the barriers its outputs need. Nothing here throws or allocates: the engine checked and sized
+// everything before the region.
+//
+//   s.embed();
+//   for each layer L:
+//     s.qkv(L);          // attn_norm, Q/K/V projections (+ bias)
+//     s.rope_cache(L);   // QK-norm if the layer has it, RoPE at L.cfg.rope_theta, K/V into the cache
+//     s.attend(L);       // each entry over its own sequence's key range (L.cfg.window)
+//     s.out(L.o, L.attn_post_norm);    // output projection + residual (post-norm if set)
+//     s.ffn_gated(L, Act::silu);       // ffn_norm, gate and up, act(gate) * up
+//     s.out(L.down, L.ffn_post_norm);  // down projection + residual
+//   s.head();          // output_norm + LM head for the entries whose logits were asked for
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/engine.h"
+
+namespace ninestep {
+
+enum class Act { silu, gelu_tanh };
+
+class Step {
+ public:
+  Step(Engine& e, float* logits);
+
+  const Weights& w;
+  const ModelConfig& c;
+
+  void embed();
+  void qkv(const LayerWeights& L);
+  void rope_cache(const LayerWeights& L);
+  void attend(const LayerWeights& L);
+  void out(const Proj& p, const Norm& post_norm);
+  void ffn_gated(const LayerWeights& L, Act act);
+  void head();
+
+ private:
+  struct Input {
+    const float* x;                       // [rows, k] the (normalized) input the matmul reads
+    const std::vector<uint8_t>* scratch;  // its prepared copies, one slot per weight type
+  };
+  Input input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase);
+  void rows(int64_t n, int64_t* b, int64_t* e, int64_t align = 1) const;
+  void mark(int phase);
+  int layer_of(const LayerWeights& L) const { return int(&L - w.layers.data()); }
+  float* kcache(const LayerWeights& L, int32_t slot) const;
+  float* vcache(const LayerWeights& L, int32_t slot) const;
+  const AttnPlan& plan_for(int64_t window) const;
+
+  Engine& e_;
+  float* logits_;
+  const int ith_, nth_;
+  const int64_t m_;          // entries in the piece
+  const bool solo_;
+  const int32_t* tok_;       // [m] the piece's tokens, positions and sequences
+  const int32_t* pos_;
+  const int32_t* slot_;
+  Engine::ThreadBuf& own_;
+  enum class Pending { none, attention, ffn } pending_ = Pending::none;  // what out() projects
+  const AttnPlan* cur_plan_ = nullptr;  // the plan attend() ran, whose states out() merges
+  double last_ = 0.0;
+};
+
+}  // namespace ninestep
