@@ -189,16 +189,17 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   }
 }
 
-// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows.
+// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows; the first
+// tile also prefetches the weight rows pf bytes on (0: none).
 template <class T, int MR, int NR>
 void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-            int64_t i1, int64_t j0) {
+            int64_t i1, int64_t j0, int64_t pf) {
   int64_t i = i0;
-  for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0);
+  for (; i + MR <= i1; i += MR, pf = 0) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0, pf);
   switch (i1 - i) {
-    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0); break;
+    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
+    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
+    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
     default: break;
   }
 }
@@ -232,9 +233,15 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
   constexpr int64_t kRowChunk = 32;
   for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
     const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
+    // The next columns arrive while these are computed: from DRAM for a batch of decodes, from L2
+    // for the later chunks of a prompt.
+    const int64_t ahead = 2 * rb * ((kGemvAhead + 2 * rb - 1) / (2 * rb));
     int64_t j = n0;
-    for (; j + 2 <= n1; j += 2) column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j);
-    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j + 2 <= n1; j += 2) {
+      const bool inside = (j + 2) * rb + ahead <= n1 * rb;
+      column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j, inside ? ahead : 0);
+    }
+    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j, 0);
   }
 }
 
