@@ -18,7 +18,9 @@ SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2
           (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128),
           # Q5's two-row GEMV and its odd row; the 4-row tile alone and with a 1-row tail; m = 37 at
           # the real models' widths
-          (1, 3, 640), (1, 11, 4096), (4, 7, 32), (4, 5, 4096), (37, 7, 896), (37, 3, 4096)]
+          (1, 3, 640), (1, 11, 4096), (4, 7, 32), (4, 5, 4096), (37, 7, 896), (37, 3, 4096),
+          # more rows than the AVX2 kernel's unpacked-weight panel holds (K > 8192): unpacked per tile
+          (9, 3, 8224)]
 
 
 def act_blocks(x):

@@ -127,16 +127,62 @@ struct Q5_0 {
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
 };
 
-// y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
+// The weight side of a tile: block b of its row j as the unpacked operand, d_w broadcast and (for
+// Q4_1 / Q5_1) the minimum. Direct unpacks from the GGUF blocks; Panel reads what Direct unpacked
+// once for a whole chunk of activation rows.
+template <class T>
+struct Direct {
+  using Block = typename T::Block;
+  const uint8_t* w;  // the tile's first row
+  int64_t rb;        // bytes per row
+  const Block& block(int j, int64_t b) const { return reinterpret_cast<const Block*>(w + j * rb)[b]; }
+  typename T::W operand(int j, int64_t b) const { return T::load(block(j, b)); }
+  void scales(int j, int64_t b, __m256* d, float* m) const {
+    if constexpr (T::kMin) {
+      float dw;
+      half2(&block(j, b).d, &dw, m);
+      *d = _mm256_set1_ps(dw);
+    } else {  // broadcast the fp16, then convert all 8 lanes at once
+      *d = _mm256_cvtph_ps(_mm_set1_epi16((short)block(j, b).d));
+    }
+  }
+};
+
+// Up to kPanelBlocks blocks (K <= 8192) of NR weight rows, unpacked: [b][j] operands and scales.
+constexpr int64_t kPanelBlocks = 256;
+template <class T, int NR>
+struct Panel {
+  typename T::W op[kPanelBlocks][NR];
+  float d[kPanelBlocks][NR], m[kPanelBlocks][NR];
+  // ahead: as tile's (the next rows' bytes, spread over the blocks), or null.
+  void fill(const Direct<T>& src, int64_t nb, const char* ahead) {
+    constexpr int64_t kStep = NR * (int64_t)sizeof(typename T::Block);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int j = 0; j < NR; ++j) {
+        if (ahead && j == 0)
+          for (int64_t o = 0; o < kStep; o += 64) _mm_prefetch(ahead + b * kStep + o, _MM_HINT_T0);
+        __m256 dv;
+        op[b][j] = src.operand(j, b);
+        src.scales(j, b, &dv, &m[b][j]);
+        d[b][j] = _mm256_cvtss_f32(dv);
+      }
+  }
+  typename T::W operand(int j, int64_t b) const { return op[b][j]; }
+  void scales(int j, int64_t b, __m256* dv, float* mv) const {
+    *dv = _mm256_broadcast_ss(&d[b][j]);
+    *mv = m[b][j];
+  }
+};
+
+// y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked (or read from the panel)
+// once and used MR times.
 // pf > 0 (decode): the tile's NR rows are one contiguous stretch of W, consumed NR blocks per step;
 // each step asks for the bytes pf ahead of that, so DRAM reads are spread evenly over the loop
 // (a burst of prefetches per tile measured 2.5x slower from DRAM than this on Zen 3).
-template <class T, int MR, int NR>
-void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
-          int64_t i0, int64_t j0, int64_t pf = 0) {
+template <class T, int MR, int NR, class Src>
+void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const Src& src, int64_t i0, int64_t j0,
+          const char* ahead = nullptr) {
   using Block = typename T::Block;
-  const Block* wr[NR];  // row j0 + j of W
-  for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * row_bytes);
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
   __m256 acc[MR][NR];
@@ -144,22 +190,15 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
   constexpr int64_t kStep = NR * (int64_t)sizeof(Block);
-  const char* ahead = reinterpret_cast<const char*>(w + j0 * row_bytes + pf);
   for (int64_t b = 0; b < nb; ++b) {
-    if (pf)
+    if (ahead)
       for (int64_t o = 0; o < kStep; o += 64) _mm_prefetch(ahead + b * kStep + o, _MM_HINT_T0);
     typename T::W wv[NR];
     __m256 dw[NR];  // d_w, broadcast once per block: one multiply per tile entry, no broadcast there
     float mw[NR];
     for (int j = 0; j < NR; ++j) {
-      wv[j] = T::load(wr[j][b]);
-      if constexpr (T::kMin) {
-        float d;
-        half2(&wr[j][b].d, &d, &mw[j]);
-        dw[j] = _mm256_set1_ps(d);
-      } else {  // broadcast the fp16, then convert all 8 lanes at once
-        dw[j] = _mm256_cvtph_ps(_mm_set1_epi16((short)wr[j][b].d));
-      }
+      wv[j] = src.operand(j, b);
+      src.scales(j, b, &dw[j], &mw[j]);
     }
     for (int i = 0; i < MR; ++i) {
       const BlockQ8Act& a = ar[i][b];
@@ -189,17 +228,32 @@ void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_
   }
 }
 
-// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows; the first
-// tile also prefetches the weight rows pf bytes on (0: none).
+// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows. With more
+// than one tile, the weights are unpacked into `panel` once first; that pass also prefetches the
+// weight rows pf bytes on (0: none).
 template <class T, int MR, int NR>
 void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-            int64_t i1, int64_t j0, int64_t pf) {
+            int64_t i1, int64_t j0, int64_t pf, Panel<T, NR>* panel) {
+  const Direct<T> direct{w + j0 * rb, rb};
+  const char* ahead = pf ? reinterpret_cast<const char*>(w + j0 * rb + pf) : nullptr;
+  if (i1 - i0 > MR && nb <= kPanelBlocks) {
+    panel->fill(direct, nb, ahead);
+    int64_t i = i0;
+    for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, act, nb, *panel, i, j0);
+    switch (i1 - i) {
+      case 3: tile<T, 3, NR>(y, ldy, act, nb, *panel, i, j0); break;
+      case 2: tile<T, 2, NR>(y, ldy, act, nb, *panel, i, j0); break;
+      case 1: tile<T, 1, NR>(y, ldy, act, nb, *panel, i, j0); break;
+      default: break;
+    }
+    return;
+  }
   int64_t i = i0;
-  for (; i + MR <= i1; i += MR, pf = 0) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0, pf);
+  for (; i + MR <= i1; i += MR, ahead = nullptr) tile<T, MR, NR>(y, ldy, act, nb, direct, i, j0, ahead);
   switch (i1 - i) {
-    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
-    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
-    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0, pf); break;
+    case 3: tile<T, 3, NR>(y, ldy, act, nb, direct, i, j0, ahead); break;
+    case 2: tile<T, 2, NR>(y, ldy, act, nb, direct, i, j0, ahead); break;
+    case 1: tile<T, 1, NR>(y, ldy, act, nb, direct, i, j0, ahead); break;
     default: break;
   }
 }
@@ -221,9 +275,10 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
       // Weights stream from DRAM once (the LM head is 30 MB), read kGemvAhead bytes ahead; near
       // the slice's end the hardware prefetcher has the rest.
       const bool inside = (j + NR) * rb + kGemvAhead <= n1 * rb;
-      tile<T, 1, NR>(y, ldy, act, nb, w, rb, 0, j, inside ? kGemvAhead : 0);
+      const char* ahead = reinterpret_cast<const char*>(w + j * rb + kGemvAhead);
+      tile<T, 1, NR>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j, inside ? ahead : nullptr);
     }
-    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
+    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j);
     return;
   }
   // Prefill: a chunk of activation rows small enough to stay in L1 meets every weight row of the
@@ -231,6 +286,8 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
   // 4 x 2 tiles: 8 accumulators and 2 unpacked weight blocks in the 16 YMM registers (4 x 4
   // spills; 3 x 2 and 2 x 4 measured slower).
   constexpr int64_t kRowChunk = 32;
+  static thread_local Panel<T, 2> panel2;  // ~25-40 KB each: not on the stack
+  static thread_local Panel<T, 1> panel1;
   for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
     const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
     // The next columns arrive while these are computed: from DRAM for a batch of decodes, from L2
@@ -239,9 +296,9 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
     int64_t j = n0;
     for (; j + 2 <= n1; j += 2) {
       const bool inside = (j + 2) * rb + ahead <= n1 * rb;
-      column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j, inside ? ahead : 0);
+      column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j, inside ? ahead : 0, &panel2);
     }
-    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j, 0);
+    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j, 0, &panel1);
   }
 }
 
