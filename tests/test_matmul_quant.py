@@ -276,3 +276,15 @@ def test_full_int8_range_in_q8_0_files(isa, rng):
     x = np.where(rng.random((m, k)) < 0.5, -127.0, 127.0).astype(np.float32)
     emu, scale = emulate(x, t)
     assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
+
+
+@pytest.mark.parametrize("kind", KINDS + ["q4_k", "q5_k", "q6_k"])
+def test_rows_do_not_depend_on_their_batch(isa, kind, rng):
+    # A row's result is the same bits whichever batch it is computed in (alone as a decode GEMV, in
+    # a tile's tail, in a full prefill tile): so a sequence's logits do not depend on what else
+    # the multi-sequence engine batches with it, as far as the matmuls go.
+    m, n, k = 45, 13, 512
+    x, t = inputs(rng, m, n, k, kind)
+    full = ops.matmul(x, t)
+    for a, b in [(0, 1), (44, 45), (3, 4), (5, 13), (7, 40), (0, 9), (30, 45)]:
+        np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[a:b]), t), full[a:b], err_msg=f"rows {a}:{b}")
