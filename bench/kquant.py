@@ -17,11 +17,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bandwidth import read_bandwidth
 
 HERE = Path(__file__).parent
 GEMMA = "/work/models/gemma-3-270m-q4_k_m.gguf"
@@ -34,15 +34,6 @@ CASES = [
     ("Qwen ffn_down", QWEN, "blk.11.ffn_down.weight", "q4_k", 4864, 896),
 ]
 BLOCK, IDLE = 5, 0.2
-
-
-def read_bandwidth(threads):
-    with tempfile.TemporaryDirectory() as d:
-        exe = Path(d) / "rb"
-        subprocess.run(["cc", "-O2", "-mavx2", "-fopenmp", str(HERE / "read_bandwidth.c"), "-o", str(exe)], check=True)
-        out = subprocess.run([str(exe), "512", "3", str(threads)], check=True, capture_output=True, text=True)
-    best, median = map(float, out.stdout.split())
-    return best, median
 
 
 def weights(label, path, name, kind, k, n, rng):

@@ -18,7 +18,9 @@ SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2
           (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128),
           # Q5's two-row GEMV and its odd row; the 4-row tile alone and with a 1-row tail; m = 37 at
           # the real models' widths
-          (1, 3, 640), (1, 11, 4096), (4, 7, 32), (4, 5, 4096), (37, 7, 896), (37, 3, 4096)]
+          (1, 3, 640), (1, 11, 4096), (4, 7, 32), (4, 5, 4096), (37, 7, 896), (37, 3, 4096),
+          # more rows than the AVX2 kernel's unpacked-weight panel holds (K > 8192): unpacked per tile
+          (9, 3, 8224)]
 
 
 def act_blocks(x):
@@ -274,3 +276,15 @@ def test_full_int8_range_in_q8_0_files(isa, rng):
     x = np.where(rng.random((m, k)) < 0.5, -127.0, 127.0).astype(np.float32)
     emu, scale = emulate(x, t)
     assert np.all(np.abs(ops.matmul(x, t) - emu) <= 1e-5 * scale)
+
+
+@pytest.mark.parametrize("kind", KINDS + ["q4_k", "q5_k", "q6_k"])
+def test_rows_do_not_depend_on_their_batch(isa, kind, rng):
+    # A row's result is the same bits whichever batch it is computed in (alone as a decode GEMV, in
+    # a tile's tail, in a full prefill tile): so a sequence's logits do not depend on what else
+    # the multi-sequence engine batches with it, as far as the matmuls go.
+    m, n, k = 45, 13, 512
+    x, t = inputs(rng, m, n, k, kind)
+    full = ops.matmul(x, t)
+    for a, b in [(0, 1), (44, 45), (3, 4), (5, 13), (7, 40), (0, 9), (30, 45)]:
+        np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[a:b]), t), full[a:b], err_msg=f"rows {a}:{b}")

@@ -14,12 +14,6 @@
 namespace ninestep {
 namespace {
 
-// The four lane sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d].
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-}
-
 // 16 bytes of nibbles -> 32 unsigned bytes in element order: low nibbles (elements 0..15),
 // then high nibbles (elements 16..31).
 // (The 16 bytes load into both lanes at once; the upper lane shifts right by 4.)
@@ -127,74 +121,156 @@ struct Q5_0 {
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
 };
 
-// y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked once and used MR times.
-template <class T, int MR, int NR>
-void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t row_bytes,
-          int64_t i0, int64_t j0) {
+// Rows j0 and j1's d_w in the lanes of a pair (see tile): [d0, d0, d1, d1, d0, d0, d1, d1].
+inline __m256 pair_scales(float d0, float d1) {
+  return _mm256_blend_ps(_mm256_set1_ps(d0), _mm256_set1_ps(d1), 0xcc);
+}
+
+// The weight side of a tile: block b of its row j as the unpacked operand, d_w broadcast and (for
+// Q4_1 / Q5_1) the minimum. Direct unpacks from the GGUF blocks; Panel reads what Direct unpacked
+// once for a whole chunk of activation rows.
+template <class T>
+struct Direct {
   using Block = typename T::Block;
-  const Block* wr[NR];  // row j0 + j of W
-  for (int j = 0; j < NR; ++j) wr[j] = reinterpret_cast<const Block*>(w + (j0 + j) * row_bytes);
+  const uint8_t* w;  // the tile's first row
+  int64_t rb;        // bytes per row
+  const Block& block(int j, int64_t b) const { return reinterpret_cast<const Block*>(w + j * rb)[b]; }
+  typename T::W operand(int j, int64_t b) const { return T::load(block(j, b)); }
+  void scales(int j, int64_t b, float* d, float* m) const {
+    if constexpr (T::kMin)
+      half2(&block(j, b).d, d, m);
+    else
+      *d = half(block(j, b).d), *m = 0.0f;
+  }
+  // pair p's d_w, rows 2p and 2p + 1 of this block having scales d0, d1
+  __m256 pair(int, int64_t, float d0, float d1) const { return pair_scales(d0, d1); }
+};
+
+
+// Up to kPanelBlocks blocks (K <= 8192) of NR weight rows, unpacked: [b][j] operands and scales.
+constexpr int64_t kPanelBlocks = 256;
+template <class T, int NR>
+struct Panel {
+  static constexpr int NP = (NR + 1) / 2;
+  typename T::W op[kPanelBlocks][NR];
+  float d[kPanelBlocks][NR], m[kPanelBlocks][NR];
+  __m256 dp[kPanelBlocks][NP];  // pair_scales of rows 2p, 2p + 1
+  // ahead: as tile's (the next rows' bytes, spread over the blocks), or null.
+  void fill(const Direct<T>& src, int64_t nb, const char* ahead) {
+    constexpr int64_t kStep = NR * (int64_t)sizeof(typename T::Block);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int j = 0; j < NR; ++j) {
+        if (ahead && j == 0)
+          for (int64_t o = 0; o < kStep; o += 64) _mm_prefetch(ahead + b * kStep + o, _MM_HINT_T0);
+        op[b][j] = src.operand(j, b);
+        src.scales(j, b, &d[b][j], &m[b][j]);
+        if (j % 2 == 1 || j == NR - 1) dp[b][j / 2] = pair_scales(d[b][j - j % 2], d[b][j]);
+      }
+  }
+  typename T::W operand(int j, int64_t b) const { return op[b][j]; }
+  void scales(int j, int64_t b, float* dv, float* mv) const { *dv = d[b][j], *mv = m[b][j]; }
+  __m256 pair(int p, int64_t b, float, float) const { return dp[b][p]; }
+};
+
+// y[i0 + i, j0 + j] for an MR x NR tile: each weight block is unpacked (or read from the panel)
+// once and used MR times. Weight rows go in pairs: _mm256_hadd_epi32 packs two rows' eight int32
+// partial sums into one vector (lanes 0, 1, 4, 5: the first row; 2, 3, 6, 7: the second), so one
+// convert and one FMA serve both, with the pair's d_w in its lanes. An odd NR's last pair repeats
+// its row.
+// ahead (decode): the tile's NR rows are one contiguous stretch of W, consumed NR blocks per step;
+// each step asks for the bytes `ahead` points to, so DRAM reads are spread evenly over the loop
+// (a burst of prefetches per tile measured 2.5x slower from DRAM than this on Zen 3).
+template <class T, int MR, int NR, class Src>
+void tile(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const Src& src, int64_t i0, int64_t j0,
+          const char* ahead = nullptr) {
+  using Block = typename T::Block;
+  constexpr int NP = (NR + 1) / 2;
   const BlockQ8Act* ar[MR];  // row i0 + i of the activations
   for (int i = 0; i < MR; ++i) ar[i] = act + (i0 + i) * nb;
-  __m256 acc[MR][NR];
+  __m256 acc[MR][NP];
   float macc[MR][NR];  // Q4_1's / Q5_1's minimum terms
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps(), macc[i][j] = 0.0f;
+  for (int i = 0; i < MR; ++i) {
+    for (int p = 0; p < NP; ++p) acc[i][p] = _mm256_setzero_ps();
+    for (int j = 0; j < NR; ++j) macc[i][j] = 0.0f;
+  }
+  constexpr int64_t kStep = NR * (int64_t)sizeof(Block);
   for (int64_t b = 0; b < nb; ++b) {
+    if (ahead)
+      for (int64_t o = 0; o < kStep; o += 64) _mm_prefetch(ahead + b * kStep + o, _MM_HINT_T0);
     typename T::W wv[NR];
-    __m256 dw[NR];  // d_w, broadcast once per block: one multiply per tile entry, no broadcast there
-    float mw[NR];
+    float dj[NR], mw[NR];
     for (int j = 0; j < NR; ++j) {
-      wv[j] = T::load(wr[j][b]);
-      if constexpr (T::kMin) {
-        float d;
-        half2(&wr[j][b].d, &d, &mw[j]);
-        dw[j] = _mm256_set1_ps(d);
-      } else {  // broadcast the fp16, then convert all 8 lanes at once
-        dw[j] = _mm256_cvtph_ps(_mm_set1_epi16((short)wr[j][b].d));
-      }
+      wv[j] = src.operand(j, b);
+      src.scales(j, b, &dj[j], &mw[j]);
     }
+    __m256 dw[NP];  // the pair's d_w in its lanes
+    for (int p = 0; p < NP; ++p) dw[p] = src.pair(p, b, dj[2 * p], dj[2 * p + 1 < NR ? 2 * p + 1 : 2 * p]);
     for (int i = 0; i < MR; ++i) {
       const BlockQ8Act& a = ar[i][b];
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
       const __m256 da = _mm256_broadcast_ss(&a.d);
-      for (int j = 0; j < NR; ++j) {
-        const __m256 p = _mm256_cvtepi32_ps(T::dot(wv[j], x));
-        if constexpr (T::kOffset != 0) {
-          const __m256 c = _mm256_set1_ps(a.s * (-T::kOffset / 8.0f));  // hoisted out of j by the compiler
-          acc[i][j] = _mm256_fmadd_ps(_mm256_fmadd_ps(p, da, c), dw[j], acc[i][j]);
+      __m256i v[NR];
+      for (int j = 0; j < NR; ++j) v[j] = T::dot(wv[j], x);
+      for (int p = 0; p < NP; ++p) {
+        const __m256 h = _mm256_cvtepi32_ps(_mm256_hadd_epi32(v[2 * p], v[2 * p + 1 < NR ? 2 * p + 1 : 2 * p]));
+        if constexpr (T::kOffset != 0) {  // the offset's sum spread over the 4 lanes of each row
+          const __m256 c = _mm256_set1_ps(a.s * (-T::kOffset / 4.0f));
+          acc[i][p] = _mm256_fmadd_ps(_mm256_fmadd_ps(h, da, c), dw[p], acc[i][p]);
         } else {
-          acc[i][j] = _mm256_fmadd_ps(p, _mm256_mul_ps(dw[j], da), acc[i][j]);
+          acc[i][p] = _mm256_fmadd_ps(h, _mm256_mul_ps(dw[p], da), acc[i][p]);
         }
-        if constexpr (T::kMin) macc[i][j] += mw[j] * a.s;
       }
+      if constexpr (T::kMin)
+        for (int j = 0; j < NR; ++j) macc[i][j] += mw[j] * a.s;
     }
   }
   for (int i = 0; i < MR; ++i) {
     float* yr = y + (i0 + i) * ldy + j0;
-    if constexpr (NR == 4) {
-      __m128 s = hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-      if constexpr (T::kMin) s = _mm_add_ps(s, _mm_loadu_ps(macc[i]));
-      _mm_storeu_ps(yr, s);
-    } else {
-      for (int j = 0; j < NR; ++j) yr[j] = hsum(acc[i][j]) + macc[i][j];
+    for (int p = 0; p < NP; ++p) {
+      const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i][p]), _mm256_extractf128_ps(acc[i][p], 1));
+      // h = [j0, j0, j1, j1]
+      yr[2 * p] = _mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1)) + macc[i][2 * p];
+      if (2 * p + 1 < NR)
+        yr[2 * p + 1] = _mm_cvtss_f32(_mm_shuffle_ps(h, h, 2)) + _mm_cvtss_f32(_mm_shuffle_ps(h, h, 3)) +
+                        macc[i][2 * p + 1];
     }
   }
 }
 
-// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows.
-template <class T, int MR, int NR>
-void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-            int64_t i1, int64_t j0) {
-  int64_t i = i0;
-  for (; i + MR <= i1; i += MR) tile<T, MR, NR>(y, ldy, act, nb, w, rb, i, j0);
-  switch (i1 - i) {
-    case 3: tile<T, 3, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 2: tile<T, 2, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    case 1: tile<T, 1, NR>(y, ldy, act, nb, w, rb, i, j0); break;
-    default: break;
+// Activation rows [i, i1) in MR-row tiles, the rest in halving tiles; the first tile prefetches
+// from `ahead` (or nothing).
+template <class T, int MR, int NR, class Src>
+void tiles(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const Src& src, int64_t i, int64_t i1,
+           int64_t j0, const char* ahead) {
+  for (; i + MR <= i1; i += MR, ahead = nullptr) tile<T, MR, NR>(y, ldy, act, nb, src, i, j0, ahead);
+  if constexpr (MR > 1) {
+    if (i < i1) tiles<T, MR / 2, NR>(y, ldy, act, nb, src, i, i1, j0, ahead);
   }
 }
+
+// Activation rows [i0, i1) against weight rows [j0, j0 + NR) in tiles of up to MR rows. With more
+// than one tile, the weights are unpacked into `panel` once first; either way the first pass over
+// the weights also prefetches the weight rows pf bytes on (0: none).
+template <class T, int MR, int NR>
+void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
+            int64_t i1, int64_t j0, int64_t pf, Panel<T, NR>* panel) {
+  const Direct<T> direct{w + j0 * rb, rb};
+  const char* ahead = pf ? reinterpret_cast<const char*>(w + j0 * rb + pf) : nullptr;
+  if (i1 - i0 > MR && nb <= kPanelBlocks) {
+    panel->fill(direct, nb, ahead);
+    tiles<T, MR, NR>(y, ldy, act, nb, *panel, i0, i1, j0, nullptr);
+  } else {
+    tiles<T, MR, NR>(y, ldy, act, nb, direct, i0, i1, j0, ahead);
+  }
+}
+
+// Activation rows per prefill tile: 8 x 2 keeps 8 pair accumulators beside the 2 weight operands
+// (callgrind, 256x896x1024, q5_0 / q4_1 / q8_0: 4 x 2 67.6M / 91.2M / 74.5M instructions, 6 x 2
+// 79.9M / 94.7M / 66.4M, 8 x 2 59.9M / 74.8M / 64.2M).
+constexpr int kPrefillRows = 8;
+
+// How far ahead of its reads the decode GEMV prefetches (best of 2-16 KB measured on Zen 3, 1 thread).
+constexpr int64_t kGemvAhead = 4096;
 
 template <class T>
 void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t m, int64_t k, int64_t n0,
@@ -207,25 +283,32 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
     int64_t j = n0;
     constexpr int NR = T::kGemvRows;
     for (; j + NR <= n1; j += NR) {
-      // Weights stream from DRAM once (the LM head is 30 MB): ask for the rows 16 ahead now.
-      if (j + 16 + NR <= n1)
-        for (int64_t o = (j + 16) * rb; o < (j + 16 + NR) * rb; o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(w + o), _MM_HINT_T0);
-      tile<T, 1, NR>(y, ldy, act, nb, w, rb, 0, j);
+      // Weights stream from DRAM once (the LM head is 30 MB), read kGemvAhead bytes ahead; near
+      // the slice's end the hardware prefetcher has the rest.
+      const bool inside = (j + NR) * rb + kGemvAhead <= n1 * rb;
+      const char* ahead = reinterpret_cast<const char*>(w + j * rb + kGemvAhead);
+      tile<T, 1, NR>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j, inside ? ahead : nullptr);
     }
-    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, w, rb, 0, j);
+    for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j);
     return;
   }
-  // Prefill: a chunk of activation rows small enough to stay in L1 meets every weight row of the
-  // slice before the next chunk, so weights stream from L2 once per chunk, not once per 4 rows.
-  // 4 x 2 tiles: 8 accumulators and 2 unpacked weight blocks in the 16 YMM registers (4 x 4
-  // spills; 3 x 2 and 2 x 4 measured slower).
-  constexpr int64_t kRowChunk = 32;
+  // Prefill: a chunk of activation rows small enough to stay in L1/L2 meets every weight row of the
+  // slice before the next chunk, so weights stream from L2 once per chunk and are unpacked into
+  // the panel once per chunk.
+  constexpr int64_t kRowChunk = 4 * kPrefillRows;
+  static thread_local Panel<T, 2> panel2;  // ~25-40 KB each: not on the stack
+  static thread_local Panel<T, 1> panel1;
   for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
     const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
+    // The next columns arrive while these are computed: from DRAM for a batch of decodes, from L2
+    // for the later chunks of a prompt.
+    const int64_t ahead = 2 * rb * ((kGemvAhead + 2 * rb - 1) / (2 * rb));
     int64_t j = n0;
-    for (; j + 2 <= n1; j += 2) column<T, 4, 2>(y, ldy, act, nb, w, rb, i0, i1, j);
-    for (; j < n1; ++j) column<T, 4, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j + 2 <= n1; j += 2) {
+      const bool inside = (j + 2) * rb + ahead <= n1 * rb;
+      column<T, kPrefillRows, 2>(y, ldy, act, nb, w, rb, i0, i1, j, inside ? ahead : 0, &panel2);
+    }
+    for (; j < n1; ++j) column<T, kPrefillRows, 1>(y, ldy, act, nb, w, rb, i0, i1, j, 0, &panel1);
   }
 }
 

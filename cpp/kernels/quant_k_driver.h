@@ -29,14 +29,22 @@ inline void prefetch_range(const uint8_t* p, int64_t bytes) {
 }
 
 // Activation rows [i0, i1) against weight rows [j, j + NR) in MR x NR tiles; the tail in halving tiles.
+// The first tile also prefetches the weight rows pf bytes on (0: none).
 template <class K, int MR, int NR>
 void k_column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, int64_t i0,
-              int64_t i1, int64_t j) {
+              int64_t i1, int64_t j, int64_t pf) {
   int64_t i = i0;
-  for (; i + MR <= i1; i += MR) K::template tile<MR, NR>(y, ldy, act, nb, w, rb, i, j, 0);
+  for (; i + MR <= i1; i += MR, pf = 0) K::template tile<MR, NR>(y, ldy, act, nb, w, rb, i, j, pf);
   if constexpr (MR > 1) {
-    if (i < i1) k_column<K, MR / 2, NR>(y, ldy, act, nb, w, rb, i, i1, j);
+    if (i < i1) k_column<K, MR / 2, NR>(y, ldy, act, nb, w, rb, i, i1, j, pf);
   }
+}
+
+// Prefetch distance of the GEMM over several activation rows: whole groups of NR weight rows, at
+// least 4 KB, so the next columns arrive (from DRAM for a batch of decodes, from L2 for the later
+// chunks of a prompt) while this one is computed.
+inline int64_t gemm_ahead(int64_t group_bytes) {
+  return group_bytes * ((4096 + group_bytes - 1) / group_bytes);
 }
 
 template <class K>
@@ -63,9 +71,13 @@ void gemm_k_rows(float* y, int64_t ldy, const void* act_v, const void* w_v, int6
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
     constexpr int NR = K::kPrefillCols;
+    const int64_t ahead = gemm_ahead(NR * rb);
     int64_t j = n0;
-    for (; j + NR <= n1; j += NR) k_column<K, K::kPrefillRows, NR>(y, ldy, act, nb, w, rb, i0, i1, j);
-    for (; j < n1; ++j) k_column<K, K::kPrefillRows, 1>(y, ldy, act, nb, w, rb, i0, i1, j);
+    for (; j + NR <= n1; j += NR) {
+      const bool inside = (j + NR) * rb + ahead <= n1 * rb;
+      k_column<K, K::kPrefillRows, NR>(y, ldy, act, nb, w, rb, i0, i1, j, inside ? ahead : 0);
+    }
+    for (; j < n1; ++j) k_column<K, K::kPrefillRows, 1>(y, ldy, act, nb, w, rb, i0, i1, j, 0);
   }
 }
 
