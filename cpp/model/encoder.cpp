@@ -1,0 +1,265 @@
+#include "model/encoder.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <sstream>
+
+#include "core/threads.h"
+#include "kernels/gemm_float.h"
+#include "kernels/nn.h"
+#include "kernels/traits.h"
+
+namespace ninestep {
+
+namespace {
+
+constexpr int64_t kColAlign = 16;   // output-column split granularity: the GEMM's panel width
+constexpr int64_t kRowBlock = 120;  // rows of x per GEMM call: its output block stays in L2 for the epilogue
+constexpr int64_t kWideRows = 32;   // weight rows widened to f32 at a time (block types)
+
+std::vector<EncoderArch>& registry() {
+  static std::vector<EncoderArch> list;
+  return list;
+}
+
+bool widened(DType t) { return type_traits(t).act != ActFormat::f32; }
+
+}  // namespace
+
+EncoderArchRegistrar::EncoderArchRegistrar(const EncoderArch& a) { registry().push_back(a); }
+
+std::vector<std::string> encoder_arch_names() {
+  std::vector<std::string> out;
+  for (const EncoderArch& a : registry()) {
+    std::istringstream in(a.names);
+    for (std::string n; in >> n;) out.push_back(n);
+  }
+  return out;
+}
+
+const EncoderArch* find_encoder_arch(const std::string& name) {
+  for (const EncoderArch& a : registry()) {
+    std::istringstream in(a.names);
+    for (std::string n; in >> n;)
+      if (n == name) return &a;
+  }
+  std::string known;
+  for (const std::string& n : encoder_arch_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("config.architecture: '" + name + "' is not an encoder architecture (supported: " + known + ")");
+}
+
+EncoderWeights EncoderWeights::build(const ModelConfig& cfg, const std::map<std::string, TensorIn>& tensors) {
+  cfg.validate();
+  EncoderWeights w;
+  w.cfg = cfg;
+  w.arch = find_encoder_arch(cfg.architecture);
+  // The two tables whose row counts are the model's, not the config's: read them off the tensors.
+  for (const char* name : {"position_embd.weight", "token_types.weight"}) {
+    auto it = tensors.find(name);
+    NS_CHECK(it != tensors.end(), std::string("tensors: missing '") + name + "'");
+    NS_CHECK(it->second.shape.size() == 2 && it->second.shape[0] >= 1,
+             std::string("tensors['") + name + "']: expected a 2-d table with at least one row");
+  }
+  w.n_positions = tensors.at("position_embd.weight").shape[0];
+  w.n_types = tensors.at("token_types.weight").shape[0];
+  NS_CHECK(w.n_positions <= INT32_MAX, "tensors['position_embd.weight']: too many rows");
+  TensorSet ts(tensors);
+  w.arch->load(w, ts);
+  for (const auto& kv : tensors)
+    NS_CHECK(ts.used().count(kv.first), "tensors: unexpected '" + kv.first + "' for architecture " + cfg.architecture);
+  return w;
+}
+
+Encoder::Encoder(std::shared_ptr<const EncoderWeights> w) : w_(std::move(w)) {
+  NS_CHECK(w_ != nullptr, "weights: none given");
+}
+
+void Encoder::reserve(int64_t T, int nth) {
+  const ModelConfig& c = w_->cfg;
+  const int64_t d = c.d_model;
+  const auto grow = [](std::vector<float>& v, int64_t n) {
+    if (int64_t(v.size()) < n) v.resize(n);
+  };
+  const int64_t Td = checked_mul(T, d, "tokens * d_model");
+  for (auto* v : {&q_, &k_, &v_, &att_, &tmp_}) grow(*v, Td);
+  grow(h_, checked_mul(T, c.d_ff, "tokens * d_ff"));
+  bool wide = false;
+  int64_t kmax = 0;
+  for (const EncoderLayer& L : w_->layers)
+    for (const Proj* p : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.down}) {
+      wide = wide || widened(p->w.type);
+      kmax = std::max(kmax, p->w.k);
+    }
+  if (int64_t(wbuf_.size()) < nth) wbuf_.resize(nth);
+  if (wide)
+    for (auto& b : wbuf_) grow(b, kWideRows * kmax);
+}
+
+void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* lens, int64_t n_seq) {
+  bool expected = false;
+  NS_CHECK(busy_.compare_exchange_strong(expected, true), "encoder: a run is already going on in another thread");
+  struct Release {
+    std::atomic<bool>& b;
+    ~Release() { b = false; }
+  } release{busy_};
+  const ModelConfig& c = w_->cfg;
+  NS_CHECK(n_seq >= 1, "lengths: no sentences");
+  NS_CHECK(n_tok >= 1, "tokens: none");
+  int64_t total = 0;
+  for (int64_t s = 0; s < n_seq; ++s) {
+    NS_CHECK(lens[s] >= 1 && lens[s] <= w_->n_positions,
+             "lengths[" + std::to_string(s) + "]: " + std::to_string(lens[s]) + " tokens, expected 1 to " +
+                 std::to_string(w_->n_positions) + " (the model's learned positions)");
+    total += lens[s];
+  }
+  NS_CHECK(total == n_tok, "tokens: the lengths add up to " + std::to_string(total) + ", got " +
+                               std::to_string(n_tok) + " tokens");
+  for (int64_t t = 0; t < n_tok; ++t)
+    NS_CHECK(tok[t] >= 0 && tok[t] < c.vocab_size, "tokens[" + std::to_string(t) + "]: id " + std::to_string(tok[t]) +
+                                                       " is outside the vocabulary of " + std::to_string(c.vocab_size));
+  const int nth = num_threads();
+  reserve(n_tok, nth);
+  tok_ = tok;
+  x_ = out;
+  T_ = n_tok;
+  pos_.resize(n_tok);
+  seqs_.resize(n_seq);
+  item_cost_.assign(1, 0);
+  int64_t row = 0, item = 0;
+  for (int64_t s = 0; s < n_seq; ++s) {
+    const int64_t T = lens[s], items = attention_items(T, c.n_heads), tiles = items / c.n_heads;
+    seqs_[s] = EncoderSeq{row, T, item, items};
+    for (int64_t t = 0; t < T; ++t) pos_[row + t] = int32_t(t);
+    for (int64_t i = 0; i < items; ++i) {  // a (head, query tile) item costs its queries times the keys
+      const int64_t ta = (i % tiles) * kAttnTile;
+      item_cost_.push_back(item_cost_.back() + std::min(kAttnTile, T - ta) * T);
+    }
+    row += T;
+    item += items;
+  }
+  n_items_ = item;
+  const EncoderArch* arch = w_->arch;
+#pragma omp parallel num_threads(nth)
+  {
+    EncoderStep s(*this);
+    arch->forward(s);
+  }
+}
+
+EncoderStep::EncoderStep(Encoder& e)
+    : w(*e.w_), c(e.w_->cfg), e_(e), ith_(omp_get_thread_num()), nth_(omp_get_num_threads()), T_(e.T_) {}
+
+void EncoderStep::cols(int64_t n, int64_t* b, int64_t* e) const { split_range(n, nth_, ith_, b, e, kColAlign); }
+
+template <class Epi>
+void EncoderStep::gemm(float* y, int64_t ldy, const float* x, const Proj& p, int64_t n0, int64_t n1, Epi epi) {
+  if (n0 >= n1) return;
+  const WeightView& W = p.w;
+  const int64_t k = W.k;
+  const bool wide = widened(W.type);
+  const int64_t row_bytes = dtype_row_bytes(W.type, k);
+  float* buf = wide ? e_.wbuf_[ith_].data() : nullptr;  // [kWideRows, k]
+  for (int64_t r0 = 0; r0 < T_; r0 += kRowBlock) {
+    const int64_t mr = std::min(kRowBlock, T_ - r0);
+    if (!wide) {
+      gemm_float_rows(y + r0 * ldy, ldy, x + r0 * k, W.data, W.type, mr, k, n0, n1);
+    } else {
+      for (int64_t j = n0; j < n1; j += kWideRows) {
+        const int64_t nb = std::min(kWideRows, n1 - j);
+        dequantize_rows(buf, static_cast<const uint8_t*>(W.data) + j * row_bytes, W.type, nb, k);
+        gemm_float_rows(y + r0 * ldy + j, ldy, x + r0 * k, buf, DType::f32, mr, k, 0, nb);
+      }
+    }
+    for (int64_t t = r0; t < r0 + mr; ++t) {
+      float* yt = y + t * ldy;
+      if (p.b)
+        for (int64_t j = n0; j < n1; ++j) yt[j] += p.b[j];
+      epi(t, yt);
+    }
+  }
+}
+
+void EncoderStep::embed() {
+  const WeightView& E = w.embd;
+  const int64_t d = c.d_model, row = dtype_row_bytes(E.type, d);
+  const DequantRowFn lookup = type_traits(E.type).dequantize_row;  // checked by the loader
+  float* x = e_.x_;
+  int64_t b, e;
+  split_range(T_, nth_, ith_, &b, &e);
+  for (int64_t t = b; t < e; ++t) {
+    float* xt = x + t * d;
+    lookup(xt, static_cast<const uint8_t*>(E.data) + int64_t(e_.tok_[t]) * row, d);
+    const float* P = w.pos_embd + int64_t(e_.pos_[t]) * d;  // run() checked pos < n_positions
+    for (int64_t j = 0; j < d; ++j) xt[j] += P[j] + w.type_embd[j];
+  }
+  if (w.embd_norm) layernorm_rows(x, x, w.embd_norm.w, w.embd_norm.b, float(c.norm_eps), d, b, e);
+#pragma omp barrier
+}
+
+void EncoderStep::qkv(const EncoderLayer& L) {
+  const int64_t d = c.d_model;
+  const Proj* ps[3] = {&L.q, &L.k, &L.v};
+  float* ys[3] = {e_.q_.data(), e_.k_.data(), e_.v_.data()};
+  int64_t b, e;
+  cols(3 * d, &b, &e);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t lo = std::max(b - i * d, int64_t(0)), hi = std::min(e - i * d, d);
+    gemm(ys[i], d, e_.x_, *ps[i], lo, hi, [](int64_t, float*) {});
+  }
+#pragma omp barrier
+}
+
+void EncoderStep::attend() {
+  const int64_t H = c.n_heads, D = c.head_dim, d = c.d_model;
+  const float scale = c.score_scale();
+  // This thread's items: those whose cost prefix starts in its share of the total.
+  const std::vector<int64_t>& cost = e_.item_cost_;
+  const int64_t total = cost.back();
+  const auto first_item = [&](int ith) {
+    const int64_t target = total / nth_ * ith + std::min<int64_t>(total % nth_, ith);
+    return int64_t(std::lower_bound(cost.begin(), cost.end() - 1, target) - cost.begin());
+  };
+  const int64_t i0 = first_item(ith_), i1 = ith_ + 1 == nth_ ? e_.n_items_ : first_item(ith_ + 1);
+  for (const EncoderSeq& s : e_.seqs_) {
+    const int64_t a = std::max(i0, s.item0) - s.item0, z = std::min(i1, s.item0 + s.n_items) - s.item0;
+    if (a >= z) continue;
+    const int64_t off = s.row0 * d;
+    attention_range(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T, s.T,
+                    H, H, D, scale, false, 0, a, z);
+  }
+#pragma omp barrier
+}
+
+void EncoderStep::out_residual_norm(const Proj& p, const float* in, const Norm& n) {
+  const int64_t d = c.d_model;
+  float *x = e_.x_, *tmp = e_.tmp_.data();
+  int64_t b, e;
+  cols(d, &b, &e);
+  gemm(tmp, d, in, p, b, e, [&](int64_t t, float* yt) {
+    const float* xt = x + t * d;
+    for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
+  });
+#pragma omp barrier
+  int64_t r0, r1;
+  split_range(T_, nth_, ith_, &r0, &r1);
+  layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, r0, r1);
+#pragma omp barrier
+}
+
+void EncoderStep::ffn_up(const EncoderLayer& L, Act act) {
+  const int64_t ff = c.d_ff;
+  int64_t b, e;
+  cols(ff, &b, &e);
+  const bool tanh_form = act == Act::gelu_tanh;
+  gemm(e_.h_.data(), ff, e_.x_, L.up, b, e, [&](int64_t, float* yt) {
+    if (act == Act::silu)
+      silu_range(yt, yt, b, e);
+    else
+      gelu_range(yt, yt, tanh_form, b, e);
+  });
+#pragma omp barrier
+}
+
+}  // namespace ninestep
