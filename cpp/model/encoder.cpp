@@ -15,9 +15,14 @@ namespace ninestep {
 
 namespace {
 
-constexpr int64_t kColAlign = 16;   // output-column split granularity: the GEMM's panel width
-constexpr int64_t kRowBlock = 120;  // rows of x per GEMM call: its output block stays in L2 for the epilogue
+// GEMM work items: kRowBlock rows of x (in L2 while the W panels pass) x kColChunk output columns
+// (a multiple of the 16-row W panel); the item's output block is still in cache for the epilogue.
+constexpr int64_t kRowBlock = 120;
+constexpr int64_t kColChunk = 128;
 constexpr int64_t kWideRows = 32;   // weight rows widened to f32 at a time (block types)
+constexpr int64_t kRowChunk = 16;   // rows per item of the row phases (embedding, LayerNorm)
+constexpr int64_t kAttnChunk = 4;   // (head, query tile) attention items per claim
+constexpr int64_t kPhasesPerLayer = 8;  // work counters per layer (BERT uses 7); past them, static splits
 
 std::vector<EncoderArch>& registry() {
   static std::vector<EncoderArch> list;
@@ -126,20 +131,21 @@ void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* 
   T_ = n_tok;
   pos_.resize(n_tok);
   seqs_.resize(n_seq);
-  item_cost_.assign(1, 0);
   int64_t row = 0, item = 0;
   for (int64_t s = 0; s < n_seq; ++s) {
-    const int64_t T = lens[s], items = attention_items(T, c.n_heads), tiles = items / c.n_heads;
+    const int64_t T = lens[s], items = attention_items(T, c.n_heads);
     seqs_[s] = EncoderSeq{row, T, item, items};
     for (int64_t t = 0; t < T; ++t) pos_[row + t] = int32_t(t);
-    for (int64_t i = 0; i < items; ++i) {  // a (head, query tile) item costs its queries times the keys
-      const int64_t ta = (i % tiles) * kAttnTile;
-      item_cost_.push_back(item_cost_.back() + std::min(kAttnTile, T - ta) * T);
-    }
     row += T;
     item += items;
   }
   n_items_ = item;
+  const int64_t phases = 2 + kPhasesPerLayer * int64_t(w_->layers.size());
+  if (n_phases_ < phases) {
+    next_.reset(new std::atomic<int64_t>[phases]);
+    n_phases_ = phases;
+  }
+  for (int64_t i = 0; i < n_phases_; ++i) next_[i] = 0;
   const EncoderArch* arch = w_->arch;
 #pragma omp parallel num_threads(nth)
   {
@@ -151,115 +157,131 @@ void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* 
 EncoderStep::EncoderStep(Encoder& e)
     : w(*e.w_), c(e.w_->cfg), e_(e), ith_(omp_get_thread_num()), nth_(omp_get_num_threads()), T_(e.T_) {}
 
-void EncoderStep::cols(int64_t n, int64_t* b, int64_t* e) const { split_range(n, nth_, ith_, b, e, kColAlign); }
+template <class F>
+void EncoderStep::each(int64_t n, F f) {
+  if (phase_ >= e_.n_phases_) {  // an architecture with more phases than counters: a static split
+    int64_t b, e;
+    split_range(n, nth_, ith_, &b, &e);
+    for (int64_t i = b; i < e; ++i) f(i);
+#pragma omp barrier
+    return;
+  }
+  std::atomic<int64_t>& next = e_.next_[phase_++];
+  for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
+    f(i);
+#pragma omp barrier
+}
 
 template <class Epi>
-void EncoderStep::gemm(float* y, int64_t ldy, const float* x, const Proj& p, int64_t n0, int64_t n1, Epi epi) {
-  if (n0 >= n1) return;
+void EncoderStep::gemm_block(float* y, int64_t ldy, const float* x, const Proj& p, int64_t r0, int64_t r1, int64_t n0,
+                             int64_t n1, Epi epi) {
   const WeightView& W = p.w;
-  const int64_t k = W.k;
-  const bool wide = widened(W.type);
-  const int64_t row_bytes = dtype_row_bytes(W.type, k);
-  float* buf = wide ? e_.wbuf_[ith_].data() : nullptr;  // [kWideRows, k]
-  for (int64_t r0 = 0; r0 < T_; r0 += kRowBlock) {
-    const int64_t mr = std::min(kRowBlock, T_ - r0);
-    if (!wide) {
-      gemm_float_rows(y + r0 * ldy, ldy, x + r0 * k, W.data, W.type, mr, k, n0, n1);
-    } else {
-      for (int64_t j = n0; j < n1; j += kWideRows) {
-        const int64_t nb = std::min(kWideRows, n1 - j);
-        dequantize_rows(buf, static_cast<const uint8_t*>(W.data) + j * row_bytes, W.type, nb, k);
-        gemm_float_rows(y + r0 * ldy + j, ldy, x + r0 * k, buf, DType::f32, mr, k, 0, nb);
-      }
-    }
-    for (int64_t t = r0; t < r0 + mr; ++t) {
-      float* yt = y + t * ldy;
-      if (p.b)
-        for (int64_t j = n0; j < n1; ++j) yt[j] += p.b[j];
-      epi(t, yt);
+  const int64_t k = W.k, mr = r1 - r0;
+  if (!widened(W.type)) {
+    gemm_float_rows(y + r0 * ldy, ldy, x + r0 * k, W.data, W.type, mr, k, n0, n1);
+  } else {
+    float* buf = e_.wbuf_[ith_].data();  // [kWideRows, k]
+    const int64_t row_bytes = dtype_row_bytes(W.type, k);
+    for (int64_t j = n0; j < n1; j += kWideRows) {
+      const int64_t nb = std::min(kWideRows, n1 - j);
+      dequantize_rows(buf, static_cast<const uint8_t*>(W.data) + j * row_bytes, W.type, nb, k);
+      gemm_float_rows(y + r0 * ldy + j, ldy, x + r0 * k, buf, DType::f32, mr, k, 0, nb);
     }
   }
+  for (int64_t t = r0; t < r1; ++t) {
+    float* yt = y + t * ldy;
+    if (p.b)
+      for (int64_t j = n0; j < n1; ++j) yt[j] += p.b[j];
+    epi(t, yt, n0, n1);
+  }
 }
+
+// The work items of a GEMM phase: row blocks of kRowBlock x column chunks of kColChunk.
+struct GemmItems {
+  int64_t row_blocks, col_chunks;
+  GemmItems(int64_t T, int64_t n) : row_blocks((T + kRowBlock - 1) / kRowBlock), col_chunks((n + kColChunk - 1) / kColChunk) {}
+  int64_t count() const { return row_blocks * col_chunks; }
+};
 
 void EncoderStep::embed() {
   const WeightView& E = w.embd;
   const int64_t d = c.d_model, row = dtype_row_bytes(E.type, d);
   const DequantRowFn lookup = type_traits(E.type).dequantize_row;  // checked by the loader
   float* x = e_.x_;
-  int64_t b, e;
-  split_range(T_, nth_, ith_, &b, &e);
-  for (int64_t t = b; t < e; ++t) {
-    float* xt = x + t * d;
-    lookup(xt, static_cast<const uint8_t*>(E.data) + int64_t(e_.tok_[t]) * row, d);
-    const float* P = w.pos_embd + int64_t(e_.pos_[t]) * d;  // run() checked pos < n_positions
-    for (int64_t j = 0; j < d; ++j) xt[j] += P[j] + w.type_embd[j];
-  }
-  if (w.embd_norm) layernorm_rows(x, x, w.embd_norm.w, w.embd_norm.b, float(c.norm_eps), d, b, e);
-#pragma omp barrier
+  each((T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
+    const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
+    for (int64_t t = b; t < e; ++t) {
+      float* xt = x + t * d;
+      lookup(xt, static_cast<const uint8_t*>(E.data) + int64_t(e_.tok_[t]) * row, d);
+      const float* P = w.pos_embd + int64_t(e_.pos_[t]) * d;  // run() checked pos < n_positions
+      for (int64_t j = 0; j < d; ++j) xt[j] += P[j] + w.type_embd[j];
+    }
+    if (w.embd_norm) layernorm_rows(x, x, w.embd_norm.w, w.embd_norm.b, float(c.norm_eps), d, b, e);
+  });
 }
 
 void EncoderStep::qkv(const EncoderLayer& L) {
   const int64_t d = c.d_model;
   const Proj* ps[3] = {&L.q, &L.k, &L.v};
   float* ys[3] = {e_.q_.data(), e_.k_.data(), e_.v_.data()};
-  int64_t b, e;
-  cols(3 * d, &b, &e);
-  for (int i = 0; i < 3; ++i) {
-    const int64_t lo = std::max(b - i * d, int64_t(0)), hi = std::min(e - i * d, d);
-    gemm(ys[i], d, e_.x_, *ps[i], lo, hi, [](int64_t, float*) {});
-  }
-#pragma omp barrier
+  const GemmItems g(T_, d);
+  each(3 * g.count(), [&](int64_t i) {
+    const int64_t which = i / g.count(), j = i % g.count(), rb = j / g.col_chunks, cc = j % g.col_chunks;
+    gemm_block(ys[which], d, e_.x_, *ps[which], rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
+               std::min(d, (cc + 1) * kColChunk), [](int64_t, float*, int64_t, int64_t) {});
+  });
 }
 
 void EncoderStep::attend() {
   const int64_t H = c.n_heads, D = c.head_dim, d = c.d_model;
   const float scale = c.score_scale();
-  // This thread's items: those whose cost prefix starts in its share of the total.
-  const std::vector<int64_t>& cost = e_.item_cost_;
-  const int64_t total = cost.back();
-  const auto first_item = [&](int ith) {
-    const int64_t target = total / nth_ * ith + std::min<int64_t>(total % nth_, ith);
-    return int64_t(std::lower_bound(cost.begin(), cost.end() - 1, target) - cost.begin());
-  };
-  const int64_t i0 = first_item(ith_), i1 = ith_ + 1 == nth_ ? e_.n_items_ : first_item(ith_ + 1);
-  for (const EncoderSeq& s : e_.seqs_) {
-    const int64_t a = std::max(i0, s.item0) - s.item0, z = std::min(i1, s.item0 + s.n_items) - s.item0;
-    if (a >= z) continue;
-    const int64_t off = s.row0 * d;
-    attention_range(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T, s.T,
-                    H, H, D, scale, false, 0, a, z);
-  }
-#pragma omp barrier
+  const std::vector<EncoderSeq>& seqs = e_.seqs_;
+  each((e_.n_items_ + kAttnChunk - 1) / kAttnChunk, [&](int64_t i) {
+    const int64_t i0 = i * kAttnChunk, i1 = std::min(e_.n_items_, i0 + kAttnChunk);
+    // the sentence holding item i0, then on through the ones the chunk reaches
+    auto it = std::upper_bound(seqs.begin(), seqs.end(), i0, [](int64_t v, const EncoderSeq& s) { return v < s.item0; });
+    for (--it; it != seqs.end() && it->item0 < i1; ++it) {
+      const EncoderSeq& s = *it;
+      const int64_t a = std::max(i0, s.item0) - s.item0, z = std::min(i1, s.item0 + s.n_items) - s.item0;
+      const int64_t off = s.row0 * d;
+      attention_range(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T, s.T,
+                      H, H, D, scale, false, 0, a, z);
+    }
+  });
 }
 
 void EncoderStep::out_residual_norm(const Proj& p, const float* in, const Norm& n) {
   const int64_t d = c.d_model;
   float *x = e_.x_, *tmp = e_.tmp_.data();
-  int64_t b, e;
-  cols(d, &b, &e);
-  gemm(tmp, d, in, p, b, e, [&](int64_t t, float* yt) {
-    const float* xt = x + t * d;
-    for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
+  const GemmItems g(T_, d);
+  each(g.count(), [&](int64_t i) {
+    const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
+    gemm_block(tmp, d, in, p, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
+               std::min(d, (cc + 1) * kColChunk), [&](int64_t t, float* yt, int64_t b, int64_t e) {
+                 const float* xt = x + t * d;
+                 for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
+               });
   });
-#pragma omp barrier
-  int64_t r0, r1;
-  split_range(T_, nth_, ith_, &r0, &r1);
-  layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, r0, r1);
-#pragma omp barrier
+  each((T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
+    const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
+    layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, b, e);
+  });
 }
 
 void EncoderStep::ffn_up(const EncoderLayer& L, Act act) {
   const int64_t ff = c.d_ff;
-  int64_t b, e;
-  cols(ff, &b, &e);
   const bool tanh_form = act == Act::gelu_tanh;
-  gemm(e_.h_.data(), ff, e_.x_, L.up, b, e, [&](int64_t, float* yt) {
-    if (act == Act::silu)
-      silu_range(yt, yt, b, e);
-    else
-      gelu_range(yt, yt, tanh_form, b, e);
+  const GemmItems g(T_, ff);
+  each(g.count(), [&](int64_t i) {
+    const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
+    gemm_block(e_.h_.data(), ff, e_.x_, L.up, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
+               std::min(ff, (cc + 1) * kColChunk), [&](int64_t, float* yt, int64_t b, int64_t e) {
+                 if (act == Act::silu)
+                   silu_range(yt, yt, b, e);
+                 else
+                   gelu_range(yt, yt, tanh_form, b, e);
+               });
   });
-#pragma omp barrier
 }
 
 }  // namespace ninestep

@@ -65,7 +65,7 @@ struct EncoderArchRegistrar {
 };
 
 // Attention work of one call: sentence s is rows [row0, row0 + T) and items [item0, item0 + n)
-// of the flat (head, query tile) list; cost0 is the prefix of item costs that splits the items.
+// of the flat (head, query tile) list.
 struct EncoderSeq {
   int64_t row0, T, item0, n_items;
 };
@@ -93,7 +93,6 @@ class Encoder {
   const int32_t* tok_ = nullptr;      // [T]
   std::vector<int32_t> pos_;          // [T] position of each row within its sentence
   std::vector<EncoderSeq> seqs_;      // [n_seq]
-  std::vector<int64_t> item_cost_;    // [n_items + 1] prefix sums of the attention items' costs
   int64_t T_ = 0, n_items_ = 0;
   float* x_ = nullptr;                // [T, d_model] the residual stream: the caller's output array
   std::vector<float> q_, k_, v_;      // [T, d_model]
@@ -102,6 +101,10 @@ class Encoder {
   std::vector<float> h_;              // [T, d_ff] FFN hidden
   std::vector<std::vector<float>> wbuf_;  // [threads][kWideRows * max k] widened weight rows (block types)
   std::atomic<bool> busy_{false};
+  // One work counter per phase of the run: threads claim items (row blocks x column chunks, attention
+  // items, row chunks) as they come free, so a thread the OS deschedules does not hold a fixed share.
+  std::unique_ptr<std::atomic<int64_t>[]> next_;
+  int64_t n_phases_ = 0;
 };
 
 // The toolkit an encoder's forward pass is written in. One per thread inside the run's parallel
@@ -122,13 +125,17 @@ class EncoderStep {
   const float* hidden() const { return e_.h_.data(); }
 
  private:
-  // y[:, n0:n1) (ldy) = x [T, k] @ p.w[n0:n1)^T + p.b, then epilogue(rows r0..r1, cols n0..n1) while hot.
+  // Items [0, n) claimed one at a time across the threads (f(i)), then a barrier.
+  template <class F>
+  void each(int64_t n, F f);
+  // y[r0:r1, n0:n1) (ldy) = x[r0:r1] [.., k] @ p.w[n0:n1)^T + p.b, then epi(t, y row t) for its columns.
   template <class Epi>
-  void gemm(float* y, int64_t ldy, const float* x, const Proj& p, int64_t n0, int64_t n1, Epi epi);
-  void cols(int64_t n, int64_t* b, int64_t* e) const;
+  void gemm_block(float* y, int64_t ldy, const float* x, const Proj& p, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
+                  Epi epi);
   Encoder& e_;
   const int ith_, nth_;
   const int64_t T_;
+  int64_t phase_ = 0;
 };
 
 }  // namespace ninestep
