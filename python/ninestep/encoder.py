@@ -93,6 +93,36 @@ class EncoderModel:
             normalize = flag(normalize, "normalize")
         progress = flag(progress, "progress")
         ids = self.tokenize(texts, truncate=truncate)
+        return self._run(ids, batch_size, normalize, progress)
+
+    def embed_ids(self, ids, *, batch_size=32, normalize=None, progress=False):
+        """As embed() for token-id lists run as given (the folder's [CLS] ... [SEP] are not added;
+        tokenize() gives them): float32 [len(ids), dim]. Each list needs 1 to max_seq_length ids of
+        the vocabulary; nothing is truncated."""
+        batch_size = positive_int(batch_size, "batch_size")
+        if normalize is not None:
+            normalize = flag(normalize, "normalize")
+        progress = flag(progress, "progress")
+        if not isinstance(ids, (list, tuple)) or not ids:
+            raise ValueError("ids: expected a non-empty list of token-id lists")
+        V = self.config.vocab_size
+        out = []
+        for i, row in enumerate(ids):
+            if isinstance(row, np.ndarray):
+                row = row.tolist()
+            if not isinstance(row, (list, tuple)) or not row:
+                raise ValueError(f"ids[{i}]: expected a non-empty list of token ids")
+            if not all(type(t) is int for t in row):
+                raise ValueError(f"ids[{i}]: expected ints (token ids)")
+            bad = next((t for t in row if not 0 <= t < V), None)
+            if bad is not None:
+                raise ValueError(f"ids[{i}]: token id {bad} is outside the vocabulary [0, {V})")
+            if len(row) > self.max_seq_length:
+                raise ValueError(f"ids[{i}]: {len(row)} tokens exceed max_seq_length {self.max_seq_length}")
+            out.append(list(row))
+        return self._run(out, batch_size, normalize, progress)
+
+    def _run(self, ids, batch_size, normalize, progress):
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         bar = _Progress(len(ids)) if progress else None
         with self._lock:
