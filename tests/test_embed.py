@@ -89,6 +89,14 @@ def test_minilm_matches_sentence_transformers(minilm_path, weights, floor):
         np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
 
 
+def test_minilm_c_encoder_at_every_isa(isa, minilm_path):
+    # the C++ encoder's kernels at this ISA (generic: the scalar references) on a few golden texts
+    with ninestep.load(minilm_path) as m:
+        pick = [0, 7, 23, 40]
+        e = m.embed([str(MG["sentences"][i]) for i in pick], batch_size=3)
+        assert cosine(e, MG["embeddings"][pick]).min() >= 0.9999
+
+
 def test_minilm_without_truncation(minilm_path):
     with ninestep.load(minilm_path) as m:
         texts = list(MG["sentences"])

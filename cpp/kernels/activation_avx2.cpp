@@ -28,7 +28,7 @@ inline __m256 gelu_tanh8(__m256 x) {
 // Chebyshev fit erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), fractional error < 1.2e-7
 // everywhere. -z^2 + P(t) is summed with its rounding errors (an FMA for z^2, a two-sum for the
 // add) and folded back as exp(s) (1 + c), so the tail x < 0, where the result is x/2 erfc(z), keeps
-// ~1e-6 relative accuracy, not the ~ulp(z^2) an exponent of 25 would lose. x >= 0: x (1 - erfc/2).
+// ~1e-6 relative accuracy, not the ~ulp(z^2) an exponent of 25 would lose. x >= 0: x (1 - erfc(z)/2) (inf stays inf).
 inline __m256 gelu_erf8(__m256 x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 z = _mm256_min_ps(_mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(0.7071067811865476f)),
@@ -54,7 +54,7 @@ inline __m256 gelu_erf8(__m256 x) {
                                  _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_sub_ps(c, e_err)));  // erfc(z)
   const __m256 half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
   const __m256 neg = _mm256_mul_ps(half_x, r);        // x < 0: x/2 erfc(z)
-  const __m256 pos = _mm256_sub_ps(x, neg);           // x >= 0: x - x/2 erfc(z)
+  const __m256 pos = _mm256_mul_ps(x, _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), r, _mm256_set1_ps(1.0f)));  // x >= 0
   return _mm256_blendv_ps(neg, pos, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
 }
 

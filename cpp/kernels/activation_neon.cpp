@@ -46,7 +46,7 @@ inline float32x4_t gelu_erf4(float32x4_t x) {
   const float32x4_t c = vaddq_f32(vsubq_f32(ne, vsubq_f32(s, bp)), vsubq_f32(p, bp));
   const float32x4_t r = vmulq_f32(vmulq_f32(t, vexp_neon(s)), vaddq_f32(vdupq_n_f32(1.0f), vsubq_f32(c, e_err)));
   const float32x4_t neg = vmulq_f32(vmulq_n_f32(x, 0.5f), r);
-  const float32x4_t pos = vsubq_f32(x, neg);
+  const float32x4_t pos = vmulq_f32(x, vfmsq_f32(vdupq_n_f32(1.0f), vdupq_n_f32(0.5f), r));  // x (1 - r/2)
   return vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.0f)), pos, neg);
 }
 

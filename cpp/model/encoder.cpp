@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "core/threads.h"
@@ -12,6 +15,9 @@
 #include "kernels/traits.h"
 
 namespace ninestep {
+
+const char* const kEncPhaseNames[kNumEncPhases] = {"embed", "qkv", "attention", "out_proj", "layernorm", "ffn_up",
+                                                   "ffn_down"};
 
 namespace {
 
@@ -79,6 +85,18 @@ EncoderWeights EncoderWeights::build(const ModelConfig& cfg, const std::map<std:
 
 Encoder::Encoder(std::shared_ptr<const EncoderWeights> w) : w_(std::move(w)) {
   NS_CHECK(w_ != nullptr, "weights: none given");
+  const char* env = std::getenv("NINESTEP_PROFILE");
+  profiling_ = env && *env && std::strcmp(env, "0") != 0;
+  prof_.assign(kNumEncPhases, 0.0);
+}
+
+Encoder::~Encoder() {
+  double total = 0;
+  for (double t : prof_) total += t;
+  if (!profiling_ || total <= 0) return;
+  std::fprintf(stderr, "ninestep encoder profile (%.3f s in forward):\n", total);
+  for (int i = 0; i < kNumEncPhases; ++i)
+    std::fprintf(stderr, "  %-10s %8.3f s  %5.1f%%\n", kEncPhaseNames[i], prof_[i], 100.0 * prof_[i] / total);
 }
 
 void Encoder::reserve(int64_t T, int nth) {
@@ -155,21 +173,27 @@ void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* 
 }
 
 EncoderStep::EncoderStep(Encoder& e)
-    : w(*e.w_), c(e.w_->cfg), e_(e), ith_(omp_get_thread_num()), nth_(omp_get_num_threads()), T_(e.T_) {}
+    : w(*e.w_), c(e.w_->cfg), e_(e), ith_(omp_get_thread_num()), nth_(omp_get_num_threads()), T_(e.T_) {
+  if (e_.profiling_) last_ = omp_get_wtime();
+}
 
 template <class F>
-void EncoderStep::each(int64_t n, F f) {
+void EncoderStep::each(int phase, int64_t n, F f) {
   if (phase_ >= e_.n_phases_) {  // an architecture with more phases than counters: a static split
     int64_t b, e;
     split_range(n, nth_, ith_, &b, &e);
     for (int64_t i = b; i < e; ++i) f(i);
-#pragma omp barrier
-    return;
+  } else {
+    std::atomic<int64_t>& next = e_.next_[phase_++];
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
+      f(i);
   }
-  std::atomic<int64_t>& next = e_.next_[phase_++];
-  for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
-    f(i);
 #pragma omp barrier
+  if (e_.profiling_ && ith_ == 0) {  // thread 0 books the time since its previous phase ended
+    const double now = omp_get_wtime();
+    e_.prof_[phase] += now - last_;
+    last_ = now;
+  }
 }
 
 template <class Epi>
@@ -208,7 +232,7 @@ void EncoderStep::embed() {
   const int64_t d = c.d_model, row = dtype_row_bytes(E.type, d);
   const DequantRowFn lookup = type_traits(E.type).dequantize_row;  // checked by the loader
   float* x = e_.x_;
-  each((T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
+  each(kEncEmbed, (T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
     const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
     for (int64_t t = b; t < e; ++t) {
       float* xt = x + t * d;
@@ -225,7 +249,7 @@ void EncoderStep::qkv(const EncoderLayer& L) {
   const Proj* ps[3] = {&L.q, &L.k, &L.v};
   float* ys[3] = {e_.q_.data(), e_.k_.data(), e_.v_.data()};
   const GemmItems g(T_, d);
-  each(3 * g.count(), [&](int64_t i) {
+  each(kEncQKV, 3 * g.count(), [&](int64_t i) {
     const int64_t which = i / g.count(), j = i % g.count(), rb = j / g.col_chunks, cc = j % g.col_chunks;
     gemm_block(ys[which], d, e_.x_, *ps[which], rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
                std::min(d, (cc + 1) * kColChunk), [](int64_t, float*, int64_t, int64_t) {});
@@ -236,7 +260,7 @@ void EncoderStep::attend() {
   const int64_t H = c.n_heads, D = c.head_dim, d = c.d_model;
   const float scale = c.score_scale();
   const std::vector<EncoderSeq>& seqs = e_.seqs_;
-  each((e_.n_items_ + kAttnChunk - 1) / kAttnChunk, [&](int64_t i) {
+  each(kEncAttention, (e_.n_items_ + kAttnChunk - 1) / kAttnChunk, [&](int64_t i) {
     const int64_t i0 = i * kAttnChunk, i1 = std::min(e_.n_items_, i0 + kAttnChunk);
     // the sentence holding item i0, then on through the ones the chunk reaches
     auto it = std::upper_bound(seqs.begin(), seqs.end(), i0, [](int64_t v, const EncoderSeq& s) { return v < s.item0; });
@@ -254,7 +278,7 @@ void EncoderStep::out_residual_norm(const Proj& p, const float* in, const Norm& 
   const int64_t d = c.d_model;
   float *x = e_.x_, *tmp = e_.tmp_.data();
   const GemmItems g(T_, d);
-  each(g.count(), [&](int64_t i) {
+  each(p.w.k == c.d_model ? kEncOut : kEncDown, g.count(), [&](int64_t i) {
     const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
     gemm_block(tmp, d, in, p, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
                std::min(d, (cc + 1) * kColChunk), [&](int64_t t, float* yt, int64_t b, int64_t e) {
@@ -262,7 +286,7 @@ void EncoderStep::out_residual_norm(const Proj& p, const float* in, const Norm& 
                  for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
                });
   });
-  each((T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
+  each(kEncNorm, (T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
     const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
     layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, b, e);
   });
@@ -272,7 +296,7 @@ void EncoderStep::ffn_up(const EncoderLayer& L, Act act) {
   const int64_t ff = c.d_ff;
   const bool tanh_form = act == Act::gelu_tanh;
   const GemmItems g(T_, ff);
-  each(g.count(), [&](int64_t i) {
+  each(kEncUp, g.count(), [&](int64_t i) {
     const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
     gemm_block(e_.h_.data(), ff, e_.x_, L.up, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
                std::min(ff, (cc + 1) * kColChunk), [&](int64_t, float* yt, int64_t b, int64_t e) {

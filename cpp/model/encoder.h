@@ -53,6 +53,10 @@ struct EncoderWeights {
 
 class EncoderStep;
 
+// Phases timed when NINESTEP_PROFILE is set (wall time seen by thread 0, barrier waits included).
+enum EncPhase : int { kEncEmbed, kEncQKV, kEncAttention, kEncOut, kEncNorm, kEncUp, kEncDown, kNumEncPhases };
+extern const char* const kEncPhaseNames[kNumEncPhases];
+
 struct EncoderArch {
   std::string names;                                 // space-separated config.architecture names
   void (*load)(EncoderWeights& w, TensorSet& ts);
@@ -73,6 +77,7 @@ struct EncoderSeq {
 class Encoder {
  public:
   explicit Encoder(std::shared_ptr<const EncoderWeights> w);
+  ~Encoder();  // prints the phase times to stderr when profiling
   Encoder(const Encoder&) = delete;
   Encoder& operator=(const Encoder&) = delete;
 
@@ -83,6 +88,7 @@ class Encoder {
   const ModelConfig& config() const { return w_->cfg; }
   const EncoderWeights& weights() const { return *w_; }
   int64_t n_positions() const { return w_->n_positions; }
+  const std::vector<double>& profile() const { return prof_; }  // [kNumEncPhases] seconds over all runs
 
  private:
   friend class EncoderStep;
@@ -105,6 +111,8 @@ class Encoder {
   // items, row chunks) as they come free, so a thread the OS deschedules does not hold a fixed share.
   std::unique_ptr<std::atomic<int64_t>[]> next_;
   int64_t n_phases_ = 0;
+  bool profiling_ = false;
+  std::vector<double> prof_;
 };
 
 // The toolkit an encoder's forward pass is written in. One per thread inside the run's parallel
@@ -125,9 +133,9 @@ class EncoderStep {
   const float* hidden() const { return e_.h_.data(); }
 
  private:
-  // Items [0, n) claimed one at a time across the threads (f(i)), then a barrier.
+  // Items [0, n) claimed one at a time across the threads (f(i)), then a barrier; timed as `phase`.
   template <class F>
-  void each(int64_t n, F f);
+  void each(int phase, int64_t n, F f);
   // y[r0:r1, n0:n1) (ldy) = x[r0:r1] [.., k] @ p.w[n0:n1)^T + p.b, then epi(t, y row t) for its columns.
   template <class Epi>
   void gemm_block(float* y, int64_t ldy, const float* x, const Proj& p, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
@@ -136,6 +144,7 @@ class EncoderStep {
   const int ith_, nth_;
   const int64_t T_;
   int64_t phase_ = 0;
+  double last_ = 0.0;
 };
 
 }  // namespace ninestep
