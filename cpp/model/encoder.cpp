@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/threads.h"
+#include "kernels/attention_encoder.h"
 #include "kernels/gemm_float.h"
 #include "kernels/nn.h"
 #include "kernels/traits.h"
@@ -27,7 +28,6 @@ constexpr int64_t kRowBlock = 120;
 constexpr int64_t kColChunk = 128;
 constexpr int64_t kWideRows = 32;   // weight rows widened to f32 at a time (block types)
 constexpr int64_t kRowChunk = 16;   // rows per item of the row phases (embedding, LayerNorm)
-constexpr int64_t kAttnChunk = 4;   // (head, query tile) attention items per claim
 constexpr int64_t kPhasesPerLayer = 8;  // work counters per layer (BERT uses 7); past them, static splits
 
 std::vector<EncoderArch>& registry() {
@@ -99,7 +99,7 @@ Encoder::~Encoder() {
     std::fprintf(stderr, "  %-10s %8.3f s  %5.1f%%\n", kEncPhaseNames[i], prof_[i], 100.0 * prof_[i] / total);
 }
 
-void Encoder::reserve(int64_t T, int nth) {
+void Encoder::reserve(int64_t T, int64_t longest, int nth) {
   const ModelConfig& c = w_->cfg;
   const int64_t d = c.d_model;
   const auto grow = [](std::vector<float>& v, int64_t n) {
@@ -116,6 +116,8 @@ void Encoder::reserve(int64_t T, int nth) {
       kmax = std::max(kmax, p->w.k);
     }
   if (int64_t(wbuf_.size()) < nth) wbuf_.resize(nth);
+  if (int64_t(abuf_.size()) < nth) abuf_.resize(nth);
+  for (auto& b : abuf_) grow(b, attention_encoder_scratch(longest, c.head_dim));
   if (wide)
     for (auto& b : wbuf_) grow(b, kWideRows * kmax);
 }
@@ -142,22 +144,22 @@ void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* 
   for (int64_t t = 0; t < n_tok; ++t)
     NS_CHECK(tok[t] >= 0 && tok[t] < c.vocab_size, "tokens[" + std::to_string(t) + "]: id " + std::to_string(tok[t]) +
                                                        " is outside the vocabulary of " + std::to_string(c.vocab_size));
+  int64_t longest = 0;
+  for (int64_t s = 0; s < n_seq; ++s) longest = std::max(longest, lens[s]);
   const int nth = num_threads();
-  reserve(n_tok, nth);
+  reserve(n_tok, longest, nth);
   tok_ = tok;
   x_ = out;
   T_ = n_tok;
   pos_.resize(n_tok);
   seqs_.resize(n_seq);
-  int64_t row = 0, item = 0;
+  int64_t row = 0;
   for (int64_t s = 0; s < n_seq; ++s) {
-    const int64_t T = lens[s], items = attention_items(T, c.n_heads);
-    seqs_[s] = EncoderSeq{row, T, item, items};
+    const int64_t T = lens[s];
+    seqs_[s] = EncoderSeq{row, T};
     for (int64_t t = 0; t < T; ++t) pos_[row + t] = int32_t(t);
     row += T;
-    item += items;
   }
-  n_items_ = item;
   const int64_t phases = 2 + kPhasesPerLayer * int64_t(w_->layers.size());
   if (n_phases_ < phases) {
     next_.reset(new std::atomic<int64_t>[phases]);
@@ -259,18 +261,12 @@ void EncoderStep::qkv(const EncoderLayer& L) {
 void EncoderStep::attend() {
   const int64_t H = c.n_heads, D = c.head_dim, d = c.d_model;
   const float scale = c.score_scale();
-  const std::vector<EncoderSeq>& seqs = e_.seqs_;
-  each(kEncAttention, (e_.n_items_ + kAttnChunk - 1) / kAttnChunk, [&](int64_t i) {
-    const int64_t i0 = i * kAttnChunk, i1 = std::min(e_.n_items_, i0 + kAttnChunk);
-    // the sentence holding item i0, then on through the ones the chunk reaches
-    auto it = std::upper_bound(seqs.begin(), seqs.end(), i0, [](int64_t v, const EncoderSeq& s) { return v < s.item0; });
-    for (--it; it != seqs.end() && it->item0 < i1; ++it) {
-      const EncoderSeq& s = *it;
-      const int64_t a = std::max(i0, s.item0) - s.item0, z = std::min(i1, s.item0 + s.n_items) - s.item0;
-      const int64_t off = s.row0 * d;
-      attention_range(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T, s.T,
-                      H, H, D, scale, false, 0, a, z);
-    }
+  float* scratch = e_.abuf_[ith_].data();  // [attention_encoder_scratch(longest, D)]
+  each(kEncAttention, int64_t(e_.seqs_.size()) * H, [&](int64_t i) {  // items: (sentence, head)
+    const EncoderSeq& s = e_.seqs_[i / H];
+    const int64_t off = s.row0 * d;
+    attention_encoder_head(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T,
+                           D, i % H, scale, scratch);
   });
 }
 

@@ -68,10 +68,9 @@ struct EncoderArchRegistrar {
   explicit EncoderArchRegistrar(const EncoderArch& a);
 };
 
-// Attention work of one call: sentence s is rows [row0, row0 + T) and items [item0, item0 + n)
-// of the flat (head, query tile) list.
+// Sentence s of a call: rows [row0, row0 + T).
 struct EncoderSeq {
-  int64_t row0, T, item0, n_items;
+  int64_t row0, T;
 };
 
 class Encoder {
@@ -92,20 +91,21 @@ class Encoder {
 
  private:
   friend class EncoderStep;
-  void reserve(int64_t T, int nth);
+  void reserve(int64_t T, int64_t longest, int nth);
 
   std::shared_ptr<const EncoderWeights> w_;
   // Per call: the packed rows and their sentences.
   const int32_t* tok_ = nullptr;      // [T]
   std::vector<int32_t> pos_;          // [T] position of each row within its sentence
   std::vector<EncoderSeq> seqs_;      // [n_seq]
-  int64_t T_ = 0, n_items_ = 0;
+  int64_t T_ = 0;
   float* x_ = nullptr;                // [T, d_model] the residual stream: the caller's output array
   std::vector<float> q_, k_, v_;      // [T, d_model]
   std::vector<float> att_;            // [T, d_model] attention output
   std::vector<float> tmp_;            // [T, d_model] projection + residual before the LayerNorm
   std::vector<float> h_;              // [T, d_ff] FFN hidden
   std::vector<std::vector<float>> wbuf_;  // [threads][kWideRows * max k] widened weight rows (block types)
+  std::vector<std::vector<float>> abuf_;  // [threads][attention_encoder_scratch(longest sentence, head_dim)]
   std::atomic<bool> busy_{false};
   // One work counter per phase of the run: threads claim items (row blocks x column chunks, attention
   // items, row chunks) as they come free, so a thread the OS deschedules does not hold a fixed share.
