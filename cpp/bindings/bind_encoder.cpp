@@ -64,7 +64,12 @@ NS_BIND(encoder) {
            py::arg("tokens"), py::arg("lengths"), py::arg("out"),
            "out [sum(lengths), d_model] = last hidden states of the packed sentences tokens [sum(lengths)]")
       .def_property_readonly("n_positions", &Encoder::n_positions)
-      .def_property_readonly("d_model", [](const Encoder& e) { return e.config().d_model; });
+      .def_property_readonly("d_model", [](const Encoder& e) { return e.config().d_model; })
+      .def("profile", [](const Encoder& e) {
+        py::dict d;
+        for (int i = 0; i < kNumEncPhases; ++i) d[kEncPhaseNames[i]] = e.profile()[i];
+        return d;
+      }, "seconds per phase over all runs (NINESTEP_PROFILE=1 at construction turns timing on)");
 }
 
 }  // namespace ninestep
