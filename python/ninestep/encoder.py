@@ -128,16 +128,31 @@ class EncoderModel:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this EncoderModel is closed")
-            for s in range(0, len(ids), batch_size):
-                batch = ids[s:s + batch_size]
+            for s, e in _batches(ids, batch_size):
+                batch = ids[s:e]
                 lengths = [len(b) for b in batch]
                 hidden = self._forward(np.fromiter((t for b in batch for t in b), np.int32, sum(lengths)), lengths)
-                out[s:s + len(batch)] = self.pooling.pool(hidden, lengths, normalize)
+                out[s:e] = self.pooling.pool(hidden, lengths, normalize)
                 if bar:
-                    bar.update(s + len(batch))
+                    bar.update(e)
         if bar:
             bar.close()
         return out
+
+
+MAX_BATCH_TOKENS = 8192  # rows per C++ call: bounds its scratch (~14 KB a row for MiniLM) whatever batch_size is
+
+
+def _batches(ids, batch_size):
+    """[(start, end)) runs of at most batch_size texts and MAX_BATCH_TOKENS tokens (a longer text alone)."""
+    out, s, n = [], 0, 0
+    for i, r in enumerate(ids):
+        if i > s and (i - s == batch_size or n + len(r) > MAX_BATCH_TOKENS):
+            out.append((s, i))
+            s, n = i, 0
+        n += len(r)
+    out.append((s, len(ids)))
+    return out
 
 
 def _texts(texts):
