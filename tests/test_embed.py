@@ -89,6 +89,33 @@ def test_minilm_matches_sentence_transformers(minilm_path, weights, floor):
         np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
 
 
+def test_far_over_long_text_and_token_budget(monkeypatch):
+    from ninestep import encoder
+
+    with ninestep.load(TINY) as m:
+        huge = "word " * 50_000
+        assert len(m.tokenize([huge])[0]) == m.max_seq_length
+        e = m.embed(["short text", huge])
+        assert e.shape == (2, 32) and np.isfinite(e).all()
+        texts = list(TG["sentences"]) * 4
+        want = m.embed(texts, batch_size=64)
+        monkeypatch.setattr(encoder, "MAX_BATCH_TOKENS", 30)  # calls cut by tokens, not by batch_size
+        calls = []
+        real = m._forward
+        monkeypatch.setattr(m, "_forward", lambda ids, lengths: calls.append(len(ids)) or real(ids, lengths))
+        np.testing.assert_allclose(m.embed(texts, batch_size=64), want, atol=2e-6, rtol=0)
+        assert len(calls) > 1 and all(n <= 30 for n in calls)
+        assert encoder._batches([[1] * 5] * 5, 2) == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_minilm_c_encoder_at_every_isa(isa, minilm_path):
+    # the C++ encoder's kernels at this ISA (generic: the scalar references) on a few golden texts
+    with ninestep.load(minilm_path) as m:
+        pick = [0, 7, 23, 40]
+        e = m.embed([str(MG["sentences"][i]) for i in pick], batch_size=3)
+        assert cosine(e, MG["embeddings"][pick]).min() >= 0.9999
+
+
 def test_minilm_without_truncation(minilm_path):
     with ninestep.load(minilm_path) as m:
         texts = list(MG["sentences"])

@@ -1,5 +1,6 @@
-// SiLU, GELU (tanh form) and SwiGLU, AVX-512. The erf form of GELU stays on the scalar reference:
-// no model this engine runs uses it, so a vector erf would be code without a customer.
+// SiLU, GELU (tanh form) and SwiGLU, AVX-512. The erf form of GELU (BERT) runs the AVX2 kernel
+// (activation_avx2.cpp): an AVX-512 machine has AVX2, and no AVX-512 host was at hand to test a
+// 16-lane copy.
 #include <immintrin.h>
 
 #include "kernels/nn.h"
@@ -7,7 +8,7 @@
 
 namespace ninestep {
 
-void gelu_range_generic(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1);  // activation.cpp
+void gelu_range_avx2(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1);  // activation_avx2.cpp
 
 namespace {
 
@@ -42,7 +43,7 @@ inline void map1(float* y, const float* x, int64_t i0, int64_t i1, F f) {
 void silu_range_avx512(float* y, const float* x, int64_t i0, int64_t i1) { map1(y, x, i0, i1, silu16); }
 
 void gelu_range_avx512(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1) {
-  if (!tanh_approx) return gelu_range_generic(y, x, false, i0, i1);
+  if (!tanh_approx) return gelu_range_avx2(y, x, false, i0, i1);
   map1(y, x, i0, i1, gelu_tanh16);
 }
 

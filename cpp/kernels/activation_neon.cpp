@@ -1,5 +1,4 @@
-// SiLU, GELU (tanh form) and SwiGLU, NEON. The erf form of GELU stays on the scalar reference
-// (as on x86, see activation_avx512.cpp).
+// SiLU, GELU (tanh and erf forms) and SwiGLU, NEON.
 #include <arm_neon.h>
 
 #include <cstring>
@@ -8,8 +7,6 @@
 #include "kernels/vexp_neon.h"
 
 namespace ninestep {
-
-void gelu_range_generic(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1);  // activation.cpp
 
 namespace {
 
@@ -25,6 +22,32 @@ inline float32x4_t gelu_tanh4(float32x4_t x) {
   const float32x4_t x3 = vmulq_f32(vmulq_f32(x, x), x);
   const float32x4_t u2 = vmulq_n_f32(vfmaq_n_f32(x, x3, 0.044715f), 2.0f * 0.7978845608028654f);
   return times_sigmoid(x, u2);
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)) through erfc(|x| / sqrt 2): as gelu_erf8 in activation_avx2.cpp.
+inline float32x4_t gelu_erf4(float32x4_t x) {
+  const float32x4_t z = vminq_f32(vmulq_n_f32(vabsq_f32(x), 0.7071067811865476f), vdupq_n_f32(12.0f));
+  const float32x4_t t = vdivq_f32(vdupq_n_f32(1.0f), vfmaq_n_f32(vdupq_n_f32(1.0f), z, 0.5f));
+  float32x4_t p = vdupq_n_f32(0.17087277f);
+  p = vfmaq_f32(vdupq_n_f32(-0.82215223f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(1.48851587f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(-1.13520398f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(0.27886807f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(-0.18628806f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(0.09678418f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(0.37409196f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(1.00002368f), p, t);
+  p = vfmaq_f32(vdupq_n_f32(-1.26551223f), p, t);
+  const float32x4_t e = vmulq_f32(z, z);
+  const float32x4_t e_err = vnegq_f32(vfmsq_f32(e, z, z));  // z*z - e exactly
+  const float32x4_t ne = vnegq_f32(e);
+  const float32x4_t s = vaddq_f32(ne, p);
+  const float32x4_t bp = vsubq_f32(s, ne);
+  const float32x4_t c = vaddq_f32(vsubq_f32(ne, vsubq_f32(s, bp)), vsubq_f32(p, bp));
+  const float32x4_t r = vmulq_f32(vmulq_f32(t, vexp_neon(s)), vaddq_f32(vdupq_n_f32(1.0f), vsubq_f32(c, e_err)));
+  const float32x4_t neg = vmulq_f32(vmulq_n_f32(x, 0.5f), r);
+  const float32x4_t pos = vmulq_f32(x, vfmsq_f32(vdupq_n_f32(1.0f), vdupq_n_f32(0.5f), r));  // x (1 - r/2)
+  return vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.0f)), pos, neg);
 }
 
 // y[i] = f(a[i], b[i]) on [i0, i1); the tail goes through the same vector code via a buffer.
@@ -49,8 +72,10 @@ void silu_range_neon(float* y, const float* x, int64_t i0, int64_t i1) {
 }
 
 void gelu_range_neon(float* y, const float* x, bool tanh_approx, int64_t i0, int64_t i1) {
-  if (!tanh_approx) return gelu_range_generic(y, x, false, i0, i1);
-  map2(y, x, x, i0, i1, [](float32x4_t v, float32x4_t) { return gelu_tanh4(v); });
+  if (tanh_approx)
+    map2(y, x, x, i0, i1, [](float32x4_t v, float32x4_t) { return gelu_tanh4(v); });
+  else
+    map2(y, x, x, i0, i1, [](float32x4_t v, float32x4_t) { return gelu_erf4(v); });
 }
 
 void swiglu_range_neon(float* y, const float* gate, const float* up, int64_t i0, int64_t i1) {

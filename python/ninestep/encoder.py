@@ -45,7 +45,7 @@ class EncoderModel:
         self.max_seq_length = limit
         self.lower_case = do_lower_case(path)
         self.dim = config.d_model * len(self.pooling.modes)
-        self._forward = _OpsForward(config, tensors, weights)
+        self._forward = _CoreForward(config, tensors, weights)
         self._lock = threading.Lock()
         self._closer, self._closed = closer, False
 
@@ -93,21 +93,66 @@ class EncoderModel:
             normalize = flag(normalize, "normalize")
         progress = flag(progress, "progress")
         ids = self.tokenize(texts, truncate=truncate)
+        return self._run(ids, batch_size, normalize, progress)
+
+    def embed_ids(self, ids, *, batch_size=32, normalize=None, progress=False):
+        """As embed() for token-id lists run as given (the folder's [CLS] ... [SEP] are not added;
+        tokenize() gives them): float32 [len(ids), dim]. Each list needs 1 to max_seq_length ids of
+        the vocabulary; nothing is truncated."""
+        batch_size = positive_int(batch_size, "batch_size")
+        if normalize is not None:
+            normalize = flag(normalize, "normalize")
+        progress = flag(progress, "progress")
+        if not isinstance(ids, (list, tuple)) or not ids:
+            raise ValueError("ids: expected a non-empty list of token-id lists")
+        V = self.config.vocab_size
+        out = []
+        for i, row in enumerate(ids):
+            if isinstance(row, np.ndarray):
+                row = row.tolist()
+            if not isinstance(row, (list, tuple)) or not row:
+                raise ValueError(f"ids[{i}]: expected a non-empty list of token ids")
+            if not all(type(t) is int for t in row):
+                raise ValueError(f"ids[{i}]: expected ints (token ids)")
+            bad = next((t for t in row if not 0 <= t < V), None)
+            if bad is not None:
+                raise ValueError(f"ids[{i}]: token id {bad} is outside the vocabulary [0, {V})")
+            if len(row) > self.max_seq_length:
+                raise ValueError(f"ids[{i}]: {len(row)} tokens exceed max_seq_length {self.max_seq_length}")
+            out.append(list(row))
+        return self._run(out, batch_size, normalize, progress)
+
+    def _run(self, ids, batch_size, normalize, progress):
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         bar = _Progress(len(ids)) if progress else None
         with self._lock:
             if self._closed:
                 raise RuntimeError("this EncoderModel is closed")
-            for s in range(0, len(ids), batch_size):
-                batch = ids[s:s + batch_size]
+            for s, e in _batches(ids, batch_size):
+                batch = ids[s:e]
                 lengths = [len(b) for b in batch]
                 hidden = self._forward(np.fromiter((t for b in batch for t in b), np.int32, sum(lengths)), lengths)
-                out[s:s + len(batch)] = self.pooling.pool(hidden, lengths, normalize)
+                out[s:e] = self.pooling.pool(hidden, lengths, normalize)
                 if bar:
-                    bar.update(s + len(batch))
+                    bar.update(e)
         if bar:
             bar.close()
         return out
+
+
+MAX_BATCH_TOKENS = 8192  # rows per C++ call: bounds its scratch (~14 KB a row for MiniLM) whatever batch_size is
+
+
+def _batches(ids, batch_size):
+    """[(start, end)) runs of at most batch_size texts and MAX_BATCH_TOKENS tokens (a longer text alone)."""
+    out, s, n = [], 0, 0
+    for i, r in enumerate(ids):
+        if i > s and (i - s == batch_size or n + len(r) > MAX_BATCH_TOKENS):
+            out.append((s, i))
+            s, n = i, 0
+        n += len(r)
+    out.append((s, len(ids)))
+    return out
 
 
 def _texts(texts):
@@ -158,77 +203,36 @@ def _matrix(t, kind):
     return quantize(np.ascontiguousarray(w), kind)
 
 
-class _OpsForward:
-    """The BERT forward pass over packed rows, one C++ kernel call per step (ninestep.ops)."""
+class _CoreForward:
+    """The BERT forward pass in C++ (cpp/model/bert.cpp): one call per batch of packed sentences."""
 
     def __init__(self, config, tensors, kind):
-        c = self.c = config
+        from . import _core
+        from .engine import _tensor, config_dict
 
-        def get(name):
+        c = config
+        names = ["token_embd.weight", "position_embd.weight", "token_types.weight", "token_embd_norm.weight",
+                 "token_embd_norm.bias"]
+        for i in range(c.n_layers):
+            for n in ("attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
+                      "layer_output_norm"):
+                names += [f"blk.{i}.{n}.weight", f"blk.{i}.{n}.bias"]
+        ts = {}
+        for name in names:
             if name not in tensors:
                 raise ValueError(f"tensors: {name!r} is missing from the model")
-            return tensors[name]
-
-        self.tok = _f32(get("token_embd.weight"))          # [vocab, d]
-        self.pos = _f32(get("position_embd.weight"))       # [context, d]
-        self.types = _f32(get("token_types.weight"))       # [n_types, d]
-        for name, t, rows in (("token_embd.weight", self.tok, c.vocab_size), ("position_embd.weight", self.pos,
-                                                                            c.context_length)):
-            if t.shape != (rows, c.d_model):
-                raise ValueError(f"tensors[{name!r}]: expected shape ({rows}, {c.d_model}), got {t.shape}")
-        self.emb_norm = (_f32(get("token_embd_norm.weight")), _f32(get("token_embd_norm.bias")))
-        self.layers = []
-        for i in range(c.n_layers):
-            p = f"blk.{i}."
-            qkv = np.concatenate([_f32(get(p + n + ".weight")) for n in ("attn_q", "attn_k", "attn_v")])
-            L = {"qkv": _matrix(qkv, kind or _stored_kind(get(p + "attn_q.weight"))),
-                 "qkv_b": np.concatenate([_f32(get(p + n + ".bias")) for n in ("attn_q", "attn_k", "attn_v")])}
-            for n in ("attn_output", "ffn_up", "ffn_down"):
-                L[n] = _matrix(get(p + n + ".weight"), kind)
-                L[n + "_b"] = _f32(get(p + n + ".bias"))
-            for n in ("attn_output_norm", "layer_output_norm"):
-                L[n] = (_f32(get(p + n + ".weight")), _f32(get(p + n + ".bias")))
-            self.layers.append(L)
+            t = tensors[name]
+            if name.startswith("blk.") and name.endswith(".weight") and "_norm." not in name:
+                t = _matrix(t, kind)       # a projection: as stored or converted to `weights`
+            else:
+                t = np.ascontiguousarray(_f32(t))  # embeddings, norms and biases are read as f32
+            ts[name] = _tensor(name, t)
+        self.weights = _core.EncoderWeights(config_dict(c), ts)
+        self.encoder = _core.Encoder(self.weights)
+        self.d = c.d_model
 
     def __call__(self, ids, lengths):
         """ids int32 [N] (sentences packed), lengths [n] -> last hidden states float32 [N, d]."""
-        from . import ops
-
-        def mm(x, w):
-            # quantized weights are widened to f32 for the call (cheap beside a batch's GEMM): 8-bit
-            # activation blocks, llama.cpp's way, cost MiniLM 0.002 of cosine on short texts
-            return ops.matmul(x, w.dequantize() if isinstance(w, QuantizedTensor) else w)
-
-        c = self.c
-        d, H, hd = c.d_model, c.n_heads, c.head_dim
-        positions = np.concatenate([np.arange(n) for n in lengths])
-        x = self.tok[ids] + self.pos[positions] + self.types[0]
-        x = ops.layernorm(np.ascontiguousarray(x, dtype=np.float32), *self.emb_norm, c.norm_eps)
-        starts = np.concatenate([[0], np.cumsum(lengths)])
-        act = "none" if c.ffn_act == "gelu_erf" else "tanh"
-        att = np.empty((len(ids), d), dtype=np.float32)
-        for L in self.layers:
-            qkv = mm(x, L["qkv"])
-            qkv += L["qkv_b"]
-            q, k, v = (np.ascontiguousarray(qkv[:, j * d:(j + 1) * d]).reshape(-1, H, hd) for j in range(3))
-            for s, e in zip(starts[:-1], starts[1:]):
-                ops.attention(q[s:e], k[s:e], v[s:e], causal=False, out=att[s:e].reshape(-1, H, hd))
-            h = mm(att, L["attn_output"])
-            h += L["attn_output_b"]
-            h += x
-            x = ops.layernorm(h, *L["attn_output_norm"], c.norm_eps)
-            u = mm(x, L["ffn_up"])
-            u += L["ffn_up_b"]
-            u = ops.gelu(u, approximate=act)
-            h = mm(u, L["ffn_down"])
-            h += L["ffn_down_b"]
-            h += x
-            x = ops.layernorm(h, *L["layer_output_norm"], c.norm_eps)
-        return x
-
-
-def _stored_kind(t):
-    """The kind to give a fused matrix built from float copies of stored ones."""
-    if isinstance(t, QuantizedTensor):
-        return t.kind if t.kind != "bf16" else "f32"
-    return "f16" if t.dtype == np.float16 else "f32"
+        out = np.empty((len(ids), self.d), dtype=np.float32)
+        self.encoder.run(ids, np.asarray(lengths, dtype=np.int64), out)
+        return out

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import params
+from .embeddings import is_encoder
+from .embeddings import register as register_embeddings
 from .errors import APIError, bad
 from .worker import QueueFull, Worker
 
@@ -27,8 +29,9 @@ class State:
     def load(self):
         try:
             model = self._load()
-            worker = Worker(model, self.max_queue)
-            worker.start()
+            worker = None if is_encoder(model) else Worker(model, self.max_queue)  # an encoder: no scheduler
+            if worker is not None:
+                worker.start()
             self.model, self.worker = model, worker
         except Exception as e:  # reported by /health and every route
             self.load_error = e
@@ -79,6 +82,8 @@ def create_app(state):
         if not isinstance(body, dict):
             raise bad("the body must be a JSON object", code="invalid_json")
         return body
+
+    register_embeddings(app, state, body_of)  # POST /v1/embeddings (server/embeddings.py)
 
     @app.get("/health")
     async def health():
