@@ -1,6 +1,7 @@
 #include "model/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +70,8 @@ Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, i
   }
   const char* env = std::getenv("NINESTEP_PROFILE");
   profiling_ = env && *env && std::strcmp(env, "0") != 0;
+  const char* split = std::getenv("NINESTEP_WORK_SPLIT");
+  if (split && std::strcmp(split, "static") == 0) split_ = WorkSplit::stat;
   prof_.assign(kNumPhases, 0.0);
 }
 
@@ -247,12 +250,24 @@ void Engine::plan_piece(int64_t e0, int64_t m, int nth) {
   if (int64_t(part_.size()) < part_floats) part_.resize(part_floats);
 }
 
+// The piece was planned for nth threads; it runs on as many as the tuner says (decode pieces) and
+// gives the same result on any count, as every output element is one chunk's work.
 void Engine::run_piece(float* logits, int nth) {
-#pragma omp parallel num_threads(nth)
+  const bool tuned = piece_.solo;
+  const int run = tuned ? tuner_.choose(nth) : nth;
+  for (int i = 0; i < run; ++i) own_[i].waited = 0.0;
+  work_.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(run)
   {
     Step s(*this, logits);
     w_->arch->forward(s);
   }
+  if (!tuned) return;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double waited = 0.0;
+  for (int i = 0; i < run; ++i) waited = std::max(waited, own_[i].waited);
+  tuner_.record(run, secs, waited);
 }
 
 }  // namespace ninestep
