@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 
-# The loop checks every 2**16 iterations (~2-5 ms of spinning) that its parent is still the one that
-# started it; when the parent dies the process is re-parented and exits.
-_SPIN = ("import os\n"
-         "p = os.getppid()\n"
+# The loop checks every 2**16 iterations (~2-5 ms of spinning) that its parent is still the process
+# that started it (its pid comes in argv, so a parent that dies before the child got going counts
+# too); when the parent dies the process is re-parented and exits.
+_SPIN = ("import os, sys\n"
+         "p = int(sys.argv[1])\n"
          "while os.getppid() == p:\n"
          "    for _ in range(65536):\n"
          "        pass\n")
@@ -29,7 +30,7 @@ def start(n):
     procs = []
     try:
         for _ in range(n):
-            procs.append(subprocess.Popen([sys.executable, "-S", "-c", _SPIN], stdin=subprocess.DEVNULL,
+            procs.append(subprocess.Popen([sys.executable, "-S", "-c", _SPIN, str(os.getpid())], stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                           start_new_session=True))  # Ctrl-C goes to us, not them
     except BaseException:
