@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <omp.h>
+
 #include "core/threads.h"
 #include "kernels/nn.h"
 #include "model/arch.h"
@@ -255,19 +257,30 @@ void Engine::plan_piece(int64_t e0, int64_t m, int nth) {
 void Engine::run_piece(float* logits, int nth) {
   const bool tuned = piece_.solo;
   const int run = tuned ? tuner_.choose(nth) : nth;
-  for (int i = 0; i < run; ++i) own_[i].waited = 0.0;
+  auto now = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
+  int ran = run;
+  for (int i = 0; i < run; ++i) own_[i].waited = 0.0, own_[i].t_start = own_[i].t_end = -1.0;
   work_.reset();
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = now();
 #pragma omp parallel num_threads(run)
   {
+    if (omp_get_thread_num() == 0) ran = omp_get_num_threads();
     Step s(*this, logits);
     w_->arch->forward(s);
   }
   if (!tuned) return;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double t1 = now();
+  // How long the thread that waited most waited: for chunks of others, for the region to start it
+  // (a descheduled thread starts late) and for the region to end after it finished.
   double waited = 0.0;
-  for (int i = 0; i < run; ++i) waited = std::max(waited, own_[i].waited);
-  tuner_.record(run, secs, waited);
+  for (int i = 0; i < ran; ++i) {
+    const ThreadBuf& tb = own_[i];
+    if (tb.t_start < 0) continue;
+    waited = std::max(waited, tb.waited + (tb.t_start - t0) + (t1 - tb.t_end));
+  }
+  tuner_.record(ran, t1 - t0, waited);
 }
 
 }  // namespace ninestep

@@ -115,6 +115,7 @@ class Engine {
     std::vector<float> x;               // [kOwnRows, max width] this thread's matmul input
     std::vector<uint8_t> scratch[3];    // its prepared copies, as scratch_
     double waited = 0.0;                // seconds it waited for others' chunks in the last region
+    double t_start = 0.0, t_end = 0.0;  // when it entered and left the region's forward (steady clock s)
   };
   std::vector<ThreadBuf> own_;          // [threads] grown when the thread count grows
   size_t own_scratch_bytes_ = 0;

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "core/threads.h"
@@ -31,6 +32,10 @@ void prepare(std::vector<uint8_t>* scratch, const WeightView* ws, int nw, const 
     if (slot_of(ws, i) == i) matmul_prepare(scratch[i].data(), x, ws[i].type, m, ws[i].k, r0, r1);
 }
 
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 void norm_rows(float* y, const float* x, const Norm& n, float eps, int64_t k, int64_t r0, int64_t r1) {
   if (n.b)
     layernorm_rows(y, x, n.w, n.b, eps, k, r0, r1);
@@ -54,10 +59,14 @@ Step::Step(Engine& e, float* logits)
       pos_(e.pos_.data() + e.e0_),
       slot_(e.slot_.data() + e.e0_),
       own_(e.own_[omp_get_thread_num()]) {
+  own_.t_start = steady_seconds();
   if (e_.profiling_) last_ = omp_get_wtime();
 }
 
-Step::~Step() { own_.waited = work_.waited(); }
+Step::~Step() {
+  own_.waited = work_.waited();
+  own_.t_end = steady_seconds();
+}
 
 void Step::sync(int phase) {
   work_.finish();
