@@ -4,11 +4,13 @@ and HF transformers, whichever are available.
 
     python bench/compare.py [--model PATH|NAME] [--threads 2] [--rounds 5] [--llama-bench PATH]
                             [--engines ninestep,llama-bench] [--json bench/results/compare.json]
+                            [--busy N]
 
 Engines run alternately within each round (the order rotates), so drift on a shared machine hits
 them alike. Prefill = a --prompt-tokens prompt on a fresh cache up to the logits of its last token;
 decode = --new-tokens greedy tokens after a short prompt, end-of-sequence ignored. Prints medians
-and ratios; writes every sample to JSON.
+and ratios; writes every sample to JSON. --busy N runs N busy-loop processes (ninestep.busy) from
+before the warm-up to the last round, so every engine (llama-bench too) sees the same load.
 """
 import argparse
 import datetime
@@ -23,6 +25,7 @@ import numpy as np
 
 import ninestep
 from ninestep.benchmark import prompt_ids
+from ninestep.busy import busy_processes, cpu_load
 
 SHORT_PROMPT = "Once upon a time"
 
@@ -173,7 +176,15 @@ def main(argv=None):
                     help="comma-separated; missing optional ones are skipped with a note")
     ap.add_argument("--llama-bench", help="path of llama.cpp's llama-bench binary (default: $LLAMA_BENCH)")
     ap.add_argument("--json", default="bench/results/compare.json")
+    ap.add_argument("--busy", type=int, default=0, metavar="N", help="competing busy-loop processes (default: 0)")
     a = ap.parse_args(argv)
+    if a.busy < 0:
+        ap.error(f"--busy: must be >= 0, got {a.busy}")
+    with busy_processes(a.busy):
+        return _run(a)
+
+
+def _run(a):
 
     from ninestep.loader import default_model_path, resolve
 
@@ -197,13 +208,16 @@ def main(argv=None):
         e.decode(short_ids, 4)
 
     samples = {e.name: {"prefill": [], "decode": []} for e in engines}
+    loads = []
     for r in range(a.rounds):
+        loads.append(cpu_load())
         order = engines[r % len(engines):] + engines[:r % len(engines)]
         for e in order:
             samples[e.name]["prefill"].append(a.prompt_tokens / e.prefill(long_ids))
             samples[e.name]["decode"].append(e.decode(short_ids, a.new_tokens))
         print(f"round {r + 1}/{a.rounds}: " + ", ".join(
-            f"{n} {s['prefill'][-1]:.0f}/{s['decode'][-1]:.1f}" for n, s in samples.items()), file=sys.stderr)
+            f"{n} {s['prefill'][-1]:.0f}/{s['decode'][-1]:.1f}" for n, s in samples.items()) + f" (load {loads[-1]})",
+              file=sys.stderr)
 
     med = {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
     base = next((n for n in ("llama-bench", "llama.cpp") if n in med), None)
@@ -216,13 +230,15 @@ def main(argv=None):
         lines.append(row)
     info = ninestep.cpu_info()
     print(f"\nmodel {path.name}, {a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating rounds, "
-          f"{datetime.date.today()}, {platform.processor() or platform.machine()}")
+          f"{datetime.date.today()}, {platform.processor() or platform.machine()}"
+          + (f", {a.busy} busy-loop process(es) beside it" if a.busy else "") + f", 1-min load before rounds {loads}")
     print("\n".join(lines))
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": str(path), "threads": a.threads, "rounds": a.rounds, "isa": info["isa"],
                                "date": str(datetime.date.today()), "cpu": _cpu_name(), "medians": med,
-                               "samples": samples, "command": " ".join(sys.argv)}, indent=1))
+                               "samples": samples, "command": " ".join(sys.argv),
+                               "busy": a.busy, "loads": loads}, indent=1))
     return 0
 
 

@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/isa.h"
 #include "core/threads.h"
+#include "core/tuner.h"
 #include "kernels/traits.h"
 
 namespace ninestep {
@@ -14,6 +15,25 @@ NS_BIND(core) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &num_threads);
   m.def("default_num_threads", &default_num_threads);
+  // The engine's decode thread-count chooser on its own, so its decisions can be tested on made-up times.
+  py::class_<ThreadTuner>(m, "ThreadTuner")
+      .def(py::init([](const std::string& mode) {
+             NS_CHECK(mode == "on" || mode == "off" || mode == "cycle",
+                      "mode: '" + mode + "' is not one of on, off, cycle");
+             return ThreadTuner(mode == "on" ? ThreadTuner::Mode::on
+                                             : mode == "off" ? ThreadTuner::Mode::off : ThreadTuner::Mode::cycle);
+           }),
+           py::arg("mode") = "on")
+      .def("choose", [](ThreadTuner& t, int nmax) {
+        NS_CHECK(nmax >= 1, "nmax must be >= 1, got " + std::to_string(nmax));
+        return t.choose(nmax);
+      }, py::arg("nmax"))
+      .def("record", [](ThreadTuner& t, int n, double seconds, double waited) {
+        NS_CHECK(n >= 1, "n must be >= 1, got " + std::to_string(n));
+        NS_CHECK(seconds >= 0 && waited >= 0, "seconds and waited must be >= 0");
+        t.record(n, seconds, waited);
+      }, py::arg("n"), py::arg("seconds"), py::arg("waited") = 0.0)
+      .def_property_readonly("current", &ThreadTuner::current);
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) {
     Isa isa;

@@ -1,9 +1,12 @@
 #include "model/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include <omp.h>
 
 #include "core/threads.h"
 #include "kernels/nn.h"
@@ -69,6 +72,8 @@ Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, i
   }
   const char* env = std::getenv("NINESTEP_PROFILE");
   profiling_ = env && *env && std::strcmp(env, "0") != 0;
+  const char* split = std::getenv("NINESTEP_WORK_SPLIT");
+  if (split && std::strcmp(split, "static") == 0) split_ = WorkSplit::stat;
   prof_.assign(kNumPhases, 0.0);
 }
 
@@ -247,12 +252,35 @@ void Engine::plan_piece(int64_t e0, int64_t m, int nth) {
   if (int64_t(part_.size()) < part_floats) part_.resize(part_floats);
 }
 
+// The piece was planned for nth threads; it runs on as many as the tuner says (decode pieces) and
+// gives the same result on any count, as every output element is one chunk's work.
 void Engine::run_piece(float* logits, int nth) {
-#pragma omp parallel num_threads(nth)
+  const bool tuned = piece_.solo;
+  const int run = tuned ? tuner_.choose(nth) : nth;
+  auto now = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
+  int ran = run;
+  for (int i = 0; i < run; ++i) own_[i].waited = 0.0, own_[i].t_start = own_[i].t_end = -1.0;
+  work_.reset();
+  const double t0 = now();
+#pragma omp parallel num_threads(run)
   {
+    if (omp_get_thread_num() == 0) ran = omp_get_num_threads();
     Step s(*this, logits);
     w_->arch->forward(s);
   }
+  if (!tuned) return;
+  const double t1 = now();
+  // How long the thread that waited most waited: for chunks of others, for the region to start it
+  // (a descheduled thread starts late) and for the region to end after it finished.
+  double waited = 0.0;
+  for (int i = 0; i < ran; ++i) {
+    const ThreadBuf& tb = own_[i];
+    if (tb.t_start < 0) continue;
+    waited = std::max(waited, tb.waited + (tb.t_start - t0) + (t1 - tb.t_end));
+  }
+  tuner_.record(ran, t1 - t0, waited);
 }
 
 }  // namespace ninestep

@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/tuner.h"
+#include "core/work.h"
 #include "model/weights.h"
 
 namespace ninestep {
@@ -85,7 +87,7 @@ class Engine {
  private:
   friend class Step;
   void plan_piece(int64_t e0, int64_t m, int nth);
-  void run_piece(float* logits, int nth);
+  void run_piece(float* logits, int nth);  // on nth or fewer threads (the tuner's choice for decode pieces)
   void check_seq(int64_t s, const char* what) const;
 
   std::shared_ptr<const Weights> w_;
@@ -112,9 +114,17 @@ class Engine {
   struct ThreadBuf {
     std::vector<float> x;               // [kOwnRows, max width] this thread's matmul input
     std::vector<uint8_t> scratch[3];    // its prepared copies, as scratch_
+    double waited = 0.0;                // seconds it waited for others' chunks in the last region
+    double t_start = 0.0, t_end = 0.0;  // when it entered and left the region's forward (steady clock s)
   };
   std::vector<ThreadBuf> own_;          // [threads] grown when the thread count grows
   size_t own_scratch_bytes_ = 0;
+  // Threads: each region's phases are claimed from work_ (core/work.h); decode pieces run on the
+  // thread count tuner_ picks (core/tuner.h). NINESTEP_WORK_SPLIT=static at construction gives the
+  // classic static split (the reference in tests).
+  WorkQueue work_;
+  WorkSplit split_ = WorkSplit::dynamic;
+  ThreadTuner tuner_;
   std::atomic<bool> busy_{false};
   bool profiling_ = false;
   std::vector<double> prof_;            // [kNumPhases] seconds

@@ -1,8 +1,12 @@
 // The block toolkit an architecture's forward pass is written in. One Step per thread, made inside
 // the engine's parallel region for one piece of the batch; every method is called by all threads in
-// the same order, splits its rows (or output columns, or attention items) across them and ends with
-// the barriers its outputs need. Nothing here throws or allocates: the engine checked and sized
-// everything before the region.
+// the same order. Each of its phases cuts its rows (or output columns, or attention items) into
+// chunks the threads claim (core/work.h) and ends when every chunk is done, so a thread the OS
+// descheduled holds up nobody unless it holds a chunk. Every output element is computed by one
+// chunk, the same way whichever thread takes it, so results do not depend on timing. A thread reads
+// the buffers of a phase only after it claimed one of its chunks (until then the others may be
+// phases ahead). Nothing here throws or allocates: the engine checked and sized everything before
+// the region.
 //
 //   s.embed();
 //   for each layer L:
@@ -20,6 +24,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/work.h"
 #include "model/engine.h"
 
 namespace ninestep {
@@ -29,6 +34,7 @@ enum class Act { silu, gelu_tanh, gelu_erf };
 class Step {
  public:
   Step(Engine& e, float* logits);
+  ~Step();  // hands the engine this thread's wait time (the thread tuner reads it)
 
   const Weights& w;
   const ModelConfig& c;
@@ -48,8 +54,16 @@ class Step {
     const float* x;                       // [rows, k] the (normalized) input the matmul reads
     const std::vector<uint8_t>* scratch;  // its prepared copies, one slot per weight type
   };
-  Input input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase);
-  void rows(int64_t n, int64_t* b, int64_t* e, int64_t align = 1) const;
+  // Shared pieces: one phase normalizes and prepares the rows (after pre(r0, r1) on them), all of
+  // them before any matmul chunk. Solo pieces: call solo_input() once the thread holds its first
+  // matmul chunk, into its own buffers.
+  template <class Pre>
+  Input shared_input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase, Pre pre);
+  Input shared_input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase);
+  Input solo_input(const float* in, const Norm& norm, const WeightView* ws, int nw);
+  void begin(int64_t n, int64_t align = 1) { work_.begin(n, align); }
+  bool next(int64_t* b, int64_t* e) { return work_.next(b, e); }
+  void sync(int phase);  // every chunk of the phase done; profile it as `phase`
   void mark(int phase);
   int layer_of(const LayerWeights& L) const { return int(&L - w.layers.data()); }
   float* kcache(const LayerWeights& L, int32_t slot) const;
@@ -59,6 +73,7 @@ class Step {
   Engine& e_;
   float* logits_;
   const int ith_, nth_;
+  WorkCursor work_;
   const int64_t m_;          // entries in the piece
   const bool solo_;
   const int32_t* tok_;       // [m] the piece's tokens, positions and sequences

@@ -2,6 +2,7 @@
 import statistics
 
 import ninestep
+from .busy import busy_processes, cpu_load
 
 _TEXT = ("The history of computing is a story of people finding faster ways to do arithmetic. "
          "From the abacus to mechanical calculators, from vacuum tubes to transistors, each step "
@@ -28,15 +29,19 @@ def decode_tokens_per_second(model, n_new, prompt="Once upon a time"):
     return c.stats.decode_tokens_per_second
 
 
-def bench_model(model, prompt_tokens=512, new_tokens=128, rounds=3):
+def bench_model(model, prompt_tokens=512, new_tokens=128, rounds=3, busy=0):
     """Medians over `rounds` of prefill tokens/s (a prompt_tokens prompt, fresh cache) and decode
-    tokens/s (new_tokens greedy tokens after a short prompt, end-of-sequence ignored)."""
+    tokens/s (new_tokens greedy tokens after a short prompt, end-of-sequence ignored). With busy=N,
+    N busy-loop processes (ninestep.busy) compete for the CPU from before the warm-up to the end."""
     ids = prompt_ids(model.tokenizer, prompt_tokens)
-    prefill_seconds(model, ids[:16])  # warm-up: page in weights, spin up threads
     pre, dec = [], []
-    for _ in range(rounds):
-        pre.append(prompt_tokens / prefill_seconds(model, ids))
-        dec.append(decode_tokens_per_second(model, new_tokens))
+    with busy_processes(busy):
+        load = cpu_load()
+        prefill_seconds(model, ids[:16])  # warm-up: page in weights, spin up threads
+        for _ in range(rounds):
+            pre.append(prompt_tokens / prefill_seconds(model, ids))
+            dec.append(decode_tokens_per_second(model, new_tokens))
     info = ninestep.cpu_info()
     return {"prefill_tps": statistics.median(pre), "decode_tps": statistics.median(dec),
-            "prefill_all": pre, "decode_all": dec, "threads": info["threads"], "isa": info["isa"]}
+            "prefill_all": pre, "decode_all": dec, "threads": info["threads"], "isa": info["isa"],
+            "busy": busy, "load": load}

@@ -274,10 +274,15 @@ def cmd_bench(a):
     for name in ("prompt_tokens", "new_tokens", "rounds"):
         if getattr(a, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(a, name)}")
+    if not 0 <= a.busy <= 64:
+        raise CLIError(f"--busy: must be in [0, 64], got {a.busy}")
     model = _load(a)
-    r = bench_model(model, prompt_tokens=a.prompt_tokens, new_tokens=a.new_tokens, rounds=a.rounds)
+    r = bench_model(model, prompt_tokens=a.prompt_tokens, new_tokens=a.new_tokens, rounds=a.rounds, busy=a.busy)
     _out(f"model:   {model.path}\n")
     _out(f"threads: {r['threads']}, isa: {r['isa']}, rounds: {a.rounds} (median)\n")
+    if a.busy:
+        load = "" if r["load"] is None else f", load average {r['load']:.2f} at the start"
+        _out(f"busy:    {a.busy} competing busy-loop process{'es' if a.busy > 1 else ''}{load}\n")
     _out(f"prefill: {r['prefill_tps']:.1f} tokens/s  ({a.prompt_tokens}-token prompt)\n")
     _out(f"decode:  {r['decode_tps']:.1f} tokens/s  ({a.new_tokens} tokens)\n")
     return 0
@@ -369,6 +374,8 @@ def build_parser():
     b.add_argument("--prompt-tokens", type=int, default=512, help="prompt length for the prefill (default: 512)")
     b.add_argument("--new-tokens", type=int, default=128, help="decode steps (default: 128)")
     b.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed (default: 3)")
+    b.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="run N busy-loop processes beside the measurement, to see speed on a busy machine (default: 0)")
     b.add_argument("-v", "--verbose", action="store_true", help="print load time to stderr")
     b.set_defaults(func=cmd_bench)
 

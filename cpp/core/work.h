@@ -1,0 +1,72 @@
+// Work claimed in chunks inside one parallel region, phase after phase, with no thread barrier.
+//
+// Every thread of the region walks the same sequence of phases and gives each the same size. Phase
+// p's units are cut into chunks; a thread takes the next chunk with a ticket (a compare-and-swap on
+// one shared counter) until the phase has none left, then waits until every chunk of the phase is
+// *done*, not until every thread has *arrived*. A thread the OS has descheduled while it holds no
+// chunk stalls nobody: when it runs again the tickets of its phase are gone and it falls through to
+// the phase the others are in. Both counters only grow (phase p owns tickets [base_p, base_p + n_p)),
+// so phases need no reset; the region's owner resets them between regions.
+//
+// Determinism: which thread computes a chunk depends on timing, so callers make every output element
+// the work of exactly one chunk, computed the same way whichever thread takes it.
+//
+// Static mode hands thread ith of nth the chunks split_range gives it (the classic static split),
+// through the same counters: the reference the dynamic split is tested against.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+namespace ninestep {
+
+enum class WorkSplit { dynamic, stat };
+
+class WorkQueue {
+ public:
+  void reset() {  // only when no thread is inside a phase
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  friend class WorkCursor;
+  alignas(64) std::atomic<int64_t> next_{0};  // tickets handed out
+  alignas(64) std::atomic<int64_t> done_{0};  // tickets whose chunk is finished
+  char pad_[64 - sizeof(std::atomic<int64_t>)];
+};
+
+// One thread's view of the phases: begin(), then next() until it returns false, then finish().
+class WorkCursor {
+ public:
+  WorkCursor(WorkQueue& q, int nth, int ith, WorkSplit split);
+
+  // The next phase: units [0, n), chunk boundaries at multiples of `align`.
+  void begin(int64_t n, int64_t align = 1);
+  // A chunk [*b, *e) of the phase for this thread, or false when it has no more.
+  bool next(int64_t* b, int64_t* e);
+  // Marks this thread's chunks done and returns when every chunk of the phase is.
+  void finish();
+
+  int nth() const { return nth_; }
+  double waited() const { return waited_; }  // seconds finish() spent waiting for other threads' chunks
+
+ private:
+  WorkQueue& q_;
+  const int nth_, ith_;
+  const WorkSplit split_;
+  int64_t n_ = 0, align_ = 1, per_ = 1;  // units; chunk boundary multiple; units per chunk
+  int64_t base_ = 0, end_ = 0;            // the phase's tickets [base_, end_)
+  int64_t mine_ = 0;                      // chunks this thread finished in the phase
+  bool static_taken_ = false;
+  bool open_ = false;  // between begin() and finish()
+  double waited_ = 0.0;
+};
+
+// Units per chunk for n units on nth threads: ~kChunksPerThread chunks per thread, whole multiples
+// of align. Exposed for the tests.
+int64_t chunk_units(int64_t n, int64_t align, int nth);
+
+// How a waiting thread spins before it yields its core (NINESTEP_SPIN overrides; read once).
+int spin_before_yield();
+
+}  // namespace ninestep
