@@ -13,6 +13,10 @@ Each actor loads the model once, in its constructor (memory-mapped, so the actor
 the file's pages), runs `n_threads` = the CPUs Ray gave it (`num_cpus`), and decodes the rows of a
 batch together through the multi-sequence engine. `Embed` does the same for an encoder folder's
 `embed()`. Needs `pip install "ninestep[ray]"`.
+
+Leave the reads room: an actor pool that holds every CPU of the cluster leaves none for the read
+tasks (seen with Ray 2.60: read_parquet + 2 actors x 1 CPU on a 2-CPU cluster waited with no end),
+so `materialize()` the input first or keep the pool's CPUs below the cluster's.
 """
 try:
     import ray as _ray  # noqa: F401  (the top-level Ray package: absolute import)
