@@ -18,6 +18,7 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
+constexpr int64_t kPrefetchKeys = 16;  // how far ahead the K / V rows are prefetched
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
@@ -40,9 +41,12 @@ template <DType KT, int NQ>
 void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kg, const uint8_t* vg,
                  int64_t row_bytes, int64_t lo, int64_t hi, int64_t D, float scale) {
   using L = KvAvx2<KT>;
+  constexpr int KJ = NQ == 1 ? 8 : NQ <= 3 ? 4 : 2;  // keys per pass of the scores
+  constexpr int DG = NQ <= 3 ? 4 : 2;                // 8-float columns per pass of the values
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
+  const int64_t head_bytes = int64_t(L::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
   float m[NQ], l[NQ];
   alignas(32) float p[NQ][8];
   alignas(32) __m256 dots[NQ][8];
@@ -54,19 +58,41 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   }
   for (int64_t s0 = lo; s0 < hi_all; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, hi_all - s0);
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* kr = kg + std::min<int64_t>(s0 + j, hi_all - 1) * row_bytes;  // past nb: repeats, masked
-      __m256 a[NQ];
-      for (int i = 0; i < NQ; ++i) a[i] = _mm256_setzero_ps();
+    // KJ keys at a time, so NQ * KJ independent FMA chains hide the FMA latency
+    for (int jb = 0; jb < 8; jb += KJ) {
+      const uint8_t* kr[KJ];
+      for (int jj = 0; jj < KJ; ++jj)
+        kr[jj] = kg + std::min<int64_t>(s0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+      // the rows kPrefetchKeys further on: the hardware prefetcher does not follow a head's strided rows
+      for (int jj = 0; jj < KJ; ++jj)
+        if (s0 + jb + jj + kPrefetchKeys < hi_all) {
+          const int64_t ahead = (s0 + jb + jj + kPrefetchKeys) * row_bytes;
+          for (int64_t b = 0; b < head_bytes; b += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
+          }
+        }
+      __m256 a[NQ][KJ];
+      for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
       for (int64_t d = 0; d < dv; d += 8) {
-        const __m256 kv = L::load8(kr, d);
-        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qr[i] + d), kv, a[i]);
+        __m256 qv[NQ];
+        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_loadu_ps(qr[i] + d);
+        for (int jj = 0; jj < KJ; ++jj) {
+          const __m256 kv = L::load8(kr[jj], d);
+          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+        }
       }
       if (dtail) {
-        const __m256 kv = L::load_part(kr, dv, D - dv);
-        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_maskload_ps(qr[i] + dv, md), kv, a[i]);
+        __m256 qv[NQ];
+        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_maskload_ps(qr[i] + dv, md);
+        for (int jj = 0; jj < KJ; ++jj) {
+          const __m256 kv = L::load_part(kr[jj], dv, D - dv);
+          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+        }
       }
-      for (int i = 0; i < NQ; ++i) dots[i][slot(j)] = a[i];
+      for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
     }
     __m256 corr[NQ];
     for (int i = 0; i < NQ; ++i) {
@@ -87,7 +113,25 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));
       m[i] = m_new;
     }
-    for (int64_t d = 0; d < dv; d += 8) {
+    // the values: NQ * DG accumulators, one FMA chain step per key
+    int64_t d0 = 0;
+    for (; d0 + 8 * DG <= dv; d0 += 8 * DG) {
+      __m256 o[NQ][DG];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < DG; ++c) o[i][c] = _mm256_mul_ps(_mm256_loadu_ps(st[i] + d0 + 8 * c), corr[i]);
+      for (int64_t j = 0; j < nb; ++j) {
+        const uint8_t* vr = vg + (s0 + j) * row_bytes;
+        __m256 pj[NQ];
+        for (int i = 0; i < NQ; ++i) pj[i] = _mm256_broadcast_ss(&p[i][j]);
+        for (int c = 0; c < DG; ++c) {
+          const __m256 vv = L::load8(vr, d0 + 8 * c);
+          for (int i = 0; i < NQ; ++i) o[i][c] = _mm256_fmadd_ps(pj[i], vv, o[i][c]);
+        }
+      }
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < DG; ++c) _mm256_storeu_ps(st[i] + d0 + 8 * c, o[i][c]);
+    }
+    for (int64_t d = d0; d < dv; d += 8) {
       __m256 o[NQ];
       for (int i = 0; i < NQ; ++i) o[i] = _mm256_mul_ps(_mm256_loadu_ps(st[i] + d), corr[i]);
       for (int64_t j = 0; j < nb; ++j) {
