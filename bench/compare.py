@@ -4,13 +4,15 @@ and HF transformers, whichever are available.
 
     python bench/compare.py [--model PATH|NAME] [--threads 2] [--rounds 5] [--llama-bench PATH]
                             [--engines ninestep,llama-bench] [--json bench/results/compare.json]
-                            [--busy N]
+                            [--busy N] [--depth N] [--kv-cache f16|q8_0|f32]
 
 Engines run alternately within each round (the order rotates), so drift on a shared machine hits
 them alike. Prefill = a --prompt-tokens prompt on a fresh cache up to the logits of its last token;
-decode = --new-tokens greedy tokens after a short prompt, end-of-sequence ignored. Prints medians
-and ratios; writes every sample to JSON. --busy N runs N busy-loop processes (ninestep.busy) from
-before the warm-up to the last round, so every engine (llama-bench too) sees the same load.
+decode = --new-tokens greedy tokens after a short prompt, end-of-sequence ignored; with --depth N
+after an N-token prompt already in the cache instead (llama-bench `-d N`; the prompt's prefill is
+not timed). Prints medians and ratios; writes every sample to JSON. --busy N runs N busy-loop
+processes (ninestep.busy) from before the warm-up to the last round, so every engine (llama-bench
+too) sees the same load.
 """
 import argparse
 import datetime
@@ -33,8 +35,10 @@ SHORT_PROMPT = "Once upon a time"
 class NinestepEngine:
     name = "ninestep"
 
+    kv_cache = "auto"
+
     def __init__(self, path, threads, n_ctx):
-        self.model = ninestep.load(path, n_ctx=n_ctx, n_threads=threads)
+        self.model = ninestep.load(path, n_ctx=n_ctx, n_threads=threads, kv_cache=self.kv_cache)
 
     def prefill(self, ids):
         self.model.reset()
@@ -81,6 +85,7 @@ class LlamaBenchEngine:
     fresh context, tg = that many tokens generated one by one after an empty prompt."""
     name = "llama-bench"
     binary = None
+    depth = 0
 
     def __init__(self, path, threads, n_ctx):
         import os
@@ -95,7 +100,7 @@ class LlamaBenchEngine:
         import subprocess
 
         out = subprocess.run([self.exe, "-m", self.path, "-t", str(self.threads), "-p", str(p), "-n", str(n),
-                              "-r", "1", "-o", "json"], capture_output=True, text=True, check=True).stdout
+                              "-r", "1", "-o", "json"] + (["-d", str(self.depth)] if self.depth and n else []), capture_output=True, text=True, check=True).stdout
         return float(json.loads(out)[0]["avg_ts"])
 
     def prefill(self, ids):
@@ -177,6 +182,8 @@ def main(argv=None):
     ap.add_argument("--llama-bench", help="path of llama.cpp's llama-bench binary (default: $LLAMA_BENCH)")
     ap.add_argument("--json", default="bench/results/compare.json")
     ap.add_argument("--busy", type=int, default=0, metavar="N", help="competing busy-loop processes (default: 0)")
+    ap.add_argument("--depth", type=int, default=0, help="decode after this many tokens already in the cache")
+    ap.add_argument("--kv-cache", default="auto", help="ninestep's KV cache type (auto, f16, q8_0, f32)")
     a = ap.parse_args(argv)
     if a.busy < 0:
         ap.error(f"--busy: must be >= 0, got {a.busy}")
@@ -189,8 +196,10 @@ def _run(a):
     from ninestep.loader import default_model_path, resolve
 
     LlamaBenchEngine.binary = a.llama_bench
+    LlamaBenchEngine.depth = a.depth
+    NinestepEngine.kv_cache = a.kv_cache
     path = resolve(a.model) if a.model else default_model_path()
-    n_ctx = a.prompt_tokens + a.new_tokens + 64
+    n_ctx = max(a.prompt_tokens, a.depth) + a.new_tokens + 64
     engines = []
     for name in a.engines.split(","):
         try:
@@ -202,10 +211,10 @@ def _run(a):
 
     tok = ninestep.load(path).tokenizer
     long_ids = prompt_ids(tok, a.prompt_tokens)
-    short_ids = tok.encode(SHORT_PROMPT)
+    short_ids = prompt_ids(tok, a.depth) if a.depth else tok.encode(SHORT_PROMPT)
     for e in engines:  # warm-up: page the weights in, start the threads
         e.prefill(long_ids[:32])
-        e.decode(short_ids, 4)
+        e.decode(short_ids[:32], 4)
 
     samples = {e.name: {"prefill": [], "decode": []} for e in engines}
     loads = []
@@ -221,7 +230,8 @@ def _run(a):
 
     med = {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
     base = next((n for n in ("llama-bench", "llama.cpp") if n in med), None)
-    lines = [f"| engine | prefill {a.prompt_tokens} tok/s | decode {a.new_tokens} tok/s |"
+    after = f" after {a.depth}" if a.depth else ""
+    lines = [f"| engine | prefill {a.prompt_tokens} tok/s | decode {a.new_tokens}{after} tok/s |"
              + (f" prefill vs {base} | decode vs {base} |" if base else ""), "|---|---:|---:|" + ("---:|---:|" if base else "")]
     for n, m in med.items():
         row = f"| {n} | {m['prefill']:.1f} | {m['decode']:.1f} |"
@@ -236,7 +246,8 @@ def _run(a):
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": str(path), "threads": a.threads, "rounds": a.rounds, "isa": info["isa"],
-                               "date": str(datetime.date.today()), "cpu": _cpu_name(), "medians": med,
+                               "date": str(datetime.date.today()), "cpu": _cpu_name(), "depth": a.depth,
+                               "kv_cache": a.kv_cache, "medians": med,
                                "samples": samples, "command": " ".join(sys.argv),
                                "busy": a.busy, "loads": loads}, indent=1))
     return 0

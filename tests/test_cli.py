@@ -167,8 +167,11 @@ def test_errors_are_one_line_exit_2_and_come_before_any_output(args, text):
 def test_kv_cache_error_names_n_ctx_and_bytes_from_python():
     import ninestep as ns
 
+    # the default cache of a quantized model is f16: 30 layers x 2 x 192 values x 2 bytes per position
+    with pytest.raises(ValueError, match=r"n_ctx: a KV cache of 2000000000 positions needs 46080000000000 bytes"):
+        ns.load(smollm2_path(), n_ctx=2_000_000_000, ctx_override=True)
     with pytest.raises(ValueError, match=r"n_ctx: a KV cache of 2000000000 positions needs 92160000000000 bytes"):
-        ns.load(smollm2_path(), n_ctx=2_000_000_000, ctx_override=True)  # 30 layers x 2 x 192 floats x 4 bytes
+        ns.load(smollm2_path(), n_ctx=2_000_000_000, ctx_override=True, kv_cache="f32")  # 4 bytes a value
 
 
 def test_ctx_beyond_training_needs_the_override():

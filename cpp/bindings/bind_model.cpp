@@ -6,6 +6,7 @@
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
 #include "model/arch.h"
+#include "kernels/nn.h"
 #include "model/engine.h"
 
 namespace ninestep {
@@ -105,20 +106,32 @@ NS_BIND(model) {
       .def_property_readonly("vocab_size", [](const PyWeights& w) { return w.cfg.vocab_size; });
 
   py::class_<Engine>(m, "Engine")
-      .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk) {
+      .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk,
+                       const std::string& kv_cache) {
              NS_CHECK(w != nullptr, "weights: expected a Weights object");
+             // auto: f16 for quantized weights (their own rounding dwarfs the cache's), f32 for float weights
+             bool quantized = false;
+             for (const LayerWeights& L : w->layers)
+               for (const Proj* p : {&L.q, &L.k, &L.v, &L.o})
+                 if (*p && dtype_info(p->w.type).quantized) quantized = true;
+             const DType kv_type = kv_cache == "auto" ? (quantized ? DType::f16 : DType::f32)
+                                                      : kv_cache_type(kv_cache, "kv_cache");
+             const std::string kv_error = kv_cache_type_error(kv_type, w->cfg.head_dim);
+             NS_CHECK(kv_error.empty(), "kv_cache: " + kv_error);
              try {
-               return new Engine(w, n_ctx, n_seq, chunk);
+               return new Engine(w, n_ctx, n_seq, chunk, kv_type);
              } catch (const std::bad_alloc&) {  // a ValueError naming what to change, not MemoryError
                const double kv = 2.0 * double(w->cfg.n_layers) * double(n_seq) * double(n_ctx) *
-                                 double(w->cfg.kv_dim()) * sizeof(float);
+                                 double(dtype_row_bytes(kv_type, w->cfg.kv_dim()));
                const std::string seqs = n_seq > 1 ? std::to_string(n_seq) + " sequences x " : "";
                throw py::value_error("n_ctx: a KV cache of " + seqs + std::to_string(n_ctx) + " positions needs " +
                                      std::to_string(int64_t(kv)) + " bytes (" + std::to_string(int64_t(kv / 1e6)) +
-                                     " MB), which could not be allocated; use a smaller n_ctx");
+                                     " MB) as " + dtype_info(kv_type).name + ", which could not be allocated; use a smaller n_ctx" +
+                                     (kv_type == DType::q8_0 ? "" : " or a smaller kv_cache type (q8_0)"));
              }
            }),
-           py::arg("weights"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("chunk") = Engine::kDefaultChunk)
+           py::arg("weights"), py::arg("n_ctx"), py::arg("n_seq") = 1, py::arg("chunk") = Engine::kDefaultChunk,
+           py::arg("kv_cache") = "auto")
       .def("step",
            [](Engine& e, py::handle tokens, py::handle items, py::handle logits) {
              auto ta = get_array<const int32_t>(tokens, "tokens", 1);
@@ -164,6 +177,7 @@ NS_BIND(model) {
       .def_property_readonly("n_ctx", &Engine::n_ctx)
       .def_property_readonly("n_seq", &Engine::n_seq)
       .def_property_readonly("chunk", &Engine::chunk)
+      .def_property_readonly("kv_cache", [](const Engine& e) { return std::string(dtype_info(e.kv_type()).name); })
       .def("profile", [](const Engine& e) {
         py::dict d;
         for (int i = 0; i < kNumPhases; ++i) d[kPhaseNames[i]] = e.profile()[i];

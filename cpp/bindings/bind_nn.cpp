@@ -1,6 +1,7 @@
 // softmax, rmsnorm, layernorm, rope, attention, silu, gelu, swiglu: checked arrays in, one
 // kernel call (GIL released) each. Every size is checked here before any kernel runs.
 #include <cmath>
+#include <vector>
 
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
@@ -81,7 +82,7 @@ NS_BIND(nn) {
   }, py::arg("x"), py::arg("positions"), py::arg("theta"), py::arg("style"), "rotates x [T, H, D] in place");
 
   m.def("attention", [](py::handle out, py::handle q, py::handle k, py::handle v, bool causal, float scale,
-                        int64_t window) {
+                        int64_t window, const std::string& kv_cache) {
     auto qa = get_array<const float>(q, "q", 3);
     auto ka = get_array<const float>(k, "k", 3);
     auto va = get_array<const float>(v, "v", 3);
@@ -99,10 +100,24 @@ NS_BIND(nn) {
     NS_CHECK(std::isfinite(scale), "scale: must be finite, got " + std::to_string(scale));
     NS_CHECK(window >= 0, "window: must be >= 0, got " + std::to_string(window));
     NS_CHECK(window == 0 || causal, "window: a sliding window needs causal=True");
+    const DType kt = kv_cache_type(kv_cache, "kv_cache");
+    const std::string kv_error = kv_cache_type_error(kt, D);
+    NS_CHECK(kv_error.empty(), "kv_cache: " + kv_error);
     py::gil_scoped_release release;
-    attention(oa.data, qa.data, ka.data, va.data, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
+    if (kt == DType::f32) {
+      attention(oa.data, qa.data, ka.data, va.data, kt, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
+      return;
+    }
+    // k and v stored as a KV cache of that type would hold them: rows of Hkv * D elements
+    const int64_t rb = dtype_row_bytes(kt, Hkv * D);
+    std::vector<uint8_t> kc(checked_mul(S, rb, "k")), vc(kc.size());  // [S] rows of rb bytes
+    for (int64_t s = 0; s < S; ++s) {
+      kv_store_row(kc.data() + s * rb, ka.data + s * Hkv * D, kt, Hkv * D);
+      kv_store_row(vc.data() + s * rb, va.data + s * Hkv * D, kt, Hkv * D);
+    }
+    attention(oa.data, qa.data, kc.data(), vc.data(), kt, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
   }, py::arg("out"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("causal"), py::arg("scale"),
-     py::arg("window") = 0);
+     py::arg("window") = 0, py::arg("kv_cache") = "f32");
 
   m.def("silu", [](py::handle out, py::handle x) {
     auto xa = get_array<const float>(x, "x");

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/nn.h"
+#include "kernels/attention_kv_avx2.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
@@ -19,10 +20,12 @@ constexpr int64_t kMinTileQueries = 4;
 
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
-// One query, lanes over D. o [D] is the output row and the accumulator; q [D]; key / value row s
-// at kg / vg + s * kv_stride.
-void attend_row(float* o, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t lo,
+// One query, lanes over D. o [D] is the output row and the accumulator; q [D]; the head of key /
+// value row s at kg / vg + s * row_bytes.
+template <DType KT>
+void attend_row(float* o, const float* q, const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t lo,
                 int64_t n_keys, int64_t D, float scale) {
+  using L = KvAvx2<KT>;
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
@@ -32,10 +35,10 @@ void attend_row(float* o, const float* q, const float* kg, const float* vg, int6
   for (int64_t s0 = lo; s0 < n_keys; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, n_keys - s0);
     for (int64_t j = 0; j < nb; ++j) {
-      const float* kr = kg + (s0 + j) * kv_stride;
+      const uint8_t* kr = kg + (s0 + j) * row_bytes;
       __m256 a = _mm256_setzero_ps();
-      for (int64_t d = 0; d < dv; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a);
-      if (dtail) a = _mm256_fmadd_ps(_mm256_maskload_ps(q + dv, md), _mm256_maskload_ps(kr + dv, md), a);
+      for (int64_t d = 0; d < dv; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), L::load8(kr, d), a);
+      if (dtail) a = _mm256_fmadd_ps(_mm256_maskload_ps(q + dv, md), L::load_part(kr, dv, D - dv), a);
       p[j] = hsum(a);
     }
     const __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(kNegInf), _mm256_mul_ps(_mm256_load_ps(p), _mm256_set1_ps(scale)),
@@ -49,13 +52,13 @@ void attend_row(float* o, const float* q, const float* kg, const float* vg, int6
     for (int64_t d = 0; d < dv; d += 8) {
       __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + d), corr);
       for (int64_t j = 0; j < nb; ++j)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(vg + (s0 + j) * kv_stride + d), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), L::load8(vg + (s0 + j) * row_bytes, d), acc);
       _mm256_storeu_ps(o + d, acc);
     }
     if (dtail) {
       __m256 acc = _mm256_mul_ps(_mm256_maskload_ps(o + dv, md), corr);
       for (int64_t j = 0; j < nb; ++j)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_maskload_ps(vg + (s0 + j) * kv_stride + dv, md), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), L::load_part(vg + (s0 + j) * row_bytes, dv, D - dv), acc);
       _mm256_maskstore_ps(o + dv, md, acc);
     }
   }
@@ -80,10 +83,16 @@ inline void scores8(__m256* sc, const float* qT, const float* const* kr, int64_t
   sc[0] = a0, sc[1] = a1, sc[2] = a2, sc[3] = a3, sc[4] = a4, sc[5] = a5, sc[6] = a6, sc[7] = a7;
 }
 
-// Queries ta .. ta + nq - 1 (nq <= 8) of head h, one per lane; kg / vg point at the KV head.
-void attend_tile(float* out, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t T,
+// Queries ta .. ta + nq - 1 (nq <= 8) of head h, one per lane; kg / vg point at the KV head of
+// position 0, rows row_bytes apart. f32 rows are read in place; other types are converted a block
+// of 8 keys at a time into kp / vp first.
+template <DType KT>
+void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t T,
                  int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t window, int64_t ta,
                  int64_t nq) {
+  constexpr bool in_place = KT == DType::f32;
+  alignas(32) float kp[in_place ? 1 : 8 * kMaxTileD];  // [8][D] this block's keys and values as floats
+  alignas(32) float vp[in_place ? 1 : 8 * kMaxTileD];
   alignas(32) float qT[kMaxTileD * 8];  // [D][8], pre-scaled
   alignas(32) float oT[kMaxTileD * 8];  // [D][8], unnormalised output
   alignas(32) float pb[8 * 8];          // [key][8] probabilities of the current block
@@ -109,7 +118,20 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
     const int64_t nb = std::min<int64_t>(8, n_keys - s0);
     __m256 sc[8];
     const float* kr[8];  // rows past the last key repeat it; their scores are masked below
-    for (int64_t j = 0; j < 8; ++j) kr[j] = kg + std::min(s0 + j, s0 + nb - 1) * kv_stride;
+    const float* vr[8];  // [nb] value rows
+    for (int64_t j = 0; j < 8; ++j) {
+      const int64_t s = std::min(s0 + j, s0 + nb - 1);
+      if constexpr (in_place) {
+        kr[j] = reinterpret_cast<const float*>(kg + s * row_bytes);
+        vr[j] = reinterpret_cast<const float*>(vg + s * row_bytes);
+      } else {
+        kr[j] = kp + j * D, vr[j] = vp + j * D;
+        if (j < nb) {
+          kv_head_to_f32<KT>(kp + j * D, kg + s * row_bytes, D);
+          kv_head_to_f32<KT>(vp + j * D, vg + s * row_bytes, D);
+        }
+      }
+    }
     scores8(sc, qT, kr, D);
     // the block reaches past what every lane may see, or (windowed) before what some lane may see
     if (s0 + 8 > first_last + 1 || (windowed && s0 < first_last - window + nq)) {
@@ -147,15 +169,15 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
       __m256 o6 = _mm256_load_ps(oT + (d0 + 6) * 8), o7 = _mm256_load_ps(oT + (d0 + 7) * 8);
       for (int64_t j = 0; j < nb; ++j) {
         const __m256 pj = _mm256_load_ps(pb + j * 8);
-        const float* vr = vg + (s0 + j) * kv_stride + d0;
-        o0 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 0), o0);
-        o1 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 1), o1);
-        o2 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 2), o2);
-        o3 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 3), o3);
-        o4 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 4), o4);
-        o5 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 5), o5);
-        o6 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 6), o6);
-        o7 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vr + 7), o7);
+        const float* vrow = vr[j] + d0;
+        o0 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 0), o0);
+        o1 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 1), o1);
+        o2 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 2), o2);
+        o3 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 3), o3);
+        o4 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 4), o4);
+        o5 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 5), o5);
+        o6 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 6), o6);
+        o7 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 7), o7);
       }
       _mm256_store_ps(oT + (d0 + 0) * 8, o0), _mm256_store_ps(oT + (d0 + 1) * 8, o1);
       _mm256_store_ps(oT + (d0 + 2) * 8, o2), _mm256_store_ps(oT + (d0 + 3) * 8, o3);
@@ -165,7 +187,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
     for (; d0 < D; ++d0) {  // head sizes that are not a multiple of 8
       __m256 o = _mm256_load_ps(oT + d0 * 8);
       for (int64_t j = 0; j < nb; ++j)
-        o = _mm256_fmadd_ps(_mm256_load_ps(pb + j * 8), _mm256_broadcast_ss(vg + (s0 + j) * kv_stride + d0), o);
+        o = _mm256_fmadd_ps(_mm256_load_ps(pb + j * 8), _mm256_broadcast_ss(vr[j] + d0), o);
       _mm256_store_ps(oT + d0 * 8, o);
     }
   }
@@ -175,30 +197,41 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
     for (int64_t d = 0; d < D; ++d) out[((ta + t) * Hq + h) * D + d] = oT[d * 8 + t] * inv[t];
 }
 
-}  // namespace
-
-void attention_range_avx2(float* out, const float* q, const float* k, const float* v, int64_t kv_stride, int64_t T,
-                          int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
-                          int64_t i0, int64_t i1) {
+template <DType KT>
+void run_items(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
+               int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
+               int64_t i1) {
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
     const int64_t t_end = std::min(T, (item % tiles + 1) * kAttnTile);
-    const float* kg = k + g * D;
-    const float* vg = v + g * D;
+    const uint8_t* kg = KvAvx2<KT>::head(k, g * D);
+    const uint8_t* vg = KvAvx2<KT>::head(v, g * D);
     for (int64_t ta = (item % tiles) * kAttnTile; ta < t_end; ta += 8) {
       const int64_t nq = std::min<int64_t>(8, t_end - ta);
       if (nq >= kMinTileQueries && D <= kMaxTileD) {
-        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, window, ta, nq);
+        attend_tile<KT>(out, q, kg, vg, row_bytes, T, S, Hq, h, D, scale, causal, window, ta, nq);
         continue;
       }
       for (int64_t t = ta; t < ta + nq; ++t) {
         const int64_t n_keys = causal ? S - T + t + 1 : S;
         const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
-        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, lo, n_keys, D, scale);
+        attend_row<KT>(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, row_bytes, lo, n_keys, D, scale);
       }
     }
   }
+}
+
+}  // namespace
+
+void attention_range_avx2(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                          int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
+                          int64_t window, int64_t i0, int64_t i1) {
+  const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
+  with_kv_type(kv_type, [&](auto kt) {
+    run_items<decltype(kt)::value>(out, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T, S,
+                                   Hq, Hkv, D, scale, causal, window, i0, i1);
+  });
 }
 
 }  // namespace ninestep

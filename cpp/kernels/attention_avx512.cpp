@@ -171,7 +171,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
 
 }  // namespace
 
-void attention_range_avx2(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+void attention_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
                           int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 
 void attention_range_avx512(float* out, const float* q, const float* k, const float* v, int64_t kv_stride,
@@ -180,7 +180,7 @@ void attention_range_avx512(float* out, const float* q, const float* k, const fl
   // A sliding window that hides keys runs the AVX2 kernel: the 16-lane version has no window mask
   // yet (it could not be checked on an AVX-512 machine when windows were added).
   if (causal && window > 0 && window < S) {
-    attention_range_avx2(out, q, k, v, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
+    attention_range_avx2(out, q, k, v, DType::f32, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
     return;
   }
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;

@@ -9,6 +9,7 @@
 
 #include "core/threads.h"
 #include "kernels/nn.h"
+#include "kernels/attention_kv_avx2.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
@@ -17,6 +18,7 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
+constexpr int64_t kPrefetchKeys = 16;  // how far ahead the K / V rows are prefetched
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
@@ -33,14 +35,18 @@ inline __m256 sum_lanes8(const __m256* a) {
   return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88), _mm256_shuffle_ps(c[0], c[1], 0xDD));
 }
 
-// Softmax states st[i] [D + 2] of NQ queries qr[i] [D] over keys [lo, hi) of one KV head (row s at
-// kg / vg + s * kv_stride); query i sees keys up to last[i] only.
-template <int NQ>
-void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const float* kg, const float* vg,
-                 int64_t kv_stride, int64_t lo, int64_t hi, int64_t D, float scale) {
+// Softmax states st[i] [D + 2] of NQ queries qr[i] [D] over keys [lo, hi) of one KV head (the head
+// of row s at kg / vg + s * row_bytes); query i sees keys up to last[i] only.
+template <DType KT, int NQ>
+void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kg, const uint8_t* vg,
+                 int64_t row_bytes, int64_t lo, int64_t hi, int64_t D, float scale) {
+  using L = KvAvx2<KT>;
+  constexpr int KJ = NQ == 1 ? 8 : NQ <= 3 ? 4 : 2;  // keys per pass of the scores
+  constexpr int DG = NQ <= 3 ? 4 : 2;                // 8-float columns per pass of the values
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
+  const int64_t head_bytes = int64_t(L::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
   float m[NQ], l[NQ];
   alignas(32) float p[NQ][8];
   alignas(32) __m256 dots[NQ][8];
@@ -52,19 +58,41 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   }
   for (int64_t s0 = lo; s0 < hi_all; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, hi_all - s0);
-    for (int j = 0; j < 8; ++j) {
-      const float* kr = kg + std::min<int64_t>(s0 + j, hi_all - 1) * kv_stride;  // past nb: repeats, masked
-      __m256 a[NQ];
-      for (int i = 0; i < NQ; ++i) a[i] = _mm256_setzero_ps();
+    // KJ keys at a time, so NQ * KJ independent FMA chains hide the FMA latency
+    for (int jb = 0; jb < 8; jb += KJ) {
+      const uint8_t* kr[KJ];
+      for (int jj = 0; jj < KJ; ++jj)
+        kr[jj] = kg + std::min<int64_t>(s0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+      // the rows kPrefetchKeys further on: the hardware prefetcher does not follow a head's strided rows
+      for (int jj = 0; jj < KJ; ++jj)
+        if (s0 + jb + jj + kPrefetchKeys < hi_all) {
+          const int64_t ahead = (s0 + jb + jj + kPrefetchKeys) * row_bytes;
+          for (int64_t b = 0; b < head_bytes; b += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
+          }
+        }
+      __m256 a[NQ][KJ];
+      for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
       for (int64_t d = 0; d < dv; d += 8) {
-        const __m256 kv = _mm256_loadu_ps(kr + d);
-        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qr[i] + d), kv, a[i]);
+        __m256 qv[NQ];
+        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_loadu_ps(qr[i] + d);
+        for (int jj = 0; jj < KJ; ++jj) {
+          const __m256 kv = L::load8(kr[jj], d);
+          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+        }
       }
       if (dtail) {
-        const __m256 kv = _mm256_maskload_ps(kr + dv, md);
-        for (int i = 0; i < NQ; ++i) a[i] = _mm256_fmadd_ps(_mm256_maskload_ps(qr[i] + dv, md), kv, a[i]);
+        __m256 qv[NQ];
+        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_maskload_ps(qr[i] + dv, md);
+        for (int jj = 0; jj < KJ; ++jj) {
+          const __m256 kv = L::load_part(kr[jj], dv, D - dv);
+          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+        }
       }
-      for (int i = 0; i < NQ; ++i) dots[i][slot(j)] = a[i];
+      for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
     }
     __m256 corr[NQ];
     for (int i = 0; i < NQ; ++i) {
@@ -85,11 +113,29 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));
       m[i] = m_new;
     }
-    for (int64_t d = 0; d < dv; d += 8) {
+    // the values: NQ * DG accumulators, one FMA chain step per key
+    int64_t d0 = 0;
+    for (; d0 + 8 * DG <= dv; d0 += 8 * DG) {
+      __m256 o[NQ][DG];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < DG; ++c) o[i][c] = _mm256_mul_ps(_mm256_loadu_ps(st[i] + d0 + 8 * c), corr[i]);
+      for (int64_t j = 0; j < nb; ++j) {
+        const uint8_t* vr = vg + (s0 + j) * row_bytes;
+        __m256 pj[NQ];
+        for (int i = 0; i < NQ; ++i) pj[i] = _mm256_broadcast_ss(&p[i][j]);
+        for (int c = 0; c < DG; ++c) {
+          const __m256 vv = L::load8(vr, d0 + 8 * c);
+          for (int i = 0; i < NQ; ++i) o[i][c] = _mm256_fmadd_ps(pj[i], vv, o[i][c]);
+        }
+      }
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < DG; ++c) _mm256_storeu_ps(st[i] + d0 + 8 * c, o[i][c]);
+    }
+    for (int64_t d = d0; d < dv; d += 8) {
       __m256 o[NQ];
       for (int i = 0; i < NQ; ++i) o[i] = _mm256_mul_ps(_mm256_loadu_ps(st[i] + d), corr[i]);
       for (int64_t j = 0; j < nb; ++j) {
-        const __m256 vv = _mm256_loadu_ps(vg + (s0 + j) * kv_stride + d);
+        const __m256 vv = L::load8(vg + (s0 + j) * row_bytes, d);
         for (int i = 0; i < NQ; ++i) o[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[i][j]), vv, o[i]);
       }
       for (int i = 0; i < NQ; ++i) _mm256_storeu_ps(st[i] + d, o[i]);
@@ -98,7 +144,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       __m256 o[NQ];
       for (int i = 0; i < NQ; ++i) o[i] = _mm256_mul_ps(_mm256_maskload_ps(st[i] + dv, md), corr[i]);
       for (int64_t j = 0; j < nb; ++j) {
-        const __m256 vv = _mm256_maskload_ps(vg + (s0 + j) * kv_stride + dv, md);
+        const __m256 vv = L::load_part(vg + (s0 + j) * row_bytes, dv, D - dv);
         for (int i = 0; i < NQ; ++i) o[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[i][j]), vv, o[i]);
       }
       for (int i = 0; i < NQ; ++i) _mm256_maskstore_ps(st[i] + dv, md, o[i]);
@@ -107,15 +153,15 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
 }
 
-using AttendFn = void (*)(float* const*, const float* const*, const int64_t*, const float*, const float*, int64_t,
-                          int64_t, int64_t, int64_t, float);
-constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<1>, attend_keys<2>, attend_keys<3>, attend_keys<4>};
+using AttendFn = void (*)(float* const*, const float* const*, const int64_t*, const uint8_t*, const uint8_t*,
+                          int64_t, int64_t, int64_t, int64_t, float);
 
-}  // namespace
-
-void attention_split_range_avx2(float* part, const float* q, const float* k, const float* v, int64_t kv_stride,
-                                int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                                int64_t n_split, int64_t i0, int64_t i1) {
+template <DType KT>
+void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
+                 int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
+                 int64_t i1) {
+  static constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>, attend_keys<KT, 3>,
+                                                  attend_keys<KT, 4>};
   // query i of KV head g: token i / group, head g * group + i % group
   const int64_t group = Hq / Hkv, rows = T * group;
   for (int64_t item = i0; item < i1; ++item) {
@@ -133,9 +179,21 @@ void attention_split_range_avx2(float* part, const float* q, const float* k, con
         qr[i] = q + (t * Hq + h) * D;
         last[i] = causal ? S - T + t : S - 1;
       }
-      kAttend[nq](st, qr, last, k + g * D, v + g * D, kv_stride, lo, hi, D, scale);
+      kAttend[nq](st, qr, last, KvAvx2<KT>::head(k, g * D), KvAvx2<KT>::head(v, g * D), row_bytes, lo, hi, D, scale);
     }
   }
+}
+
+}  // namespace
+
+void attention_split_range_avx2(float* part, const float* q, const void* k, const void* v, DType kv_type,
+                                int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
+                                float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
+  const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
+  with_kv_type(kv_type, [&](auto kt) {
+    run_items<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T, S,
+                                     Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  });
 }
 
 }  // namespace ninestep

@@ -32,7 +32,8 @@ size_t scratch_for(const Weights& w, int64_t m) {
 
 }  // namespace
 
-Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk) : w_(std::move(w)) {
+Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk, DType kv_type)
+    : w_(std::move(w)) {
   NS_CHECK(w_ != nullptr, "weights: none given");
   const ModelConfig& c = w_->cfg;
   NS_CHECK(n_ctx >= 1, "n_ctx must be >= 1, got " + std::to_string(n_ctx));
@@ -42,13 +43,17 @@ Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, i
   NS_CHECK(!w_->pos_embd.data || n_ctx <= w_->pos_embd.n,
            "n_ctx " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(w_->pos_embd.n) +
                " learned positions");
+  const std::string kv_error = kv_cache_type_error(kv_type, c.head_dim);
+  NS_CHECK(kv_error.empty(), "kv_cache: " + kv_error);
   n_ctx_ = n_ctx;
   n_seq_ = n_seq;
+  kv_type_ = kv_type;
+  kv_row_bytes_ = dtype_row_bytes(kv_type, c.kv_dim());
   chunk_ = std::min(chunk, checked_mul(n_ctx, n_seq, "n_ctx * n_seq"));
-  const int64_t cache =
-      checked_mul(checked_mul(checked_mul(c.n_layers, n_seq, "kv cache"), n_ctx, "kv cache"), c.kv_dim(), "kv cache");
-  kcache_.reset(new float[cache]);
-  vcache_.reset(new float[cache]);
+  const int64_t cache = checked_mul(checked_mul(checked_mul(c.n_layers, n_seq, "kv cache"), n_ctx, "kv cache"),
+                                    kv_row_bytes_, "kv cache");
+  kcache_.reset(new uint8_t[cache]);
+  vcache_.reset(new uint8_t[cache]);
   len_.reset(new std::atomic<int64_t>[n_seq]);
   for (int64_t s = 0; s < n_seq; ++s) len_[s] = 0;
   x_.resize(chunk_ * c.d_model);
@@ -112,11 +117,11 @@ void Engine::copy(int64_t src, int64_t dst, int64_t n) {
                                          std::to_string(src) + " holds");
   NS_CHECK(!busy_.load(), "engine: a step is running");
   if (src != dst) {
-    const int64_t kvd = w_->cfg.kv_dim();
+    const int64_t rb = kv_row_bytes_;
     for (int64_t l = 0; l < w_->cfg.n_layers; ++l) {
-      const int64_t a = ((l * n_seq_ + src) * n_ctx_) * kvd, b = ((l * n_seq_ + dst) * n_ctx_) * kvd;
-      std::memcpy(kcache_.get() + b, kcache_.get() + a, n * kvd * sizeof(float));
-      std::memcpy(vcache_.get() + b, vcache_.get() + a, n * kvd * sizeof(float));
+      const int64_t a = ((l * n_seq_ + src) * n_ctx_) * rb, b = ((l * n_seq_ + dst) * n_ctx_) * rb;
+      std::memcpy(kcache_.get() + b, kcache_.get() + a, n * rb);
+      std::memcpy(vcache_.get() + b, vcache_.get() + a, n * rb);
     }
   }
   len_[dst] = n;

@@ -1,7 +1,8 @@
 // The engine: a KV cache of n_seq sequences and every scratch buffer, allocated once, and the step
 // that runs a batch of (token, position, sequence) entries through the model's architecture.
 //
-// KV cache: fixed slots, [n_layers, n_seq, n_ctx, n_kv_heads, head_dim] floats for K and for V. A
+// KV cache: fixed slots, [n_layers, n_seq, n_ctx, n_kv_heads, head_dim] elements of kv_type (f32,
+// f16 or q8_0; a position's row is dtype_row_bytes(kv_type, kv_dim) bytes) for K and for V. A
 // slot's rows are contiguous per layer, so attention reads a sequence's keys in place; the memory is
 // left uninitialized, so the OS commits a slot's pages only as its sequence grows.
 #pragma once
@@ -61,7 +62,8 @@ class Engine {
   // reading its output: every thread normalizes and prepares all rows into its own buffers.
   static constexpr int64_t kOwnRows = 4;
 
-  Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk = kDefaultChunk);
+  Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk = kDefaultChunk,
+         DType kv_type = DType::f16);
   ~Engine();  // prints the phase times to stderr when profiling
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -80,6 +82,8 @@ class Engine {
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_seq() const { return n_seq_; }
   int64_t chunk() const { return chunk_; }
+  DType kv_type() const { return kv_type_; }
+  int64_t kv_row_bytes() const { return kv_row_bytes_; }  // one position's K (or V) row in one layer
   const ModelConfig& config() const { return w_->cfg; }
   const Weights& weights() const { return *w_; }
   const std::vector<double>& profile() const { return prof_; }
@@ -93,7 +97,9 @@ class Engine {
   std::shared_ptr<const Weights> w_;
   int64_t n_ctx_, n_seq_, chunk_;
   std::unique_ptr<std::atomic<int64_t>[]> len_;  // [n_seq] cached positions per sequence
-  std::unique_ptr<float[]> kcache_, vcache_;     // [n_layers, n_seq, n_ctx, kv_dim]
+  DType kv_type_ = DType::f16;
+  int64_t kv_row_bytes_ = 0;
+  std::unique_ptr<uint8_t[]> kcache_, vcache_;   // [n_layers, n_seq, n_ctx] rows of kv_row_bytes_
 
   // The flat entries of the current step and the current piece's plan.
   std::vector<int32_t> tok_, pos_, slot_;  // [entries of the step]

@@ -82,11 +82,16 @@ void Step::mark(int phase) {
   }
 }
 
-float* Step::kcache(const LayerWeights& L, int32_t slot) const {
-  return e_.kcache_.get() + ((layer_of(L) * e_.n_seq_ + slot) * e_.n_ctx_) * c.kv_dim();
+uint8_t* Step::kcache(const LayerWeights& L, int32_t slot) const {
+  return e_.kcache_.get() + ((layer_of(L) * e_.n_seq_ + slot) * e_.n_ctx_) * e_.kv_row_bytes_;
 }
-float* Step::vcache(const LayerWeights& L, int32_t slot) const {
-  return e_.vcache_.get() + ((layer_of(L) * e_.n_seq_ + slot) * e_.n_ctx_) * c.kv_dim();
+uint8_t* Step::vcache(const LayerWeights& L, int32_t slot) const {
+  return e_.vcache_.get() + ((layer_of(L) * e_.n_seq_ + slot) * e_.n_ctx_) * e_.kv_row_bytes_;
+}
+void Step::store_kv(const LayerWeights& L, int64_t t) const {
+  const int64_t kvd = c.kv_dim(), at = int64_t(pos_[t]) * e_.kv_row_bytes_;
+  kv_store_row(kcache(L, slot_[t]) + at, e_.kn_.data() + t * kvd, e_.kv_type_, kvd);
+  kv_store_row(vcache(L, slot_[t]) + at, e_.vn_.data() + t * kvd, e_.kv_type_, kvd);
 }
 
 const AttnPlan& Step::plan_for(int64_t window) const {
@@ -176,7 +181,7 @@ void Step::rope_cache(const LayerWeights& L) {
   const int64_t Hq = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim();
   const float eps = float(c.norm_eps), theta = L.cfg.rope_theta;
   const RopeStyle style = c.rope();
-  float *q = e_.q_.data(), *k = e_.kn_.data(), *v = e_.vn_.data();
+  float *q = e_.q_.data(), *k = e_.kn_.data();
   // Items [0, m) are query rows, [m, 2m) key rows, so a one-token step uses two threads.
   int64_t b, e;
   for (begin(2 * m_); next(&b, &e);) {
@@ -187,24 +192,15 @@ void Step::rope_cache(const LayerWeights& L) {
     if (L.k_norm)
       for (int64_t t = kb; t < ke; ++t) rmsnorm_rows(k + t * kvd, k + t * kvd, L.k_norm.w, eps, D, 0, Hkv);
     if (kb < ke) rope_rows(k, pos_, Hkv, D, theta, style, kb, ke);
-    for (int64_t t = kb; t < ke; ++t) {
-      std::memcpy(kcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, k + t * kvd, kvd * sizeof(float));
-      std::memcpy(vcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, v + t * kvd, kvd * sizeof(float));
-    }
+    for (int64_t t = kb; t < ke; ++t) store_kv(L, t);
   }
   sync(kRopeCache);
 }
 
 void Step::cache(const LayerWeights& L) {
-  const int64_t kvd = c.kv_dim();
-  const float *k = e_.kn_.data(), *v = e_.vn_.data();
   int64_t b, e;
-  for (begin(m_); next(&b, &e);) {
-    for (int64_t t = b; t < e; ++t) {
-      std::memcpy(kcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, k + t * kvd, kvd * sizeof(float));
-      std::memcpy(vcache(L, slot_[t]) + int64_t(pos_[t]) * kvd, v + t * kvd, kvd * sizeof(float));
-    }
-  }
+  for (begin(m_); next(&b, &e);)
+    for (int64_t t = b; t < e; ++t) store_kv(L, t);
   sync(kRopeCache);
 }
 
@@ -217,15 +213,15 @@ void Step::attend(const LayerWeights& L) {
     for (const AttnJob& j : plan.jobs) {
       const int64_t i0 = std::max(b, j.item0) - j.item0, i1 = std::min(e, j.item0 + j.n_items) - j.item0;
       if (i0 >= i1) continue;
-      const float* kc = kcache(L, j.slot) + j.lo * kvd;  // [S - lo, Hkv, D]
-      const float* vc = vcache(L, j.slot) + j.lo * kvd;
-      const float* q = e_.q_.data() + j.row0 * qd;       // [T, Hq, D]
+      const uint8_t* kc = kcache(L, j.slot) + j.lo * e_.kv_row_bytes_;  // [S - lo, Hkv, D] of kv_type
+      const uint8_t* vc = vcache(L, j.slot) + j.lo * e_.kv_row_bytes_;
+      const float* q = e_.q_.data() + j.row0 * qd;                       // [T, Hq, D]
       if (j.n_split)
-        attention_split_range(e_.part_.data() + j.part0, q, kc, vc, kvd, j.T, j.S - j.lo, Hq, Hkv, D, scale, true,
-                              j.n_split, i0, i1);
+        attention_split_range(e_.part_.data() + j.part0, q, kc, vc, e_.kv_type_, kvd, j.T, j.S - j.lo, Hq, Hkv, D,
+                              scale, true, j.n_split, i0, i1);
       else
-        attention_range(e_.att_.data() + j.row0 * qd, q, kc, vc, kvd, j.T, j.S - j.lo, Hq, Hkv, D, scale, true,
-                        j.window, i0, i1);
+        attention_range(e_.att_.data() + j.row0 * qd, q, kc, vc, e_.kv_type_, kvd, j.T, j.S - j.lo, Hq, Hkv, D,
+                        scale, true, j.window, i0, i1);
     }
   }
   sync(kAttention);

@@ -33,6 +33,8 @@ def _add_model_args(p, positional=False, ctx_default=None):
         p.add_argument("-c", "--ctx", type=int, help="context length in tokens (default: min(the model's, 4096))")
     p.add_argument("--ctx-override", action="store_true",
                    help="allow a context longer than the model was trained on")
+    p.add_argument("--kv-cache", choices=["auto", "f16", "q8_0", "f32"], default="auto",
+                   help="KV cache element type (default auto: f16 for quantized weights, f32 for float weights)")
 
 
 def _add_sampling_args(p):
@@ -110,7 +112,8 @@ def _load(a, n_ctx=None):
     threads = _threads(a)
     ctx = getattr(a, "ctx", None) if n_ctx is None else n_ctx
     t0 = time.perf_counter()
-    model = ninestep.load(_model_name(a), n_ctx=ctx, n_threads=threads, ctx_override=a.ctx_override)
+    model = ninestep.load(_model_name(a), n_ctx=ctx, n_threads=threads, ctx_override=a.ctx_override,
+                          kv_cache=getattr(a, "kv_cache", "auto"))
     if a.verbose:
         print(f"[loaded {model.path} in {time.perf_counter() - t0:.2f} s; {ninestep.cpu_info()}]", file=sys.stderr)
     return model
@@ -314,7 +317,7 @@ def cmd_serve(a):
     from ninestep.server import serve
 
     return serve(_model_name(a), host=a.host, port=a.port, parallel=a.parallel, api_key=a.api_key, n_ctx=a.ctx,
-                 n_threads=_threads(a), ctx_override=a.ctx_override, max_queue=a.max_queue)
+                 n_threads=_threads(a), ctx_override=a.ctx_override, max_queue=a.max_queue, kv_cache=a.kv_cache)
 
 
 def _add_serve(sub):

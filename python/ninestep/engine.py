@@ -89,6 +89,18 @@ def load_weights(config, tensors):
     return _core.Weights(cfg, {str(k): _tensor(k, v) for k, v in tensors.items()})
 
 
+KV_CACHE_TYPES = ("auto", "f16", "q8_0", "f32")
+
+
+def kv_cache_type(v, name="kv_cache"):
+    """The KV cache element type: "f16" (half the memory of f32), "q8_0" (8-bit blocks of 32 with
+    an f16 scale: 34 bytes per 32 values; head sizes that are multiples of 32) or "f32"; "auto" (the
+    default) is f16 for quantized weights and f32 for float (f32 / f16 / bf16) weights."""
+    if not isinstance(v, str) or v not in KV_CACHE_TYPES:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, KV_CACHE_TYPES))}, got {v!r}")
+    return v
+
+
 def _seq(v, name):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise ValueError(f"{name}: expected a sequence id (int), got {v!r}")
@@ -101,17 +113,18 @@ class Engine:
     the matmuls read each weight once for all of them. At most `chunk` tokens run per parallel
     region; a longer step runs in pieces (Ctrl-C stops between pieces)."""
 
-    def __init__(self, weights, n_ctx, n_seq=1, chunk=512):
+    def __init__(self, weights, n_ctx, n_seq=1, chunk=512, kv_cache="auto"):
         if not isinstance(weights, _core.Weights):
             raise ValueError(f"weights: expected the result of load_weights, got {type(weights).__name__}")
         self._e = _core.Engine(weights, positive_int(n_ctx, "n_ctx"), positive_int(n_seq, "n_seq"),
-                               positive_int(chunk, "chunk"))
+                               positive_int(chunk, "chunk"), kv_cache_type(kv_cache))
         self.vocab_size = weights.vocab_size
         self._out = np.empty((0, self.vocab_size), np.float32)
 
     n_ctx = property(lambda self: self._e.n_ctx)
     n_seq = property(lambda self: self._e.n_seq)
     chunk = property(lambda self: self._e.chunk)
+    kv_cache = property(lambda self: self._e.kv_cache)
 
     def seq_len(self, seq):
         """Positions of sequence `seq` held in the cache."""
@@ -169,8 +182,8 @@ class Session:
     """One sequence: an Engine with n_seq=1. forward() takes prompts in chunks of `chunk` tokens
     (batched matmuls) and single decode tokens alike."""
 
-    def __init__(self, weights, n_ctx, chunk=512):
-        self._engine = Engine(weights, n_ctx, 1, chunk)
+    def __init__(self, weights, n_ctx, chunk=512, kv_cache="auto"):
+        self._engine = Engine(weights, n_ctx, 1, chunk, kv_cache)
         self.vocab_size = self._engine.vocab_size
 
     @property
@@ -179,6 +192,7 @@ class Session:
 
     n_ctx = property(lambda self: self._engine.n_ctx)
     chunk = property(lambda self: self._engine.chunk)
+    kv_cache = property(lambda self: self._engine.kv_cache)
 
     def reset(self):
         self._engine.truncate(0, 0)

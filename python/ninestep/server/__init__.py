@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, n_ctx=None, n_threads=None,
-          ctx_override=False, max_queue=64, log_level="warning"):
+          ctx_override=False, max_queue=64, log_level="warning", kv_cache="auto"):
     """Runs the server until SIGINT/SIGTERM. The model loads in the background (/health says 503
     until it is ready); Ctrl-C ends running requests and exits."""
     try:
@@ -26,7 +26,7 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
         raise FileNotFoundError(f"model not found: {model}")
     path = Path(path)
     state = State(lambda: ninestep.load(path, n_ctx=n_ctx, n_threads=n_threads, ctx_override=ctx_override,
-                                        n_seq=parallel),
+                                        n_seq=parallel, kv_cache=kv_cache),
                   name=path.stem if path.is_file() else path.name, api_key=api_key, max_queue=max_queue)
     app = create_app(state)
 
