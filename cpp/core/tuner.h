@@ -12,7 +12,8 @@
 // The thread count only moves work between threads: plans and results depend on `nmax` (the
 // configured count), never on the tuner's choice (the engine plans every step for nmax threads).
 //
-// NINESTEP_THREAD_TUNING=off keeps nmax; =cycle runs steps at 1, 2, .., nmax threads in turn (tests).
+// NINESTEP_THREAD_TUNING=on turns it on (default off: keeps nmax); =cycle runs steps at 1, 2, .., nmax
+// threads in turn (tests).
 #pragma once
 #include <cstdint>
 #include <vector>
