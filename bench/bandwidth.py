@@ -14,7 +14,6 @@ table is the tied LM head and is read whole), plus the KV cache at --depth posit
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -76,18 +75,9 @@ def decode_speed(path, threads, depth, rounds, new_tokens=64):
     return speeds
 
 
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None):
     import ninestep
+    from compare import _cpu_name as cpu_name
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="GGUF file or ninestep.hub name (default: the default model)")

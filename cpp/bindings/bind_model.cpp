@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.h"
+#include "bindings/model_args.h"
 #include "bindings/registry.h"
 #include "model/arch.h"
 #include "kernels/nn.h"
@@ -18,75 +19,18 @@ struct PyWeights : Weights {
   std::vector<py::object> keep;
 };
 
-const char* type_name(int64_t) { return "int"; }
-const char* type_name(double) { return "float"; }
-const char* type_name(bool) { return "bool"; }
-const char* type_name(const std::string&) { return "str"; }
-
-// A missing key keeps the schema's default; a present one must have the field's type.
-template <class T>
-void cfg_read(const py::dict& d, const char* key, T* out) {
-  if (!d.contains(key)) return;
-  py::handle v = d[key];
-  const bool ok = std::is_same_v<T, bool>          ? py::isinstance<py::bool_>(v)
-                  : std::is_same_v<T, int64_t>     ? py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v)
-                  : std::is_same_v<T, double>      ? (py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) &&
-                                                    !py::isinstance<py::bool_>(v)
-                                                   : py::isinstance<py::str>(v);
-  NS_CHECK(ok, std::string("config['") + key + "']: expected " + type_name(T{}) + ", got " +
-                   std::string(py::repr(v)));
-  *out = v.cast<T>();
-}
-
-ModelConfig config_from(const py::dict& d) {
-  ModelConfig c;
-#define NS_READ_FIELD(type, name, def, doc) cfg_read<type>(d, #name, &c.name);
-  NS_CONFIG_FIELDS(NS_READ_FIELD)
-#undef NS_READ_FIELD
-  for (auto item : d) {
-    const std::string key = py::str(item.first);
-    bool known = false;
-#define NS_KNOWN_FIELD(type, name, def, doc) known = known || key == #name;
-    NS_CONFIG_FIELDS(NS_KNOWN_FIELD)
-#undef NS_KNOWN_FIELD
-    NS_CHECK(known, "config: unknown field '" + key + "'");
-  }
-  return c;
-}
-
 py::list config_schema() {
   py::list out;
-#define NS_SCHEMA_ROW(type, name, def, doc) out.append(py::make_tuple(#name, type_name(type{}), type(def), doc));
+#define NS_SCHEMA_ROW(type, name, def, doc) out.append(py::make_tuple(#name, model_args::type_name(type{}), type(def), doc));
   NS_CONFIG_FIELDS(NS_SCHEMA_ROW)
 #undef NS_SCHEMA_ROW
   return out;
 }
 
 std::shared_ptr<PyWeights> make_weights(const py::dict& config, const py::dict& tensors) {
-  const ModelConfig cfg = config_from(config);
-  std::map<std::string, TensorIn> in;
+  const ModelConfig cfg = model_args::config(config);
   std::vector<py::object> keep;
-  for (auto item : tensors) {
-    const std::string name = py::str(item.first);
-    const std::string where = "tensors['" + name + "']";
-    NS_CHECK(py::isinstance<py::tuple>(item.second) && py::len(item.second) == 3,
-             where + ": expected a tuple (array, kind, shape)");
-    py::tuple tup = py::reinterpret_borrow<py::tuple>(item.second);
-    NS_CHECK(py::isinstance<py::array>(tup[0]), where + ": expected a NumPy array");
-    py::array a = py::reinterpret_borrow<py::array>(tup[0]);
-    NS_CHECK(a.flags() & py::array::c_style, where + ": array must be C-contiguous");
-    TensorIn t;
-    t.data = a.data();
-    t.nbytes = a.nbytes();
-    try {
-      t.type = dtype_from_name(tup[1].cast<std::string>());
-      t.shape = tup[2].cast<std::vector<int64_t>>();
-    } catch (const py::cast_error&) {
-      fail(where + ": kind must be a str and shape a sequence of ints");
-    }
-    in[name] = t;
-    keep.push_back(a);
-  }
+  const std::map<std::string, TensorIn> in = model_args::tensors(tensors, &keep);
   auto w = std::make_shared<PyWeights>();
   static_cast<Weights&>(*w) = Weights::build(cfg, in);
   w->keep = std::move(keep);

@@ -1,6 +1,5 @@
 // A model's config dict and tensor dict as the C++ side takes them (ModelConfig + TensorIn views),
-// with every key, type and array checked. Shared by the encoder binding (bind_encoder.cpp);
-// bind_model.cpp keeps its own copy of the same reading for now.
+// with every key, type and array checked. Shared by the decoder and encoder bindings.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
