@@ -16,7 +16,10 @@ PROMPT = ("The old lighthouse keeper climbed the stairs every evening. He lit th
 
 @pytest.fixture(scope="module")
 def model():
-    with ninestep.load(smollm2_path(), n_ctx=512) as m:
+    # An f32 KV cache: these checks are about the sampler's history, and the comparison below of
+    # decode steps with one batched pass is tighter with it (largest miss 0.18 measured; with the
+    # default f16 cache 0.51, float rounding amplified by the 8-bit activations).
+    with ninestep.load(smollm2_path(), n_ctx=512, kv_cache="f32") as m:
         yield m
 
 
@@ -30,7 +33,7 @@ def penalised(z, history, penalty):
 def off_argmax(model, prompt, new, penalty, rule, eps):
     """Steps j where new[j] is not the argmax (within eps) of the logits penalised by
     rule(ids so far, n_prompt). The logits of the whole sequence come from one fresh batched pass,
-    which differs from the decode steps' by up to ~0.13 here (measured), so eps = 0.25; a wrong
+    which differs from the decode steps' by up to ~0.18 here (measured), so eps = 0.25; a wrong
     window misses the argmax by 2.5-11 (measured), so the wrong rules are checked at eps = 1."""
     seq = list(prompt) + list(new)
     logits = model.logits(seq)
