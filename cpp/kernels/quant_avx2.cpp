@@ -269,8 +269,6 @@ void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint
 // 79.9M / 94.7M / 66.4M, 8 x 2 59.9M / 74.8M / 64.2M).
 constexpr int kPrefillRows = 8;
 
-// How far ahead of its reads the decode GEMV prefetches (best of 2-16 KB measured on Zen 3, 1 thread).
-constexpr int64_t kGemvAhead = 4096;
 
 template <class T>
 void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t m, int64_t k, int64_t n0,
@@ -302,7 +300,7 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
     const int64_t i1 = i0 + kRowChunk < m ? i0 + kRowChunk : m;
     // The next columns arrive while these are computed: from DRAM for a batch of decodes, from L2
     // for the later chunks of a prompt.
-    const int64_t ahead = 2 * rb * ((kGemvAhead + 2 * rb - 1) / (2 * rb));
+    const int64_t ahead = gemm_ahead(2 * rb);
     int64_t j = n0;
     for (; j + 2 <= n1; j += 2) {
       const bool inside = (j + 2) * rb + ahead <= n1 * rb;

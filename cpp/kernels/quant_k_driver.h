@@ -19,6 +19,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/quant.h"
 #include "kernels/quant_k.h"
 
 namespace ninestep {
@@ -38,13 +39,6 @@ void k_column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const ui
   if constexpr (MR > 1) {
     if (i < i1) k_column<K, MR / 2, NR>(y, ldy, act, nb, w, rb, i, i1, j, pf);
   }
-}
-
-// Prefetch distance of the GEMM over several activation rows: whole groups of NR weight rows, at
-// least 4 KB, so the next columns arrive (from DRAM for a batch of decodes, from L2 for the later
-// chunks of a prompt) while this one is computed.
-inline int64_t gemm_ahead(int64_t group_bytes) {
-  return group_bytes * ((4096 + group_bytes - 1) / group_bytes);
 }
 
 template <class K>
