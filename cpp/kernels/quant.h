@@ -43,6 +43,12 @@ void qgemm_rows_avx512(float* y, int64_t ldy, const BlockQ8Act* act, const void*
 void qgemm_rows_neon(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                      int64_t n0, int64_t n1);
 
+// AVX2, every quantized type (quant_panel_avx2.cpp): the same contract over any weight type with
+// 32-element activation blocks (K-quants: 8 per super-block); false (nothing written) for a type
+// or K it does not take.
+bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                      int64_t n0, int64_t n1);
+
 // How far ahead of its reads a quantized GEMM prefetches weights: the decode GEMV kGemvAhead bytes
 // (best of 2-16 KB measured on Zen 3, 1 thread); over several activation rows, whole groups of
 // weight rows (group_bytes each) at least that far, so the next columns arrive (from DRAM for a

@@ -20,15 +20,24 @@ template <DType T, QGemmTypedFn F>
 void q32_gemm(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0, int64_t n1) {
   F(y, ldy, static_cast<const BlockQ8Act*>(act), w, T, m, k, n0, n1);
 }
+// AVX2 runs every quantized type on the column-interleaved panel (quant_panel_avx2.cpp) and falls
+// back to the type's own kernel F where the panel does not take the shape.
+template <DType T, GemmRowsFn F>
+void panel_gemm_avx2(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
+                     int64_t n1) {
+  if (!qgemm_panel_avx2(y, ldy, static_cast<const BlockQ8Act*>(act), w, T, m, k, n0, n1)) F(y, ldy, act, w, m, k, n0, n1);
+}
+#define NS_PANEL_AVX2(T, F) NS_AVX2((panel_gemm_avx2<T, F>))
+
 #define NS_Q32_GEMM(T)                                                                                  \
   Dispatch<GemmRowsFn> {                                                                                \
-    q32_gemm<T, qgemm_rows_generic>, NS_AVX2((q32_gemm<T, qgemm_rows_avx2>)),                         \
+    q32_gemm<T, qgemm_rows_generic>, NS_PANEL_AVX2(T, (q32_gemm<T, qgemm_rows_avx2>)),                \
         NS_AVX512((q32_gemm<T, qgemm_rows_avx512>)), NS_NEON((q32_gemm<T, qgemm_rows_neon>))            \
   }
 // The same without an AVX-512 variant: Dispatch falls back to the AVX2 one on AVX-512 machines.
 #define NS_Q32_GEMM_NO512(T)                                                                        \
   Dispatch<GemmRowsFn> {                                                                            \
-    q32_gemm<T, qgemm_rows_generic>, NS_AVX2((q32_gemm<T, qgemm_rows_avx2>)), nullptr,              \
+    q32_gemm<T, qgemm_rows_generic>, NS_PANEL_AVX2(T, (q32_gemm<T, qgemm_rows_avx2>)), nullptr,     \
         NS_NEON((q32_gemm<T, qgemm_rows_neon>))                                                     \
   }
 
@@ -46,8 +55,10 @@ void act_rows(void* dst, const float* x, int64_t k) {
 
 // The K-quants' GEMMs and Q8_K conversion are GemmRowsFn / ActRowFn already; no AVX-512 variant
 // (the AVX2 one serves AVX-512 machines).
-#define NS_KGEMM(t) \
-  Dispatch<GemmRowsFn> { gemm_##t##_generic, NS_AVX2(gemm_##t##_avx2), nullptr, NS_NEON(gemm_##t##_neon) }
+#define NS_KGEMM(t)                                                                                     \
+  Dispatch<GemmRowsFn> {                                                                                \
+    gemm_##t##_generic, NS_PANEL_AVX2(DType::t, gemm_##t##_avx2), nullptr, NS_NEON(gemm_##t##_neon)     \
+  }
 
 const ActTraits kActs[] = {
     {"f32", 1, 4, {nullptr}},

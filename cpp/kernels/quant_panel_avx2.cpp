@@ -1,0 +1,501 @@
+// AVX2 + FMA + F16C: the quantized GEMM of every block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+// Q5_K, Q6_K) on a column-interleaved panel, and the decode GEMV with the same arithmetic.
+//
+// The GGUF blocks of NC = 8 weight rows are unpacked, per 32-element group, into eight 32-byte
+// vectors q[t] whose byte 4c + e is element 4t + e of row c (an 8 x 8 transpose of 4-byte quads).
+// One broadcast activation quad (4 bytes) then meets the same 4 elements of all 8 rows in one
+// _mm256_maddubs_epi16, and the eight int32 results of a group are the eight rows' dots in eight
+// lanes: no horizontal sums, one convert and two FMAs per group for 8 outputs, and a row of 8
+// outputs is one store. Unsigned quants (every type but Q8_0) go straight into maddubs; their
+// int16 pair sums are added kDepth times before widening (kDepth * 2 * max_q * 127 < 2^15).
+//
+// Every output y[i, j] is, for both the panel GEMM and the GEMV, exactly
+//     acc = 0; for each group g (each half h of it, Q6_K): P = the exact integer dot of the
+//     unsigned quants with the activation quants; acc = fma(float(P), sc * d_x, acc);
+//     acc = fma(mn, s_x, acc)          (types with a minimum or an offset)
+// with sc the group's (half's) float scale of row j, mn its additive term (Q4_1/Q5_1: m; Q4_0:
+// -8 d; Q5_0: -16 d; Q4_K/Q5_K: -dmin * min; Q6_K: -32 d * scale), d_x the activation block's
+// scale and s_x = d_x * the sum of its quants (Q6_K: of the half). So a row's result is the same
+// bits whichever batch it is computed in.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/quant.h"
+#include "kernels/quant_k.h"
+
+namespace ninestep {
+namespace {
+
+constexpr int NC = 8;               // weight rows per panel column group: one float lane each
+constexpr int64_t kMaxGroups = 256;  // K <= 8192 on the panel; larger K falls back
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// 16 bytes of nibbles -> 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31).
+inline __m256i nibbles(const uint8_t* qs) {
+  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
+}
+
+// Q5_0/Q5_1's fifth bits (bit j of the little-endian uint32 is element j's) as 0x10 per byte.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  int32_t u;
+  std::memcpy(&u, qh, 4);
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  const __m256i bytes = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(u), spread), bit);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(bytes, bit), _mm256_set1_epi8(0x10));
+}
+
+// out[t] lane c = r[c] lane t (32-bit lanes): an 8 x 8 transpose.
+inline void transpose8(__m256i* out, const __m256i* r) {
+  __m256i t[8], u[8];
+  for (int p = 0; p < 4; ++p) {
+    t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+    t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+  }
+  for (int p = 0; p < 2; ++p) {
+    u[4 * p + 0] = _mm256_unpacklo_epi64(t[4 * p], t[4 * p + 2]);
+    u[4 * p + 1] = _mm256_unpackhi_epi64(t[4 * p], t[4 * p + 2]);
+    u[4 * p + 2] = _mm256_unpacklo_epi64(t[4 * p + 1], t[4 * p + 3]);
+    u[4 * p + 3] = _mm256_unpackhi_epi64(t[4 * p + 1], t[4 * p + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+    out[4 + c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+  }
+}
+
+// The 12 packed Q4_K / Q5_K scale bytes -> bytes 0..7 the 6-bit scales, 8..15 the minimums.
+inline __m128i k_scales_mins(const uint8_t* p) {
+  uint32_t a, b, c;
+  std::memcpy(&a, p, 4);
+  std::memcpy(&b, p + 4, 4);
+  std::memcpy(&c, p + 8, 4);
+  const uint32_t sc_lo = a & 0x3f3f3f3f, mn_lo = b & 0x3f3f3f3f;
+  const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030);
+  const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
+  return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
+}
+
+inline __m256 as_ps(__m256i v) { return _mm256_castsi256_ps(v); }
+// out[t] lane c = r[c] lane t for 8 float vectors.
+inline void transpose8_ps(__m256* out, const __m256* r) {
+  __m256i ri[8], o[8];
+  for (int c = 0; c < 8; ++c) ri[c] = _mm256_castps_si256(r[c]);
+  transpose8(o, ri);
+  for (int t = 0; t < 8; ++t) out[t] = as_ps(o[t]);
+}
+
+// Per weight type: group g of a row's blocks (row points at the row's first block) as 32 quants
+// in element order (quants); RowScales below gives the groups' scales and additive terms.
+//   kDepth   maddubs results summed in int16 before widening
+//   kHalves  2 when each 16-element half has its own scale (Q6_K), else 1
+//   kSigned  the quants are signed (Q8_0: |w| meets sign(w) * x), else unsigned
+//   kSum     the additive term exists (mn multiplies the activation sum)
+// The 32-element types give kMin (mn = the block's m) or kOffset (mn = -kOffset * d); the
+// K-quants super(), a super-block's scales for 8 rows.
+template <class B, int Depth, bool Signed, bool Min, int Offset>
+struct Type32 {
+  using Block = B;
+  static constexpr int kDepth = Depth, kHalves = 1, kOffset = Offset;
+  static constexpr bool kSigned = Signed, kMin = Min, kSum = Min || Offset != 0, kHalfScales = true;
+  static const Block& block(const uint8_t* row, int64_t g) { return reinterpret_cast<const Block*>(row)[g]; }
+};
+struct Q8_0 : Type32<BlockQ8_0, 1, true, false, 0> {
+  static __m256i quants(const uint8_t* row, int64_t g) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block(row, g).qs));
+  }
+};
+struct Q4_0 : Type32<BlockQ4_0, 8, false, false, 8> {
+  static __m256i quants(const uint8_t* row, int64_t g) { return nibbles(block(row, g).qs); }
+};
+struct Q4_1 : Type32<BlockQ4_1, 8, false, true, 0> {
+  static __m256i quants(const uint8_t* row, int64_t g) { return nibbles(block(row, g).qs); }
+};
+struct Q5_0 : Type32<BlockQ5_0, 4, false, false, 16> {
+  static __m256i quants(const uint8_t* row, int64_t g) {
+    const Block& b = block(row, g);
+    return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+  }
+};
+struct Q5_1 : Type32<BlockQ5_1, 4, false, true, 0> {
+  static __m256i quants(const uint8_t* row, int64_t g) {
+    const Block& b = block(row, g);
+    return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+  }
+};
+
+// Q4_K / Q5_K group s of a super-block: its low four bits.
+template <class Block>
+inline __m256i k_low_bits(const Block& b, int s) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * (s / 2)));
+  return _mm256_and_si256(s % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0f));
+}
+template <class B, int Depth, int Halves>
+struct TypeK {
+  using Block = B;
+  static constexpr int kDepth = Depth, kHalves = Halves;
+  static constexpr bool kSigned = false, kSum = true, kHalfScales = false;
+  static const Block& block(const uint8_t* row, int64_t g) { return reinterpret_cast<const Block*>(row)[g / 8]; }
+};
+// Super-block sb of 8 rows: [group][row] scales d * sc and terms -dmin * mn, as k_scales gives them.
+template <class Block>
+inline void k_super(const uint8_t* const* rows, int64_t sb, __m256* sc, __m256* mn) {
+  __m256 s[NC], m[NC];
+  for (int c = 0; c < NC; ++c) {
+    const Block& b = reinterpret_cast<const Block*>(rows[c])[sb];
+    const __m128i sm = k_scales_mins(b.scales);
+    s[c] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), _mm256_set1_ps(half(b.d)));
+    m[c] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))), _mm256_set1_ps(-half(b.dmin)));
+  }
+  transpose8_ps(sc, s);
+  transpose8_ps(mn, m);
+}
+struct Q4K : TypeK<BlockQ4K, 8, 1> {
+  static void super(const uint8_t* const* rows, int64_t sb, __m256* sc, __m256* mn) { k_super<Block>(rows, sb, sc, mn); }
+  static __m256i quants(const uint8_t* row, int64_t g) { return k_low_bits(block(row, g), (int)(g % 8)); }
+};
+struct Q5K : TypeK<BlockQ5K, 4, 1> {
+  static void super(const uint8_t* const* rows, int64_t sb, __m256* sc, __m256* mn) { k_super<Block>(rows, sb, sc, mn); }
+  static __m256i quants(const uint8_t* row, int64_t g) {
+    const Block& b = block(row, g);
+    const int s = (int)(g % 8);
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    // bit s of each qh byte to bit 4 (bits shifted in from the neighbouring byte are masked off)
+    const __m256i hb = s < 4 ? _mm256_slli_epi16(h, 4 - s) : _mm256_srli_epi16(h, s - 4);
+    return _mm256_or_si256(k_low_bits(b, s), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+  }
+};
+// Q6_K group g: elements 128 h + 32 t + l (h = g / 4, t = g % 4), q in [0, 63], w = d * scale * (q - 32)
+// with one scale per half (sub-blocks 2g, 2g + 1; d * scale exact in float).
+struct Q6K : TypeK<BlockQ6K, 2, 2> {
+  // [sub-block = 2 * group + half][row]: d * scale, -32 d * scale
+  static void super(const uint8_t* const* rows, int64_t sb, __m256* sc, __m256* mn) {
+    __m256 lo[NC], hi[NC];
+    for (int c = 0; c < NC; ++c) {
+      const Block& b = reinterpret_cast<const Block*>(rows[c])[sb];
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m256 d = _mm256_set1_ps(half(b.d));
+      lo[c] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
+      hi[c] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
+    }
+    transpose8_ps(sc, lo);
+    transpose8_ps(sc + 8, hi);
+    for (int e = 0; e < 16; ++e) mn[e] = _mm256_mul_ps(sc[e], _mm256_set1_ps(-32.0f));
+  }
+  static __m256i quants(const uint8_t* row, int64_t g) {
+    const Block& b = block(row, g);
+    const int s = (int)(g % 8), h = s / 4, t = s % 4;
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (t % 2)));
+    const __m256i lo = _mm256_and_si256(t < 2 ? l : _mm256_srli_epi16(l, 4), _mm256_set1_epi8(0x0f));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    const __m256i hb = t < 3 ? _mm256_slli_epi16(q, 4 - 2 * t) : _mm256_srli_epi16(q, 2);  // bits 2t, 2t+1 -> 4, 5
+    return _mm256_or_si256(lo, _mm256_and_si256(hb, _mm256_set1_epi8(0x30)));
+  }
+};
+
+// One 32-element group of NC weight rows on the panel.
+template <class T>
+struct alignas(32) Group {
+  __m256i q[8];                        // q[t] byte 4c + e: element 4t + e of row c (Q8_0: |w|)
+  __m256i sg[T::kSigned ? 8 : 1];      // Q8_0: the signed weights, whose signs go onto x
+  float sc[T::kHalves][NC];            // the group's (half's) scale per row
+  float mn[T::kSum ? T::kHalves : 1][NC];  // its additive term per row
+};
+
+// The scales and terms of NC weight rows group by group (rows[c]: row c's first block; a tail
+// repeats rows[0], whose lanes are never stored): sc[h] lane c, the group's (half's) scale of
+// row c, mn[h] its term. The same floats as T::scales, in vectors: the 32-element types gather
+// the eight blocks' fp16 fields and convert them at once; the K-quants unpack a super-block's
+// scales for all groups when the group loop enters it.
+template <class T>
+struct RowScales {
+  const uint8_t* const* rows;
+  __m256i off;                          // rows[c] - rows[0] in bytes (32-element types)
+  __m256 ksc[8 * T::kHalves], kmn[8 * T::kHalves];  // K-quants: the super-block's, [group * kHalves + half]
+
+  explicit RowScales(const uint8_t* const* r) : rows(r) {
+    alignas(32) int32_t o[NC];
+    for (int c = 0; c < NC; ++c) o[c] = (int32_t)(rows[c] - rows[0]);
+    off = _mm256_load_si256(reinterpret_cast<const __m256i*>(o));
+  }
+
+  void at(int64_t g, __m256* sc, __m256* mn) {
+    if constexpr (T::kHalfScales) {
+      // bytes 0-3 of each row's block: d (and Q4_1 / Q5_1's m)
+      const __m256i dm = _mm256_i32gather_epi32(
+          reinterpret_cast<const int*>(rows[0] + g * (int64_t)sizeof(typename T::Block)), off, 1);
+      const __m256i split = _mm256_shuffle_epi8(dm, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                                    0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+      const __m256i both = _mm256_permute4x64_epi64(split, 0xd8);  // [d0..d7 | m0..m7]
+      sc[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(both));
+      if constexpr (T::kMin)
+        mn[0] = _mm256_cvtph_ps(_mm256_extracti128_si256(both, 1));
+      else if constexpr (T::kSum)
+        mn[0] = _mm256_mul_ps(sc[0], _mm256_set1_ps(-(float)T::kOffset));
+    } else {
+      if (g % 8 == 0) T::super(rows, g / 8, ksc, kmn);
+      for (int h = 0; h < T::kHalves; ++h) sc[h] = ksc[(g % 8) * T::kHalves + h], mn[h] = kmn[(g % 8) * T::kHalves + h];
+    }
+  }
+};
+
+// Groups [0, ng) of weight rows [j, j + nc) (nc <= NC; missing rows are zeros) onto the panel;
+// while at it, asks for the same bytes of the next NC rows (`next`, or null).
+template <class T>
+void fill(Group<T>* pg, const uint8_t* w, int64_t rb, int nc, int64_t ng, const uint8_t* next) {
+  const int64_t gb = rb / ng;  // bytes per group, rounded down (K-quants: a block per 8 groups)
+  const uint8_t* rows[NC];
+  for (int c = 0; c < NC; ++c) rows[c] = w + (c < nc ? c : 0) * rb;
+  RowScales<T> scales(rows);
+  constexpr int GS = T::kHalfScales ? 1 : 8;  // K-quants: a super-block's groups unrolled
+  for (int64_t g0 = 0; g0 < ng; g0 += GS)
+#pragma GCC unroll 8
+  for (int gi = 0; gi < GS; ++gi) {
+    const int64_t g = g0 + gi;
+    Group<T>& G = pg[g];
+    __m256i r[NC];
+    for (int c = 0; c < NC; ++c) {
+      if (next) _mm_prefetch(reinterpret_cast<const char*>(next + c * rb + g * gb), _MM_HINT_T0);
+      r[c] = c < nc ? T::quants(rows[c], g) : _mm256_setzero_si256();
+    }
+    __m256 sc[T::kHalves], mn[T::kHalves];
+    scales.at(g, sc, mn);
+    for (int h = 0; h < T::kHalves; ++h) {
+      _mm256_store_ps(G.sc[h], sc[h]);
+      if constexpr (T::kSum) _mm256_store_ps(G.mn[h], mn[h]);
+    }
+    if constexpr (T::kSigned) {
+      transpose8(G.sg, r);
+      for (int t = 0; t < 8; ++t) G.q[t] = _mm256_sign_epi8(G.sg[t], G.sg[t]);
+    } else {
+      transpose8(G.q, r);
+    }
+  }
+}
+
+inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit lane
+  int32_t u;
+  std::memcpy(&u, p, 4);
+  return _mm256_set1_epi32(u);
+}
+
+// y[i, j0 .. j0 + nc) for the MR activation rows ar[0..MR) over the panel's ng groups. hs: the
+// Q6_K half sums of the rows ([MR rows][ng][2], row stride hstride), else unused.
+template <class T, int MR>
+void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const Group<T>* pg,
+           int64_t ng, int nc) {
+  constexpr int D = T::kDepth, TH = 8 / T::kHalves;  // quads per int16 partial, per half
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const Group<T>& G = pg[g];
+#pragma GCC unroll 2
+    for (int h = 0; h < T::kHalves; ++h) {
+      __m256i s32[MR];
+#pragma GCC unroll 8
+      for (int p = 0; p < TH / D; ++p) {
+        __m256i a16[MR];
+#pragma GCC unroll 8
+        for (int e = 0; e < D; ++e) {
+          const int t = TH * h + D * p + e;
+          const __m256i wq = _mm256_load_si256(&G.q[t]);
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) {
+            __m256i x = quad(ar[i][g].qs + 4 * t);
+            if constexpr (T::kSigned) x = _mm256_sign_epi8(x, _mm256_load_si256(&G.sg[t]));
+            const __m256i prod = _mm256_maddubs_epi16(wq, x);
+            a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
+          }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+          const __m256i v = _mm256_madd_epi16(a16[i], ones);
+          s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
+        }
+      }
+      const __m256 sc = _mm256_load_ps(G.sc[h]);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 scd = _mm256_mul_ps(sc, _mm256_broadcast_ss(&ar[i][g].d));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
+        if constexpr (T::kSum) {
+          const float* s = T::kHalves == 2 ? hs + i * hstride + 2 * g + h : &ar[i][g].s;
+          acc[i] = _mm256_fmadd_ps(_mm256_load_ps(G.mn[h]), _mm256_broadcast_ss(s), acc[i]);
+        }
+      }
+    }
+  }
+  alignas(32) float tmp[MR][NC];
+  for (int i = 0; i < MR; ++i) _mm256_store_ps(tmp[i], acc[i]);
+  for (int i = 0; i < MR; ++i)
+    for (int c = 0; c < nc; ++c) y[i * ldy + c] = tmp[i][c];
+}
+
+// Activation rows [i, i1) in tiles of MR rows, the rest in smaller tiles.
+template <class T, int MR>
+void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
+           const Group<T>* pg, int64_t ng, int nc) {
+  for (; i + MR <= i1; i += MR) {
+    const BlockQ8Act* ar[MR];
+    for (int r = 0; r < MR; ++r) ar[r] = act + (i + r) * ng;
+    micro<T, MR>(y + i * ldy, ldy, ar, hs + i * hstride, hstride, pg, ng, nc);
+  }
+  if constexpr (MR > 1) {
+    if (i < i1) tiles<T, MR - 1>(y, ldy, act, hs, hstride, i, i1, pg, ng, nc);
+  }
+}
+
+// Activation rows per tile: 4 keeps 4 float and 4 int16 (and for kDepth < 8, 4 int32)
+// accumulators beside the weight quad and the broadcast in the 16 YMM registers.
+constexpr int kRows = 4;
+
+// Per thread: the panel (<= 256 groups, 80-144 KB) and the Q6_K half sums of a chunk of rows.
+constexpr int64_t kChunkRows = 64;
+template <class T>
+struct Scratch {
+  Group<T> groups[kMaxGroups];
+  float hs[T::kHalves == 2 ? kChunkRows * kMaxGroups * 2 : 1];
+};
+
+template <class T>
+void panel_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t rb,
+                int64_t n0, int64_t n1) {
+  static thread_local Scratch<T> scratch;
+  // A chunk of activation rows small enough to stay in L2 (<= 128 KB) meets every column group of
+  // the slice; each column group is unpacked once per chunk.
+  int64_t chunk = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
+  chunk = chunk < kRows ? kRows : chunk > kChunkRows ? kChunkRows : chunk - chunk % kRows;
+  const int64_t hstride = 2 * ng;
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
+    const BlockQ8Act* a = act + i0 * ng;
+    if constexpr (T::kHalves == 2) {  // s of each 16-element half: d_x * its quants' sum
+      for (int64_t i = 0; i < i1 - i0; ++i)
+        for (int64_t g = 0; g < ng; ++g)
+          for (int h = 0; h < 2; ++h) {
+            int sum = 0;
+            for (int e = 0; e < 16; ++e) sum += a[i * ng + g].qs[16 * h + e];
+            scratch.hs[i * hstride + 2 * g + h] = a[i * ng + g].d * (float)sum;
+          }
+    }
+    for (int64_t j = n0; j < n1; j += NC) {
+      const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
+      const uint8_t* next = j + 2 * NC <= n1 ? w + (j + NC) * rb : nullptr;
+      fill<T>(scratch.groups, w + j * rb, rb, nc, ng, next);
+      tiles<T, kRows>(y + i0 * ldy + j, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.groups, ng, nc);
+    }
+  }
+}
+
+// ---- GEMV: one activation row, no panel. Each group of NC weight rows is read straight from
+// the GGUF blocks; the rows' 32-byte integer dots are summed across lanes into one vector of NC
+// int32 (a hadd tree), which then takes the same float steps as a panel row.
+
+// sums[h] lane c = the dot of half h (Q6_K) or the whole group of v[c] (8 int32 partials each).
+template <int H>
+inline void lane_sums(__m256i* sums, const __m256i* v) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  // a: [rows 0..3 lanes 0-3 | rows 0..3 lanes 4-7]; b the same for rows 4..7
+  const __m256i lo = _mm256_permute2x128_si256(a, b, 0x20), hi = _mm256_permute2x128_si256(a, b, 0x31);
+  if constexpr (H == 2) {
+    sums[0] = lo, sums[1] = hi;
+  } else {
+    sums[0] = _mm256_add_epi32(lo, hi);
+  }
+}
+
+template <class T>
+void gemv(float* y, const BlockQ8Act* act, const uint8_t* w, int64_t ng, int64_t rb, int64_t n0, int64_t n1) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t gb = rb / ng;
+  // about one prefetch per cache line of each of the next NC rows: every 2^pf_shift groups
+  int pf_shift = 0;
+  while ((gb << (pf_shift + 1)) <= 64) ++pf_shift;
+  const int64_t pf_mask = (int64_t(1) << pf_shift) - 1;
+  for (int64_t j = n0; j < n1; j += NC) {
+    const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
+    const uint8_t* rows[NC];
+    for (int c = 0; c < NC; ++c) rows[c] = w + (j + (c < nc ? c : 0)) * rb;
+    RowScales<T> scales(rows);
+    const uint8_t* next = j + 2 * NC <= n1 ? w + (j + NC) * rb : nullptr;
+    __m256 acc = _mm256_setzero_ps();
+    constexpr int G = T::kHalfScales ? 1 : 8;  // K-quants: a super-block's groups unrolled
+    for (int64_t g0 = 0; g0 < ng; g0 += G)
+#pragma GCC unroll 8
+    for (int gi = 0; gi < G; ++gi) {
+      const int64_t g = g0 + gi;
+      const BlockQ8Act& a = act[g];
+      if (next && (g & pf_mask) == 0)
+        for (int c = 0; c < NC; ++c) _mm_prefetch(reinterpret_cast<const char*>(next + c * rb + g * gb), _MM_HINT_T0);
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      __m256i v[NC];
+      for (int c = 0; c < NC; ++c) {
+        const __m256i q = T::quants(rows[c], g);
+        __m256i prod;
+        if constexpr (T::kSigned)
+          prod = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+        else
+          prod = _mm256_maddubs_epi16(q, x);
+        v[c] = _mm256_madd_epi16(prod, ones);
+      }
+      __m256i p[T::kHalves];
+      lane_sums<T::kHalves>(p, v);
+      __m256 sc[T::kHalves], mn[T::kHalves];
+      scales.at(g, sc, mn);
+      __m256 s[T::kHalves];  // the activation sum(s) in every lane
+      if constexpr (T::kHalves == 2) {  // d_x * each half's quant sum, as the panel's
+        const __m256i q = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), x), ones);
+        const __m256i h = _mm256_hadd_epi32(q, q);
+        const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(h, h)), _mm256_broadcast_ss(&a.d));
+        s[0] = _mm256_permute2f128_ps(f, f, 0x00), s[1] = _mm256_permute2f128_ps(f, f, 0x11);
+      } else {
+        s[0] = _mm256_broadcast_ss(&a.s);
+      }
+      for (int h = 0; h < T::kHalves; ++h) {
+        const __m256 scd = _mm256_mul_ps(sc[h], _mm256_broadcast_ss(&a.d));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[h]), scd, acc);
+        if constexpr (T::kSum) acc = _mm256_fmadd_ps(mn[h], s[h], acc);
+      }
+    }
+    alignas(32) float out[NC];
+    _mm256_store_ps(out, acc);
+    for (int c = 0; c < nc; ++c) y[j + c] = out[c];
+  }
+}
+
+template <class T>
+void run(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, int64_t m, int64_t ng, int64_t rb, int64_t n0,
+         int64_t n1) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  if (m == 1)
+    gemv<T>(y, act, wb, ng, rb, n0, n1);
+  else
+    panel_gemm<T>(y, ldy, act, wb, m, ng, rb, n0, n1);
+}
+
+}  // namespace
+
+bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
+                      int64_t n0, int64_t n1) {
+  const int64_t ng = k / QK;
+  if (ng > kMaxGroups) return false;
+  switch (wtype) {
+    case DType::q8_0: run<Q8_0>(y, ldy, act, w, m, ng, ng * (int64_t)sizeof(BlockQ8_0), n0, n1); return true;
+    case DType::q4_0: run<Q4_0>(y, ldy, act, w, m, ng, ng * (int64_t)sizeof(BlockQ4_0), n0, n1); return true;
+    case DType::q4_1: run<Q4_1>(y, ldy, act, w, m, ng, ng * (int64_t)sizeof(BlockQ4_1), n0, n1); return true;
+    case DType::q5_0: run<Q5_0>(y, ldy, act, w, m, ng, ng * (int64_t)sizeof(BlockQ5_0), n0, n1); return true;
+    case DType::q5_1: run<Q5_1>(y, ldy, act, w, m, ng, ng * (int64_t)sizeof(BlockQ5_1), n0, n1); return true;
+    case DType::q4_k: run<Q4K>(y, ldy, act, w, m, ng, ng / 8 * (int64_t)sizeof(BlockQ4K), n0, n1); return true;
+    case DType::q5_k: run<Q5K>(y, ldy, act, w, m, ng, ng / 8 * (int64_t)sizeof(BlockQ5K), n0, n1); return true;
+    case DType::q6_k: run<Q6K>(y, ldy, act, w, m, ng, ng / 8 * (int64_t)sizeof(BlockQ6K), n0, n1); return true;
+    default: return false;
+  }
+}
+
+}  // namespace ninestep
