@@ -34,7 +34,8 @@ def off_argmax(model, prompt, new, penalty, rule, eps):
     """Steps j where new[j] is not the argmax (within eps) of the logits penalised by
     rule(ids so far, n_prompt). The logits of the whole sequence come from one fresh batched pass,
     which differs from the decode steps' by up to ~0.18 here (measured), so eps = 0.25; a wrong
-    window misses the argmax by 2.5-11 (measured), so the wrong rules are checked at eps = 1."""
+    window misses the argmax by 0.7-11 (measured over kernel builds), so the wrong rules are checked
+    at eps = 0.5, twice that noise bound."""
     seq = list(prompt) + list(new)
     logits = model.logits(seq)
     bad = []
@@ -61,7 +62,7 @@ def test_penalty_covers_the_last_64_tokens_of_prompt_and_reply(model, prompt, n,
     # each wrong window would have chosen differently somewhere along this very sequence
     for name, rule in RULES.items():
         if name != "last 64 of prompt + reply":
-            assert off_argmax(model, ids, got, penalty, rule, eps=1.0), name
+            assert off_argmax(model, ids, got, penalty, rule, eps=0.5), name
 
 
 def test_sampled_penalty_same_seed_same_text_and_penalty_changes_it(model):
