@@ -55,7 +55,6 @@ struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   struct W { __m256i abs, sgn; };
   static W load(const Block& b) {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
@@ -70,7 +69,6 @@ struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   using W = Q8_0::W;
   static W load(const Block& b) {
     const __m256i w = _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
@@ -85,7 +83,6 @@ struct Q4_1 {
   using Block = BlockQ4_1;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   using W = __m256i;
   static W load(const Block& b) { return unpack_nibbles(b.qs); }
   static __m256i dot(const W& w, __m256i x) {
@@ -103,7 +100,6 @@ struct Q5_1 {
   using Block = BlockQ5_1;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 2;
   using W = __m256i;
   static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
@@ -116,7 +112,6 @@ struct Q5_0 {
   using Block = BlockQ5_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 16;
-  static constexpr int kGemvRows = 2;
   using W = __m256i;
   static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
@@ -403,8 +398,7 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
            int64_t n1) {
   const int64_t nb = k / QK, rb = nb * (int64_t)sizeof(typename T::Block);
   const uint8_t* w = static_cast<const uint8_t*>(wv);
-  // Matrix-vector: kGemvRows weight rows at once keep that many FMA chains in flight (two for
-  // the Q5 types, whose unpacking needs more registers: four would spill the accumulators).
+  // Matrix-vector: Gemv's 4 weight rows at a time, the rows left over by the 1-row tile.
   if (m == 1) {
     int64_t j = n0;
     constexpr int NR = 4;
