@@ -200,6 +200,17 @@ def test_rope_large_positions_stay_accurate(isa, rng, style):
     close(ops.rope(x, pos, theta=100000.0, style=style), ref_rope(x, pos, 100000.0, style), atol=5e-6)
 
 
+def test_rope_alternating_bases_and_sizes(isa, rng):
+    # The kernels may keep the frequency tables of recent (theta, D) pairs (a decode step calls
+    # rope twice per layer, Gemma 3 alternates two bases): every switch must give that base's result.
+    pos = rng.integers(0, 4096, 3).astype(np.int32)
+    for theta, D in [(10000.0, 64), (1e6, 64), (10000.0, 64), (10000.0, 128), (5e5, 256), (1e6, 64), (10000.0, 64),
+                     (10000.0, 1030), (10000.0, 64)]:
+        x = randn(rng, 3, 2, D)
+        for style in ("norm", "neox"):
+            close(ops.rope(x, pos, theta=theta, style=style), ref_rope(x, pos, theta, style), atol=3e-6)
+
+
 def test_rope_in_place_and_new_array(isa, rng):
     x = randn(rng, 4, 2, 8)
     pos = np.arange(4, dtype=np.int32)

@@ -101,3 +101,25 @@ def test_history_outside_vocabulary_is_rejected():
     s = Sampler(SamplingParams(temperature=0, repetition_penalty=1.2), seed=0)
     with pytest.raises(ValueError, match="recent"):
         s(np.zeros(10, dtype=np.float32), [10])
+
+
+@pytest.mark.parametrize("case", ["ties", "nan_first", "all_nan", "all_neg_inf", "inf", "random"])
+def test_greedy_fast_path_equals_the_cpp_sampler(case):
+    # Greedy without a penalty takes NumPy's argmax; the C++ sampler (reached here through a
+    # penalty of 1 + 0 history, which it does not change) is the reference for every edge.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=50000).astype(np.float32)
+    if case == "ties":
+        x[[7, 40000, 123]] = 9.0
+    elif case == "nan_first":
+        x[[0, 5]] = np.nan
+        x[300] = 8.0
+    elif case == "all_nan":
+        x[:] = np.nan
+    elif case == "all_neg_inf":
+        x[:] = -np.inf
+    elif case == "inf":
+        x[[9, 11]] = np.inf
+    fast = Sampler(SamplingParams(temperature=0), seed=1)
+    ref = Sampler(SamplingParams(temperature=0, repetition_penalty=1.0000001), seed=1)
+    assert fast(x) == ref(x, [])

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant.h"
 #include "kernels/simd_avx2.h"
@@ -54,7 +55,6 @@ struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   struct W { __m256i abs, sgn; };
   static W load(const Block& b) {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
@@ -69,7 +69,6 @@ struct Q4_0 {
   using Block = BlockQ4_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   using W = Q8_0::W;
   static W load(const Block& b) {
     const __m256i w = _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
@@ -84,7 +83,6 @@ struct Q4_1 {
   using Block = BlockQ4_1;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 4;
   using W = __m256i;
   static W load(const Block& b) { return unpack_nibbles(b.qs); }
   static __m256i dot(const W& w, __m256i x) {
@@ -102,7 +100,6 @@ struct Q5_1 {
   using Block = BlockQ5_1;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
-  static constexpr int kGemvRows = 2;
   using W = __m256i;
   static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
@@ -115,7 +112,6 @@ struct Q5_0 {
   using Block = BlockQ5_0;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 16;
-  static constexpr int kGemvRows = 2;
   using W = __m256i;
   static W load(const Block& b) { return q5_bytes(b.qs, b.qh); }
   static __m256i dot(const W& w, __m256i x) { return Q4_1::dot(w, x); }
@@ -270,22 +266,148 @@ void column(float* y, int64_t ldy, const BlockQ8Act* act, int64_t nb, const uint
 constexpr int kPrefillRows = 8;
 
 
+// Decode GEMV: 4 weight rows (one contiguous stretch of W) against one activation row, with the
+// arithmetic of tile<T, 1, NR> (so a row's result has the same bits as in a prefill tile): per row
+// and block the integer sums P_q of elements [8q, 8q + 8) as floats, each into its own accumulator
+// with d_w * d_x (Q5_0: fma(fma(P_q, d_x, -4 s_x), d_w)), the row's minimum m * s_x in one more
+// chain, and y = ((A_0 + A_2) + (A_1 + A_3)) + minimum. What differs is only how the lanes are
+// filled, with fewer instructions per block:
+//  - the 4 rows' fp16 d (and m) go into one vector with one conversion; each pair of rows picks its
+//    d_w * d_x from it with one permute, the minimum terms of all 4 rows take one FMA;
+//  - the nibble types unpack two rows at once (row j's 16 bytes in the low lane, row j + 1's in the
+//    high lane) against the activation halves broadcast to both lanes, and one hadd makes
+//    [P_0..P_3 of row j | P_0..P_3 of row j + 1] ("split" lanes). Q8_0 keeps tile's hadd of two
+//    rows' full dots: [P_0, P_1 of j, P_0, P_1 of j + 1 | P_2, P_3 of j, P_2, P_3 of j + 1].
+template <class T>
+struct Gemv {
+  using Block = typename T::Block;
+  static constexpr int NR = 4;
+  static constexpr bool kMin = T::kMin;
+  static constexpr bool kSplit = !std::is_same<T, Q8_0>::value;  // two rows per unpack (nibble types)
+  static constexpr bool kFifth = std::is_same<T, Q5_0>::value || std::is_same<T, Q5_1>::value;
+  static constexpr bool kSigned = std::is_same<T, Q4_0>::value;  // q - 8 through the sign trick
+
+  // lane of row j's d_w in the converted scales
+  static constexpr int lane(int j) { return kMin ? 2 * j : j; }
+
+  // Rows j (low lane) and j + 1 (high lane) of block b: [P_0..P_3 | P_0..P_3] (split) or tile's hadd layout.
+  static __m256i pair_sums(const Block& r0, const Block& r1, __m256i x, __m256i xlo, __m256i xhi) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if constexpr (!kSplit) {
+      return _mm256_hadd_epi32(T::dot(T::load(r0), x), T::dot(T::load(r1), x));
+    } else {
+      const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(r1.qs),
+                                            reinterpret_cast<const __m128i*>(r0.qs));
+      const __m256i m4 = _mm256_set1_epi8(0x0f);
+      __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kFifth) {  // byte i of lo takes bit i of its row's qh, byte i of hi bit 16 + i
+        int32_t u0, u1;
+        std::memcpy(&u0, r0.qh, 4);
+        std::memcpy(&u1, r1.qh, 4);
+        const __m256i u = _mm256_setr_epi32(u0, 0, 0, 0, u1, 0, 0, 0);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        const __m256i s_lo = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                              0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        const __m256i s_hi = _mm256_add_epi8(s_lo, _mm256_set1_epi8(2));
+        const __m256i x10 = _mm256_set1_epi8(0x10);
+        const __m256i b_lo = _mm256_and_si256(_mm256_shuffle_epi8(u, s_lo), bit);
+        const __m256i b_hi = _mm256_and_si256(_mm256_shuffle_epi8(u, s_hi), bit);
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(b_lo, bit), x10));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(b_hi, bit), x10));
+      }
+      __m256i a, c;
+      if constexpr (kSigned) {
+        const __m256i e8 = _mm256_set1_epi8(8);
+        lo = _mm256_sub_epi8(lo, e8), hi = _mm256_sub_epi8(hi, e8);
+        a = _mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(xlo, lo));
+        c = _mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(xhi, hi));
+      } else {
+        a = _mm256_maddubs_epi16(lo, xlo), c = _mm256_maddubs_epi16(hi, xhi);
+      }
+      // int16 pair sums of 4 products (|q| <= 31, |x| <= 127: below 2^15), then 8: the same P_q
+      return _mm256_madd_epi16(_mm256_hadd_epi16(a, c), ones);
+    }
+  }
+
+  static void run(float* y, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, const char* ahead) {
+    constexpr int64_t kStep = NR * (int64_t)sizeof(Block);
+    // per pair p, the lanes' scale index in the converted scales
+    const __m256i idx0 = kSplit ? _mm256_setr_epi32(lane(0), lane(0), lane(0), lane(0), lane(1), lane(1), lane(1),
+                                                    lane(1))
+                                : _mm256_setr_epi32(lane(0), lane(0), lane(1), lane(1), lane(0), lane(0), lane(1),
+                                                    lane(1));
+    const __m256i idx1 = _mm256_add_epi32(idx0, _mm256_set1_epi32(lane(2)));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 macc = _mm256_setzero_ps();  // lane 2j + 1: row j's minimum terms (kMin)
+    const Block* r0 = reinterpret_cast<const Block*>(w);
+    const Block* r1 = reinterpret_cast<const Block*>(w + rb);
+    const Block* r2 = reinterpret_cast<const Block*>(w + 2 * rb);
+    const Block* r3 = reinterpret_cast<const Block*>(w + 3 * rb);
+    // No `ahead`: the prefetches ask for the bytes being read (no branch in the loop).
+    const char* pf = ahead ? ahead : reinterpret_cast<const char*>(w);
+#pragma GCC unroll 2
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int64_t o = 0; o < kStep; o += 64) _mm_prefetch(pf + b * kStep + o, _MM_HINT_T0);
+      const BlockQ8Act& a = act[b];
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      __m256i xlo = x, xhi = x;
+      if constexpr (kSplit) {
+        xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
+        xhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs + 16)));
+      }
+      __m128i h;  // kMin: [d_0, m_0, d_1, m_1, ...]; else [d_0, d_1, d_2, d_3, 0, ...] as fp16
+      if constexpr (kMin) {
+        int32_t u0, u1, u2, u3;
+        std::memcpy(&u0, &r0[b].d, 4), std::memcpy(&u1, &r1[b].d, 4);
+        std::memcpy(&u2, &r2[b].d, 4), std::memcpy(&u3, &r3[b].d, 4);
+        h = _mm_setr_epi32(u0, u1, u2, u3);
+      } else {
+        h = _mm_setr_epi16((short)r0[b].d, (short)r1[b].d, (short)r2[b].d, (short)r3[b].d, 0, 0, 0, 0);
+      }
+      const __m256 dm = _mm256_cvtph_ps(h);
+      const __m256 da = _mm256_broadcast_ss(&a.d);
+      if constexpr (kMin) macc = _mm256_fmadd_ps(dm, _mm256_broadcast_ss(&a.s), macc);
+      const __m256 h0 = _mm256_cvtepi32_ps(pair_sums(r0[b], r1[b], x, xlo, xhi));
+      const __m256 h1 = _mm256_cvtepi32_ps(pair_sums(r2[b], r3[b], x, xlo, xhi));
+      if constexpr (T::kOffset != 0) {  // the offset's sum spread over the 4 lanes of each row
+        const __m256 c = _mm256_set1_ps(a.s * (-T::kOffset / 4.0f));
+        acc0 = _mm256_fmadd_ps(_mm256_fmadd_ps(h0, da, c), _mm256_permutevar8x32_ps(dm, idx0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_fmadd_ps(h1, da, c), _mm256_permutevar8x32_ps(dm, idx1), acc1);
+      } else {
+        const __m256 dd = _mm256_mul_ps(dm, da);
+        acc0 = _mm256_fmadd_ps(h0, _mm256_permutevar8x32_ps(dd, idx0), acc0);
+        acc1 = _mm256_fmadd_ps(h1, _mm256_permutevar8x32_ps(dd, idx1), acc1);
+      }
+    }
+    if constexpr (kSplit) {  // to tile's lanes: [A_0, A_1 of j, A_0, A_1 of j + 1 | A_2, A_3 ...]
+      acc0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc0), _MM_SHUFFLE(3, 1, 2, 0)));
+      acc1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc1), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    // [A_0 + A_2, A_1 + A_3] per row, then their sum per row: [y_0, y_1, y_2, y_3]
+    const __m128 s0 = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
+    const __m128 s1 = _mm_add_ps(_mm256_castps256_ps128(acc1), _mm256_extractf128_ps(acc1, 1));
+    __m128 r = _mm_hadd_ps(s0, s1);
+    if constexpr (kMin)
+      r = _mm_add_ps(r, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(macc, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7))));
+    _mm_storeu_ps(y, r);
+  }
+};
+
 template <class T>
 void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t m, int64_t k, int64_t n0,
            int64_t n1) {
   const int64_t nb = k / QK, rb = nb * (int64_t)sizeof(typename T::Block);
   const uint8_t* w = static_cast<const uint8_t*>(wv);
-  // Matrix-vector: kGemvRows weight rows at once keep that many FMA chains in flight (two for
-  // the Q5 types, whose unpacking needs more registers: four would spill the accumulators).
+  // Matrix-vector: Gemv's 4 weight rows at a time, the rows left over by the 1-row tile.
   if (m == 1) {
     int64_t j = n0;
-    constexpr int NR = T::kGemvRows;
+    constexpr int NR = 4;
     for (; j + NR <= n1; j += NR) {
       // Weights stream from DRAM once (the LM head is 30 MB), read kGemvAhead bytes ahead; near
       // the slice's end the hardware prefetcher has the rest.
       const bool inside = (j + NR) * rb + kGemvAhead <= n1 * rb;
       const char* ahead = reinterpret_cast<const char*>(w + j * rb + kGemvAhead);
-      tile<T, 1, NR>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j, inside ? ahead : nullptr);
+      Gemv<T>::run(y + j, act, nb, w + j * rb, rb, inside ? ahead : nullptr);
     }
     for (; j < n1; ++j) tile<T, 1, 1>(y, ldy, act, nb, Direct<T>{w + j * rb, rb}, 0, j);
     return;

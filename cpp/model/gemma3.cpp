@@ -36,8 +36,7 @@ static void load_gemma3(Weights& w, TensorSet& ts) {
 static void forward_gemma3(Step& s) {
   s.embed();
   for (const LayerWeights& L : s.w.layers) {
-    s.qkv(L);
-    s.rope_cache(L);
+    s.qkv_rope_cache(L);
     s.attend(L);
     s.out(L.o, L.attn_post_norm);
     s.ffn_gated(L, Act::gelu_tanh);

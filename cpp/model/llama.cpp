@@ -31,8 +31,7 @@ static void load_llama(Weights& w, TensorSet& ts) {
 static void forward_llama(Step& s) {
   s.embed();
   for (const LayerWeights& L : s.w.layers) {
-    s.qkv(L);
-    s.rope_cache(L);
+    s.qkv_rope_cache(L);
     s.attend(L);
     s.out(L.o, Norm{});
     s.ffn_gated(L, Act::silu);

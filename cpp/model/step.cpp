@@ -152,7 +152,47 @@ void Step::embed() {
   sync(kEmbed);
 }
 
-void Step::qkv(const LayerWeights& L) {
+void Step::qkv(const LayerWeights& L) { qkv_phase(L, false); }
+
+// One token: the projections in chunks of whole heads, each chunk finishing its heads (QK-norm,
+// RoPE, the cache stores) right away, so the step needs no phase (and no wait) for them. The same
+// functions on the same values as rope_cache(), head by head. Otherwise the two phases.
+void Step::qkv_rope_cache(const LayerWeights& L) {
+  const int64_t D = c.head_dim, Hkv = c.n_kv_heads;
+  if (m_ == 1 && D % 32 == 0 && e_.kv_row_bytes_ % Hkv == 0) {
+    qkv_phase(L, true);
+  } else {
+    qkv_phase(L, false);
+    rope_cache(L);
+  }
+}
+
+// Heads of the concatenated Q | K | V outputs in rows [b, e) (whole heads) of the one token.
+void Step::finish_heads(const LayerWeights& L, int64_t b, int64_t e) {
+  const int64_t Hq = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim;
+  const float eps = float(c.norm_eps), theta = L.cfg.rope_theta;
+  const RopeStyle style = c.rope();
+  const int64_t head_bytes = e_.kv_row_bytes_ / Hkv, at = int64_t(pos_[0]) * e_.kv_row_bytes_;
+  int64_t h0, h1;
+  auto heads = [&](int64_t off, int64_t n) {  // this chunk's heads of the part at rows [off, off + n * D)
+    h0 = std::max(b - off, int64_t(0)) / D, h1 = std::min(e - off, n * D) / D;
+    return h0 < h1;
+  };
+  float *q = e_.q_.data(), *k = e_.kn_.data(), *v = e_.vn_.data();
+  if (heads(0, Hq)) {
+    if (L.q_norm) rmsnorm_rows(q, q, L.q_norm.w, eps, D, h0, h1);
+    rope_rows(q + h0 * D, pos_, h1 - h0, D, theta, style, 0, 1);
+  }
+  if (heads(Hq * D, Hkv)) {
+    if (L.k_norm) rmsnorm_rows(k, k, L.k_norm.w, eps, D, h0, h1);
+    rope_rows(k + h0 * D, pos_, h1 - h0, D, theta, style, 0, 1);
+    kv_store_row(kcache(L, slot_[0]) + at + h0 * head_bytes, k + h0 * D, e_.kv_type_, (h1 - h0) * D);
+  }
+  if (heads((Hq + Hkv) * D, Hkv))
+    kv_store_row(vcache(L, slot_[0]) + at + h0 * head_bytes, v + h0 * D, e_.kv_type_, (h1 - h0) * D);
+}
+
+void Step::qkv_phase(const LayerWeights& L, bool fused) {
   const WeightView ws[3] = {L.q.w, L.k.w, L.v.w};
   const float* bias[3] = {L.q.b, L.k.b, L.v.b};
   float* ys[3] = {e_.q_.data(), e_.kn_.data(), e_.vn_.data()};
@@ -160,7 +200,7 @@ void Step::qkv(const LayerWeights& L) {
   Input in = solo_ ? Input{} : shared_input(e_.x_.data(), L.attn_norm, ws, 3, kQKV);
   // Chunks [b, e) of the concatenated outputs' rows; a chunk adds the biases of the columns it computed.
   int64_t b, e;
-  for (begin(lds[0] + lds[1] + lds[2], kRowAlign); next(&b, &e);) {
+  for (begin(lds[0] + lds[1] + lds[2], fused ? c.head_dim : kRowAlign); next(&b, &e);) {
     if (!in.x) in = solo_input(e_.x_.data(), L.attn_norm, ws, 3);
     int64_t off = 0;
     for (int i = 0; i < 3; ++i) {
@@ -173,6 +213,7 @@ void Step::qkv(const LayerWeights& L) {
       }
       off += ws[i].n;
     }
+    if (fused) finish_heads(L, b, e);
   }
   sync(kQKV);
 }

@@ -12,6 +12,7 @@
 //   for each layer L:
 //     s.qkv(L);          // attn_norm, Q/K/V projections (+ bias)
 //     s.rope_cache(L);   // QK-norm if the layer has it, RoPE at L.cfg.rope_theta, K/V into the cache
+//                        // (s.qkv_rope_cache(L): both, in one phase for a one-token piece)
 //     s.attend(L);       // each entry over its own sequence's key range (L.cfg.window)
 //     s.out(L.o, L.attn_post_norm);    // output projection + residual (post-norm if set)
 //     s.ffn_gated(L, Act::silu);       // ffn_norm, gate and up, act(gate) * up
@@ -41,6 +42,7 @@ class Step {
 
   void embed();
   void qkv(const LayerWeights& L);
+  void qkv_rope_cache(const LayerWeights& L);  // qkv(L) then rope_cache(L) (one phase for one token)
   void rope_cache(const LayerWeights& L);
   void cache(const LayerWeights& L);             // K/V into the cache as they are (learned positions: no RoPE)
   void attend(const LayerWeights& L);
@@ -61,6 +63,8 @@ class Step {
   Input shared_input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase, Pre pre);
   Input shared_input(const float* in, const Norm& norm, const WeightView* ws, int nw, int phase);
   Input solo_input(const float* in, const Norm& norm, const WeightView* ws, int nw);
+  void qkv_phase(const LayerWeights& L, bool fused);
+  void finish_heads(const LayerWeights& L, int64_t b, int64_t e);
   void begin(int64_t n, int64_t align = 1) { work_.begin(n, align); }
   bool next(int64_t* b, int64_t* e) { return work_.next(b, e); }
   void sync(int phase);  // every chunk of the phase done; profile it as `phase`

@@ -148,24 +148,39 @@ class Engine:
         float32 array [n_logits, vocab] per item: views of one buffer, valid until the next step."""
         if not isinstance(batch, (list, tuple)) or not batch:
             raise ValueError("batch: expected a non-empty list of (seq, ids, n_logits)")
-        items, chunks = np.empty((len(batch), 3), np.int64), []
+        items, chunks, rows = np.empty((len(batch), 3), np.int64), [], 0
+        counts = []  # n_logits per item (Python ints)
         for i, item in enumerate(batch):
             if not isinstance(item, (list, tuple)) or len(item) != 3:
                 raise ValueError(f"batch[{i}]: expected (seq, ids, n_logits), got {item!r}")
             seq, ids, n_logits = item
-            ids = _ids(ids, f"batch[{i}] ids", self.vocab_size)
+            # A decode token as the scheduler passes it ([int]) is checked without NumPy: the same
+            # rule as _ids (an int in [0, vocab)), a few microseconds less per step.
+            if type(ids) is list and len(ids) == 1 and type(ids[0]) is int and 0 <= ids[0] < self.vocab_size:
+                size = 1
+            else:
+                ids = _ids(ids, f"batch[{i}] ids", self.vocab_size)
+                size = ids.size
             n_logits = positive_int(n_logits, f"batch[{i}] n_logits", allow_zero=True)
-            if n_logits > ids.size:
-                raise ValueError(f"batch[{i}]: n_logits {n_logits} exceeds its {ids.size} tokens")
-            items[i] = (_seq(seq, f"batch[{i}] seq"), ids.size, n_logits)
+            if n_logits > size:
+                raise ValueError(f"batch[{i}]: n_logits {n_logits} exceeds its {size} tokens")
+            items[i] = (_seq(seq, f"batch[{i}] seq"), size, n_logits)
             chunks.append(ids)
-        rows = int(items[:, 2].sum())
+            counts.append(n_logits)
+            rows += n_logits
         if self._out.shape[0] < rows:
             self._out = np.empty((max(rows, 2 * self._out.shape[0]), self.vocab_size), np.float32)
         out = self._out[:rows]
-        self._e.step(np.concatenate(chunks), items, out)
-        ends = np.cumsum(items[:, 2])
-        return [out[e - n:e] for e, n in zip(ends, items[:, 2])]
+        if len(chunks) == 1:
+            flat = np.asarray(chunks[0], np.int32)
+        else:
+            flat = np.concatenate([np.asarray(c, np.int32) for c in chunks])
+        self._e.step(flat, items, out)
+        views, end = [], 0
+        for n in counts:
+            views.append(out[end:end + n])
+            end += n
+        return views
 
 
 def _ids(ids, name, vocab_size):

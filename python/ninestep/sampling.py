@@ -59,6 +59,18 @@ class Sampler:
 
     def __call__(self, logits, history=()):
         p = self.params
+        if p.temperature <= 0 and p.repetition_penalty == 1.0 and _plain(logits):
+            # Greedy without a penalty (history unused): NumPy's SIMD argmax, the first maximum as
+            # the C++ sampler's; only a NaN (which argmax returns, the C++ loop never picks) goes
+            # there. The C++ loop's max is a scalar chain: ~50 us per token at 49k, ~0.3 ms at 262k.
+            i = int(np.argmax(logits))
+            if logits[i] == logits[i]:
+                return i
         recent = np.asarray(history[-p.penalty_window:] if p.penalty_window else (), dtype=np.int32)
         return int(self._impl.sample(logits, p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty,
                                      np.ascontiguousarray(recent)))
+
+
+def _plain(logits):
+    """A non-empty 1-d float32 NumPy array: what the C++ sampler takes, checked there otherwise."""
+    return type(logits) is np.ndarray and logits.dtype == np.float32 and logits.ndim == 1 and logits.size > 0

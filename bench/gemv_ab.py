@@ -1,0 +1,105 @@
+"""A/B of two ninestep builds on the decode GEMV (one activation row) at the real models' weights:
+every weight type the three GGUFs use, at their own shapes, streamed from DRAM (rotating copies
+totalling --mb MB, as a decode step meets them) and hot (one matrix repeated, in cache). The builds
+run in alternating subprocesses (a shared machine's load drifts; alternation spreads it over both);
+the table has medians over all of each build's calls as weight GB/s (10^9 bytes/s).
+
+    python bench/gemv_ab.py --before /path/to/before/python --after python [--runs 4] [--threads 2]
+    python bench/gemv_ab.py --after python            # one build only
+
+Each path is a directory holding the `ninestep` package (with its _core*.so)."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = [  # (label, hub name, tensor)
+    ("smol ffn_gate", "smollm2-135m", "blk.0.ffn_gate.weight"),
+    ("smol ffn_down", "smollm2-135m", "blk.0.ffn_down.weight"),
+    ("smol attn_q", "smollm2-135m", "blk.0.attn_q.weight"),
+    ("smol lm_head", "smollm2-135m", "token_embd.weight"),
+    ("gemma ffn_gate", "gemma3-270m", "blk.0.ffn_gate.weight"),
+    ("gemma attn_output", "gemma3-270m", "blk.0.attn_output.weight"),
+    ("gemma ffn_down", "gemma3-270m", "blk.0.ffn_down.weight"),
+    ("qwen ffn_gate", "qwen2.5-coder-0.5b", "blk.0.ffn_gate.weight"),
+    ("qwen ffn_down", "qwen2.5-coder-0.5b", "blk.0.ffn_down.weight"),
+    ("qwen lm_head", "qwen2.5-coder-0.5b", "output.weight"),
+]
+
+
+def worker(threads, calls, mb, match):
+    import numpy as np
+
+    import ninestep
+    from ninestep import QuantizedTensor, hub, ops
+    from ninestep.formats.gguf import GGUFFile
+
+    ninestep.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    res = {}
+    for label, model, name in CASES:
+        if match not in label:
+            continue
+        f = GGUFFile(hub.path(model))
+        t = f.tensors[name]
+        n, k = t.shape
+        raw = np.array(f.raw(name)).reshape(n, -1)
+        f.close()
+        ncopy = max(2, mb * 2**20 // raw.nbytes + 1)
+        copies = [QuantizedTensor(raw.copy(), t.kind, (n, k)) for _ in range(ncopy)]
+        x = rng.standard_normal((1, k)).astype(np.float32)
+        key = f"{label} {t.kind} {n}x{k}"
+        for mode, pick in (("cold", lambda i: copies[i % ncopy]), ("hot", lambda i: copies[0])):
+            reps = calls if raw.nbytes < 8 * 2**20 else max(10, calls // 10)
+            for i in range(3):
+                ops.matmul(x, pick(i))
+            ts = []
+            for i in range(reps):
+                q = pick(i)
+                t0 = time.perf_counter()
+                ops.matmul(x, q)
+                ts.append(time.perf_counter() - t0)
+            res[f"{key} {mode}"] = [raw.nbytes / s / 1e9 for s in ts]
+        del copies
+    json.dump(res, sys.stdout)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", default=None)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--runs", type=int, default=4, help="subprocesses per build, alternating")
+    ap.add_argument("--calls", type=int, default=300, help="GEMV calls per case and run (big matrices: a tenth)")
+    ap.add_argument("--mb", type=int, default=256, help="MB of rotating copies for the cold case")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--match", default="", help="only the cases whose label contains this text")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker(a.threads, a.calls, a.mb, a.match)
+    sides = ["before", "after"] if a.before else ["after"]
+    gbs = {s: {} for s in sides}
+    for r in range(a.runs):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            env = dict(os.environ, PYTHONPATH=getattr(a, side), OMP_NUM_THREADS=str(a.threads))
+            out = subprocess.run([sys.executable, __file__, "--worker", "--after", "-", "--calls", str(a.calls),
+                                  "--mb", str(a.mb), "--threads", str(a.threads), "--match", a.match],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            for case, v in json.loads(out).items():
+                gbs[side].setdefault(case, []).extend(v)
+    if a.before:
+        print("| case | before GB/s | after GB/s | after / before |\n|---|---:|---:|---:|")
+        for case in gbs["before"]:
+            b, f = statistics.median(gbs["before"][case]), statistics.median(gbs["after"][case])
+            print(f"| {case} | {b:.2f} | {f:.2f} | {f / b:.2f} |")
+    else:
+        print("| case | GB/s median | GB/s best |\n|---|---:|---:|")
+        for case, v in gbs["after"].items():
+            print(f"| {case} | {statistics.median(v):.2f} | {max(v):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
