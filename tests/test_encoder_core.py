@@ -1,10 +1,14 @@
 """The C++ BERT encoder (cpp/model/bert.cpp, _core.Encoder) against the NumPy reference
 (reference_bert.py) at every ISA: packed sentences of mixed lengths (several GEMM row blocks and
-column chunks), F32 / F16 / Q8_0 weights (against the reference on the same rounded weights), and
-every size the C++ side is handed checked."""
+column chunks), F32 / F16 / Q8_0 weights (against the reference on the same rounded weights),
+phase-parallel and sentence-parallel runs at several thread counts, and every size the C++ side
+is handed checked."""
+import contextlib
+
 import numpy as np
 import pytest
 
+import ninestep
 from ninestep import _core, reference_bert
 from ninestep.config import ModelConfig
 from ninestep.encoder import _CoreForward
@@ -69,6 +73,47 @@ def test_packed_batch_matches_reference(isa, model, kind, act):
     ref_w = rounded(w, kind)
     want = np.concatenate([reference_bert.forward(c, ref_w, r) for r in ids])
     np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)  # LayerNorm'd states of size ~1
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    before = ninestep.get_num_threads()
+    ninestep.set_num_threads(n)
+    try:
+        yield
+    finally:
+        ninestep.set_num_threads(before)
+
+
+# 1,164 rows in 14 sentences: at 2-4 threads a sentence-parallel run (at least 256 rows and two
+# sentences a thread), cut into chunks of whole sentences that the threads claim.
+MANY = [40, 3, 150, 77, 1, 260, 9, 33, 120, 5, 64, 18, 284, 100]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_sentence_parallel_matches_reference(isa, model, threads):
+    w, _ = model
+    rng = np.random.default_rng(11)
+    ids = [rng.integers(0, V, n).tolist() for n in MANY]
+    fwd = _CoreForward(config(), w, None)
+    with num_threads(threads):
+        got = fwd(*packed(ids))
+    want = np.concatenate([reference_bert.forward(config(), w, r) for r in ids])
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)
+
+
+@pytest.mark.parametrize("lengths", [[2, 2, 250, 290], [290, 250, 2, 2], [300, 300, 300, 300]])
+def test_sentence_parallel_edge_chunks(model, lengths):
+    """Batches whose chunking gives one chunk (the long sentence last) or one sentence a chunk:
+    the same states as one sentence at a time, with no thread left waiting at a barrier."""
+    w, _ = model
+    rng = np.random.default_rng(5)
+    ids = [rng.integers(0, V, n).tolist() for n in lengths]
+    fwd = _CoreForward(config(), w, None)
+    with num_threads(2):
+        together = fwd(*packed(ids))
+        alone = np.concatenate([fwd(*packed([r])) for r in ids])
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
 
 
 def test_each_sentence_sees_only_itself(model):

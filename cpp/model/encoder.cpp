@@ -26,9 +26,19 @@ namespace {
 // (a multiple of the 16-row W panel); the item's output block is still in cache for the epilogue.
 constexpr int64_t kRowBlock = 120;
 constexpr int64_t kColChunk = 128;
+// Projections followed by residual + LayerNorm (out_proj, ffn_down) take whole rows per item, so the
+// item normalizes its rows while they are in cache: no LayerNorm phase, no extra barrier.
+constexpr int64_t kNormRowBlock = 48;
 constexpr int64_t kWideRows = 32;   // weight rows widened to f32 at a time (block types)
 constexpr int64_t kRowChunk = 16;   // rows per item of the row phases (embedding, LayerNorm)
-constexpr int64_t kPhasesPerLayer = 8;  // work counters per layer (BERT uses 7); past them, static splits
+constexpr int64_t kPhasesPerLayer = 8;  // work counters per layer (BERT uses 6); past them, static splits
+// Sentence-parallel runs: a batch of at least kSoloMinTokens rows per thread (and two sentences per
+// thread) is cut into chunks of whole sentences, about kSoloChunks per thread; each thread claims
+// chunks and runs the whole forward pass of a chunk alone, with no barrier, so a thread the OS
+// deschedules delays only its own chunk. Smaller batches (a single query) split each phase across
+// the threads instead.
+constexpr int64_t kSoloMinTokens = 256;
+constexpr int64_t kSoloChunks = 2;
 
 std::vector<EncoderArch>& registry() {
   static std::vector<EncoderArch> list;
@@ -167,21 +177,72 @@ void Encoder::run(float* out, const int32_t* tok, int64_t n_tok, const int64_t* 
   }
   for (int64_t i = 0; i < n_phases_; ++i) next_[i] = 0;
   const EncoderArch* arch = w_->arch;
+  if (nth > 1 && n_tok >= kSoloMinTokens * nth && n_seq >= 2 * nth) {
+    // chunks [chunk[i], chunk[i + 1]) of sentences, each of about n_tok / (kSoloChunks * nth) rows
+    const int64_t target = std::max(kSoloMinTokens, n_tok / (kSoloChunks * nth));
+    std::vector<int64_t> chunk{0};
+    int64_t rows = 0;
+    for (int64_t s = 0; s < n_seq; ++s) {
+      rows += lens[s];
+      if (rows >= target && s + 1 < n_seq) {
+        chunk.push_back(s + 1);
+        rows = 0;
+      }
+    }
+    chunk.push_back(n_seq);
+    const int64_t n_chunks = int64_t(chunk.size()) - 1;
+    std::atomic<int64_t> next{0};
 #pragma omp parallel num_threads(nth)
-  {
-    EncoderStep s(*this);
-    arch->forward(s);
+    for (int64_t i = next.fetch_add(1); i < n_chunks; i = next.fetch_add(1)) {
+      EncoderStep s(*this, chunk[i], chunk[i + 1], true);
+      arch->forward(s);
+    }
+  } else {
+#pragma omp parallel num_threads(nth)
+    {
+      EncoderStep s(*this, 0, n_seq, false);
+      arch->forward(s);
+    }
   }
 }
 
-EncoderStep::EncoderStep(Encoder& e)
-    : w(*e.w_), c(e.w_->cfg), e_(e), ith_(omp_get_thread_num()), nth_(omp_get_num_threads()), T_(e.T_) {
-  if (e_.profiling_) last_ = omp_get_wtime();
+EncoderStep::EncoderStep(Encoder& e, int64_t s0, int64_t s1, bool solo)
+    : w(*e.w_),
+      c(e.w_->cfg),
+      e_(e),
+      solo_(solo),
+      ith_(solo_ ? 0 : omp_get_thread_num()),
+      nth_(solo_ ? 1 : omp_get_num_threads()),
+      buf_(omp_get_thread_num()),
+      s0_(s0),
+      s1_(s1),
+      R0_(e.seqs_[s0].row0),
+      T_(e.seqs_[s1 - 1].row0 + e.seqs_[s1 - 1].T - R0_) {
+  const int64_t d = c.d_model;
+  x_ = e_.x_ + R0_ * d;
+  q_ = e_.q_.data() + R0_ * d;
+  k_ = e_.k_.data() + R0_ * d;
+  v_ = e_.v_.data() + R0_ * d;
+  att_ = e_.att_.data() + R0_ * d;
+  tmp_ = e_.tmp_.data() + R0_ * d;
+  h_ = e_.h_.data() + R0_ * c.d_ff;
+  if (e_.profiling_) {
+    prof_.assign(kNumEncPhases, 0.0);
+    last_ = omp_get_wtime();
+  }
+}
+
+EncoderStep::~EncoderStep() {
+  if (!e_.profiling_ || (!solo_ && ith_ != 0)) return;
+#pragma omp critical(ninestep_encoder_profile)
+  for (int i = 0; i < kNumEncPhases; ++i) e_.prof_[i] += prof_[i];
 }
 
 template <class F>
 void EncoderStep::each(int phase, int64_t n, F f) {
-  if (phase_ >= e_.n_phases_) {  // an architecture with more phases than counters: a static split
+  if (solo_) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  } else if (phase_ >= e_.n_phases_) {  // an architecture with more phases than counters: a static split
     int64_t b, e;
     split_range(n, nth_, ith_, &b, &e);
     for (int64_t i = b; i < e; ++i) f(i);
@@ -190,10 +251,12 @@ void EncoderStep::each(int phase, int64_t n, F f) {
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
       f(i);
   }
+  if (!solo_) {
 #pragma omp barrier
-  if (e_.profiling_ && ith_ == 0) {  // thread 0 books the time since its previous phase ended
+  }
+  if (e_.profiling_ && (solo_ || ith_ == 0)) {  // thread 0 (or each solo thread) books the time since its previous phase
     const double now = omp_get_wtime();
-    e_.prof_[phase] += now - last_;
+    prof_[phase] += now - last_;
     last_ = now;
   }
 }
@@ -206,7 +269,7 @@ void EncoderStep::gemm_block(float* y, int64_t ldy, const float* x, const Proj& 
   if (!widened(W.type)) {
     gemm_float_rows(y + r0 * ldy, ldy, x + r0 * k, W.data, W.type, mr, k, n0, n1);
   } else {
-    float* buf = e_.wbuf_[ith_].data();  // [kWideRows, k]
+    float* buf = e_.wbuf_[buf_].data();  // [kWideRows, k]
     const int64_t row_bytes = dtype_row_bytes(W.type, k);
     for (int64_t j = n0; j < n1; j += kWideRows) {
       const int64_t nb = std::min(kWideRows, n1 - j);
@@ -233,13 +296,15 @@ void EncoderStep::embed() {
   const WeightView& E = w.embd;
   const int64_t d = c.d_model, row = dtype_row_bytes(E.type, d);
   const DequantRowFn lookup = type_traits(E.type).dequantize_row;  // checked by the loader
-  float* x = e_.x_;
+  float* x = x_;
+  const int32_t* tok = e_.tok_ + R0_;
+  const int32_t* pos = e_.pos_.data() + R0_;
   each(kEncEmbed, (T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
     const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
     for (int64_t t = b; t < e; ++t) {
       float* xt = x + t * d;
-      lookup(xt, static_cast<const uint8_t*>(E.data) + int64_t(e_.tok_[t]) * row, d);
-      const float* P = w.pos_embd + int64_t(e_.pos_[t]) * d;  // run() checked pos < n_positions
+      lookup(xt, static_cast<const uint8_t*>(E.data) + int64_t(tok[t]) * row, d);
+      const float* P = w.pos_embd + int64_t(pos[t]) * d;  // run() checked pos < n_positions
       for (int64_t j = 0; j < d; ++j) xt[j] += P[j] + w.type_embd[j];
     }
     if (w.embd_norm) layernorm_rows(x, x, w.embd_norm.w, w.embd_norm.b, float(c.norm_eps), d, b, e);
@@ -249,11 +314,11 @@ void EncoderStep::embed() {
 void EncoderStep::qkv(const EncoderLayer& L) {
   const int64_t d = c.d_model;
   const Proj* ps[3] = {&L.q, &L.k, &L.v};
-  float* ys[3] = {e_.q_.data(), e_.k_.data(), e_.v_.data()};
+  float* ys[3] = {q_, k_, v_};
   const GemmItems g(T_, d);
   each(kEncQKV, 3 * g.count(), [&](int64_t i) {
     const int64_t which = i / g.count(), j = i % g.count(), rb = j / g.col_chunks, cc = j % g.col_chunks;
-    gemm_block(ys[which], d, e_.x_, *ps[which], rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
+    gemm_block(ys[which], d, x_, *ps[which], rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
                std::min(d, (cc + 1) * kColChunk), [](int64_t, float*, int64_t, int64_t) {});
   });
 }
@@ -261,30 +326,28 @@ void EncoderStep::qkv(const EncoderLayer& L) {
 void EncoderStep::attend() {
   const int64_t H = c.n_heads, D = c.head_dim, d = c.d_model;
   const float scale = c.score_scale();
-  float* scratch = e_.abuf_[ith_].data();  // [attention_encoder_scratch(longest, D)]
-  each(kEncAttention, int64_t(e_.seqs_.size()) * H, [&](int64_t i) {  // items: (sentence, head)
-    const EncoderSeq& s = e_.seqs_[i / H];
-    const int64_t off = s.row0 * d;
-    attention_encoder_head(e_.att_.data() + off, e_.q_.data() + off, e_.k_.data() + off, e_.v_.data() + off, d, s.T,
+  float* scratch = e_.abuf_[buf_].data();  // [attention_encoder_scratch(longest, D)]
+  each(kEncAttention, (s1_ - s0_) * H, [&](int64_t i) {  // items: (sentence, head)
+    const EncoderSeq& s = e_.seqs_[s0_ + i / H];
+    const int64_t off = (s.row0 - R0_) * d;
+    attention_encoder_head(att_ + off, q_ + off, k_ + off, v_ + off, d, s.T,
                            D, i % H, scale, scratch);
   });
 }
 
 void EncoderStep::out_residual_norm(const Proj& p, const float* in, const Norm& n) {
   const int64_t d = c.d_model;
-  float *x = e_.x_, *tmp = e_.tmp_.data();
-  const GemmItems g(T_, d);
-  each(p.w.k == c.d_model ? kEncOut : kEncDown, g.count(), [&](int64_t i) {
-    const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
-    gemm_block(tmp, d, in, p, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
-               std::min(d, (cc + 1) * kColChunk), [&](int64_t t, float* yt, int64_t b, int64_t e) {
-                 const float* xt = x + t * d;
-                 for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
-               });
-  });
-  each(kEncNorm, (T_ + kRowChunk - 1) / kRowChunk, [&](int64_t i) {
-    const int64_t b = i * kRowChunk, e = std::min(T_, b + kRowChunk);
-    layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, b, e);
+  float *x = x_, *tmp = tmp_;
+  const int64_t rows = solo_ ? kRowBlock : kNormRowBlock;  // a solo thread needs no fine split
+  // Items: whole rows. Each item's rows of x are read (residual) and rewritten (LayerNorm) by that
+  // item only; the GEMM reads `in`, not x.
+  each(p.w.k == c.d_model ? kEncOut : kEncDown, (T_ + rows - 1) / rows, [&](int64_t i) {
+    const int64_t r0 = i * rows, r1 = std::min(T_, r0 + rows);
+    gemm_block(tmp, d, in, p, r0, r1, 0, d, [&](int64_t t, float* yt, int64_t b, int64_t e) {
+      const float* xt = x + t * d;
+      for (int64_t j = b; j < e; ++j) yt[j] += xt[j];
+    });
+    layernorm_rows(x, tmp, n.w, n.b, float(c.norm_eps), d, r0, r1);
   });
 }
 
@@ -294,7 +357,7 @@ void EncoderStep::ffn_up(const EncoderLayer& L, Act act) {
   const GemmItems g(T_, ff);
   each(kEncUp, g.count(), [&](int64_t i) {
     const int64_t rb = i / g.col_chunks, cc = i % g.col_chunks;
-    gemm_block(e_.h_.data(), ff, e_.x_, L.up, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
+    gemm_block(h_, ff, x_, L.up, rb * kRowBlock, std::min(T_, (rb + 1) * kRowBlock), cc * kColChunk,
                std::min(ff, (cc + 1) * kColChunk), [&](int64_t, float* yt, int64_t b, int64_t e) {
                  if (act == Act::silu)
                    silu_range(yt, yt, b, e);

@@ -53,7 +53,9 @@ struct EncoderWeights {
 
 class EncoderStep;
 
-// Phases timed when NINESTEP_PROFILE is set (wall time seen by thread 0, barrier waits included).
+// Phases timed when NINESTEP_PROFILE is set: wall time seen by thread 0, barrier waits included, in a
+// phase-parallel run; the sum over threads in a sentence-parallel run (Encoder::run says which).
+// kEncNorm stays 0 in BERT: its LayerNorms run inside out_proj and ffn_down.
 enum EncPhase : int { kEncEmbed, kEncQKV, kEncAttention, kEncOut, kEncNorm, kEncUp, kEncDown, kNumEncPhases };
 extern const char* const kEncPhaseNames[kNumEncPhases];
 
@@ -115,12 +117,16 @@ class Encoder {
   std::vector<double> prof_;
 };
 
-// The toolkit an encoder's forward pass is written in. One per thread inside the run's parallel
-// region; every method is called by all threads in the same order, splits its work and ends with
-// the barrier its output needs. Nothing here throws or allocates.
+// The toolkit an encoder's forward pass is written in. In a phase-parallel run, one per thread inside
+// the run's parallel region: every method is called by all threads in the same order, splits its
+// work and ends with the barrier its output needs. In a sentence-parallel run, one per chunk of
+// sentences, run by one thread alone. Nothing here throws; only the profile allocates.
 class EncoderStep {
  public:
-  explicit EncoderStep(Encoder& e);
+  // The step over sentences [s0, s1) of the run: all of them, every thread of the region taking a
+  // share of each phase (solo false), or a chunk one thread runs alone, without barriers (solo true).
+  EncoderStep(Encoder& e, int64_t s0, int64_t s1, bool solo);
+  ~EncoderStep();  // adds its phase times to the encoder's profile
   const EncoderWeights& w;
   const ModelConfig& c;
 
@@ -129,8 +135,8 @@ class EncoderStep {
   void attend();                                   // att = softmax(q k^T / sqrt(D)) v within each sentence
   void out_residual_norm(const Proj& p, const float* in, const Norm& n);  // x = LN(x + in p^T + b)
   void ffn_up(const EncoderLayer& L, Act act);     // h = act(x up^T + b)
-  const float* att() const { return e_.att_.data(); }
-  const float* hidden() const { return e_.h_.data(); }
+  const float* att() const { return att_; }
+  const float* hidden() const { return h_; }
 
  private:
   // Items [0, n) claimed one at a time across the threads (f(i)), then a barrier; timed as `phase`.
@@ -141,10 +147,16 @@ class EncoderStep {
   void gemm_block(float* y, int64_t ldy, const float* x, const Proj& p, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
                   Epi epi);
   Encoder& e_;
-  const int ith_, nth_;
-  const int64_t T_;
+  const bool solo_;        // one thread runs this step's sentences alone
+  const int ith_, nth_;    // this thread's share of each phase: 0 of 1 when solo
+  const int buf_;          // this thread's scratch (wbuf_, abuf_)
+  const int64_t s0_, s1_;  // sentences [s0, s1) of the run
+  const int64_t R0_, T_;   // their rows [R0, R0 + T) of the packed rows
+  // The run's buffers at row R0 (x [T, d_model] ... h [T, d_ff]).
+  float *x_, *q_, *k_, *v_, *att_, *tmp_, *h_;
   int64_t phase_ = 0;
   double last_ = 0.0;
+  std::vector<double> prof_;  // [kNumEncPhases] when profiling
 };
 
 }  // namespace ninestep
