@@ -33,9 +33,9 @@ def penalised(z, history, penalty):
 def off_argmax(model, prompt, new, penalty, rule, eps):
     """Steps j where new[j] is not the argmax (within eps) of the logits penalised by
     rule(ids so far, n_prompt). The logits of the whole sequence come from one fresh batched pass,
-    which differs from the decode steps' by up to ~0.18 here (measured), so eps = 0.25; a wrong
-    window misses the argmax by 0.7-11 (measured over kernel builds), so the wrong rules are checked
-    at eps = 0.5, twice that noise bound."""
+    which differs from the decode steps' (one-row GEMVs, another float order) by up to ~0.30 here
+    (measured), so eps = 0.4; a wrong window misses the argmax by 4.3-15 (measured), so the wrong
+    rules are checked at eps = 1."""
     seq = list(prompt) + list(new)
     logits = model.logits(seq)
     bad = []
@@ -58,11 +58,11 @@ def test_penalty_covers_the_last_64_tokens_of_prompt_and_reply(model, prompt, n,
     ids = model.tokenizer.encode(prompt)
     got = model.generate(ids, max_new_tokens=n, temperature=0, repetition_penalty=penalty, ignore_eos=True).tokens
     assert len(got) == n
-    assert off_argmax(model, ids, got, penalty, RULES["last 64 of prompt + reply"], eps=0.25) == []
+    assert off_argmax(model, ids, got, penalty, RULES["last 64 of prompt + reply"], eps=0.4) == []
     # each wrong window would have chosen differently somewhere along this very sequence
     for name, rule in RULES.items():
         if name != "last 64 of prompt + reply":
-            assert off_argmax(model, ids, got, penalty, rule, eps=0.5), name
+            assert off_argmax(model, ids, got, penalty, rule, eps=1.0), name
 
 
 def test_sampled_penalty_same_seed_same_text_and_penalty_changes_it(model):

@@ -45,7 +45,7 @@ void qgemm_rows_neon(float* y, int64_t ldy, const BlockQ8Act* act, const void* w
 
 // AVX2, every quantized type (quant_panel_avx2.cpp): the same contract over any weight type with
 // 32-element activation blocks (K-quants: 8 per super-block); false (nothing written) for a type
-// or K it does not take.
+// or K it does not take and for m < 2 (decode rows go to the type's GEMV).
 bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                       int64_t n0, int64_t n1);
 

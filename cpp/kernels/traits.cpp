@@ -20,8 +20,8 @@ template <DType T, QGemmTypedFn F>
 void q32_gemm(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0, int64_t n1) {
   F(y, ldy, static_cast<const BlockQ8Act*>(act), w, T, m, k, n0, n1);
 }
-// AVX2 runs every quantized type on the column-interleaved panel (quant_panel_avx2.cpp) and falls
-// back to the type's own kernel F where the panel does not take the shape.
+// AVX2 runs every quantized type's GEMM on the column-interleaved panel (quant_panel_avx2.cpp) and
+// the type's own kernel F where the panel does not take the shape (one row: F's decode GEMV).
 template <DType T, GemmRowsFn F>
 void panel_gemm_avx2(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                      int64_t n1) {
