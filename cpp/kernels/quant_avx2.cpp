@@ -267,7 +267,8 @@ constexpr int kPrefillRows = 8;
 
 
 // Decode GEMV: 4 weight rows (one contiguous stretch of W) against one activation row, with the
-// arithmetic of tile<T, 1, NR> (so a row's result has the same bits as in a prefill tile): per row
+// arithmetic of tile<T, 1, NR> (the same bits as this file's tiles; AVX2 GEMMs of 2+ rows run on
+// quant_panel_avx2.cpp's panel, which rounds in another order): per row
 // and block the integer sums P_q of elements [8q, 8q + 8) as floats, each into its own accumulator
 // with d_w * d_x (Q5_0: fma(fma(P_q, d_x, -4 s_x), d_w)), the row's minimum m * s_x in one more
 // chain, and y = ((A_0 + A_2) + (A_1 + A_3)) + minimum. What differs is only how the lanes are
