@@ -10,31 +10,11 @@
 #include <type_traits>
 
 #include "kernels/quant.h"
+#include "kernels/quant_bits_avx2.h"
 #include "kernels/simd_avx2.h"
 
 namespace ninestep {
 namespace {
-
-// 16 bytes of nibbles -> 32 unsigned bytes in element order: low nibbles (elements 0..15),
-// then high nibbles (elements 16..31).
-// (The 16 bytes load into both lanes at once; the upper lane shifts right by 4.)
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-  const __m256i x = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-  return _mm256_and_si256(x, _mm256_set1_epi8(0x0f));
-}
-
-// Q5's fifth bits (bit j of the little-endian uint32 qh is element j's) -> 32 bytes, 0xff where
-// the bit is set: byte j takes byte j / 8 of qh, then tests its bit j % 8.
-inline __m256i fifth_bits(const uint8_t* qh) {
-  int32_t u;
-  std::memcpy(&u, qh, 4);
-  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(u), spread);
-  return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-}
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -90,10 +70,6 @@ struct Q4_1 {
   }
 };
 
-// Q5: the nibbles with the fifth bit as 0x10, q in [0, 31] unsigned.
-inline __m256i q5_bytes(const uint8_t* qs, const uint8_t* qh) {
-  return _mm256_or_si256(unpack_nibbles(qs), _mm256_and_si256(fifth_bits(qh), _mm256_set1_epi8(0x10)));
-}
 
 // Q5_1: q unsigned and a minimum, as Q4_1.
 struct Q5_1 {

@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "kernels/quant_bits_avx2.h"
 #include "kernels/quant_k_driver.h"
 #include "kernels/simd_avx2.h"
 
@@ -27,18 +28,6 @@ struct Prep {
   __m256 mins;     // Q4_K/Q5_K: lane g = -dmin * mn[g]
   float d;
 };
-
-// The 12 packed bytes -> bytes 0..7 the scales, 8..15 the minimums (k_scale_min, four at a time).
-inline __m128i k_scales_mins(const uint8_t* p) {
-  uint32_t a, b, c;
-  std::memcpy(&a, p, 4);
-  std::memcpy(&b, p + 4, 4);
-  std::memcpy(&c, p + 8, 4);
-  const uint32_t sc_lo = a & 0x3f3f3f3f, mn_lo = b & 0x3f3f3f3f;
-  const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030);
-  const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
-  return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
-}
 
 inline Prep prep_k_min(uint16_t d, uint16_t dmin, const uint8_t* packed) {
   const __m128i sm = k_scales_mins(packed);

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "kernels/quant.h"
+#include "kernels/quant_bits_avx2.h"
 #include "kernels/quant_k.h"
 
 namespace ninestep {
@@ -31,23 +32,6 @@ constexpr int NC = 8;               // weight rows per panel column group: one f
 constexpr int64_t kMaxGroups = 256;  // K <= 8192 on the panel; larger K falls back
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
-
-// 16 bytes of nibbles -> 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31).
-inline __m256i nibbles(const uint8_t* qs) {
-  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-  return _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
-}
-
-// Q5_0/Q5_1's fifth bits (bit j of the little-endian uint32 is element j's) as 0x10 per byte.
-inline __m256i fifth_bits(const uint8_t* qh) {
-  int32_t u;
-  std::memcpy(&u, qh, 4);
-  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-  const __m256i bytes = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(u), spread), bit);
-  return _mm256_and_si256(_mm256_cmpeq_epi8(bytes, bit), _mm256_set1_epi8(0x10));
-}
 
 // out[t] lane c = r[c] lane t (32-bit lanes): an 8 x 8 transpose.
 inline void transpose8(__m256i* out, const __m256i* r) {
@@ -66,18 +50,6 @@ inline void transpose8(__m256i* out, const __m256i* r) {
     out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
     out[4 + c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
   }
-}
-
-// The 12 packed Q4_K / Q5_K scale bytes -> bytes 0..7 the 6-bit scales, 8..15 the minimums.
-inline __m128i k_scales_mins(const uint8_t* p) {
-  uint32_t a, b, c;
-  std::memcpy(&a, p, 4);
-  std::memcpy(&b, p + 4, 4);
-  std::memcpy(&c, p + 8, 4);
-  const uint32_t sc_lo = a & 0x3f3f3f3f, mn_lo = b & 0x3f3f3f3f;
-  const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030);
-  const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
-  return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
 }
 
 inline __m256 as_ps(__m256i v) { return _mm256_castsi256_ps(v); }
@@ -110,21 +82,21 @@ struct Q8_0 : Type32<BlockQ8_0, 1, true, false, 0> {
   }
 };
 struct Q4_0 : Type32<BlockQ4_0, 8, false, false, 8> {
-  static __m256i quants(const uint8_t* row, int64_t g) { return nibbles(block(row, g).qs); }
+  static __m256i quants(const uint8_t* row, int64_t g) { return unpack_nibbles(block(row, g).qs); }
 };
 struct Q4_1 : Type32<BlockQ4_1, 8, false, true, 0> {
-  static __m256i quants(const uint8_t* row, int64_t g) { return nibbles(block(row, g).qs); }
+  static __m256i quants(const uint8_t* row, int64_t g) { return unpack_nibbles(block(row, g).qs); }
 };
 struct Q5_0 : Type32<BlockQ5_0, 4, false, false, 16> {
   static __m256i quants(const uint8_t* row, int64_t g) {
     const Block& b = block(row, g);
-    return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+    return q5_bytes(b.qs, b.qh);
   }
 };
 struct Q5_1 : Type32<BlockQ5_1, 4, false, true, 0> {
   static __m256i quants(const uint8_t* row, int64_t g) {
     const Block& b = block(row, g);
-    return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+    return q5_bytes(b.qs, b.qh);
   }
 };
 
