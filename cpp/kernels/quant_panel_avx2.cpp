@@ -180,7 +180,7 @@ struct alignas(32) Group {
 
 // The scales and terms of NC weight rows group by group (rows[c]: row c's first block; a tail
 // repeats rows[0], whose lanes are never stored): sc[h] lane c, the group's (half's) scale of
-// row c, mn[h] its term. The same floats as T::scales, in vectors: the 32-element types gather
+// row c, mn[h] its term (see the file comment for each type's), in vectors: the 32-element types gather
 // the eight blocks' fp16 fields and convert them at once; the K-quants unpack a super-block's
 // scales for all groups when the group loop enters it.
 template <class T>
@@ -215,7 +215,8 @@ struct RowScales {
   }
 };
 
-// Groups [0, ng) of weight rows [j, j + nc) (nc <= NC; missing rows are zeros) onto the panel;
+// Groups [0, ng) of weight rows [j, j + nc) (nc <= NC; missing rows get zero quants and their
+// lanes are never stored) onto the panel;
 // while at it, asks for the same bytes of the next NC rows (`next`, or null).
 template <class T>
 void fill(Group<T>* pg, const uint8_t* w, int64_t rb, int nc, int64_t ng, const uint8_t* next) {
