@@ -375,15 +375,16 @@ bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* 
   // 576 Q8_0, 2 threads: 16.4 vs 9.8 GB/s). It rounds differently (same integer dots, another
   // float order), so a lone row differs from the same row in a batch by float rounding.
   if (m < 2 || ng > kMaxGroups) return false;
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
   switch (wtype) {
-    case DType::q8_0: panel_gemm<Q8_0>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng * (int64_t)sizeof(BlockQ8_0), n0, n1); return true;
-    case DType::q4_0: panel_gemm<Q4_0>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng * (int64_t)sizeof(BlockQ4_0), n0, n1); return true;
-    case DType::q4_1: panel_gemm<Q4_1>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng * (int64_t)sizeof(BlockQ4_1), n0, n1); return true;
-    case DType::q5_0: panel_gemm<Q5_0>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng * (int64_t)sizeof(BlockQ5_0), n0, n1); return true;
-    case DType::q5_1: panel_gemm<Q5_1>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng * (int64_t)sizeof(BlockQ5_1), n0, n1); return true;
-    case DType::q4_k: panel_gemm<Q4K>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng / 8 * (int64_t)sizeof(BlockQ4K), n0, n1); return true;
-    case DType::q5_k: panel_gemm<Q5K>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng / 8 * (int64_t)sizeof(BlockQ5K), n0, n1); return true;
-    case DType::q6_k: panel_gemm<Q6K>(y, ldy, act, static_cast<const uint8_t*>(w), m, ng, ng / 8 * (int64_t)sizeof(BlockQ6K), n0, n1); return true;
+    case DType::q8_0: panel_gemm<Q8_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ8_0), n0, n1); return true;
+    case DType::q4_0: panel_gemm<Q4_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ4_0), n0, n1); return true;
+    case DType::q4_1: panel_gemm<Q4_1>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ4_1), n0, n1); return true;
+    case DType::q5_0: panel_gemm<Q5_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ5_0), n0, n1); return true;
+    case DType::q5_1: panel_gemm<Q5_1>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ5_1), n0, n1); return true;
+    case DType::q4_k: panel_gemm<Q4K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ4K), n0, n1); return true;
+    case DType::q5_k: panel_gemm<Q5K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ5K), n0, n1); return true;
+    case DType::q6_k: panel_gemm<Q6K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ6K), n0, n1); return true;
     default: return false;
   }
 }
