@@ -105,7 +105,7 @@ NS_BIND(nn) {
     NS_CHECK(kv_error.empty(), "kv_cache: " + kv_error);
     py::gil_scoped_release release;
     if (kt == DType::f32) {
-      attention(oa.data, qa.data, ka.data, va.data, kt, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
+      attention(oa.data, qa.data, ka.data, va.data, kt, Hkv * D, D, T, S, Hq, Hkv, D, scale, causal, window);
       return;
     }
     // k and v stored as a KV cache of that type would hold them: rows of Hkv * D elements
@@ -115,7 +115,7 @@ NS_BIND(nn) {
       kv_store_row(kc.data() + s * rb, ka.data + s * Hkv * D, kt, Hkv * D);
       kv_store_row(vc.data() + s * rb, va.data + s * Hkv * D, kt, Hkv * D);
     }
-    attention(oa.data, qa.data, kc.data(), vc.data(), kt, Hkv * D, T, S, Hq, Hkv, D, scale, causal, window);
+    attention(oa.data, qa.data, kc.data(), vc.data(), kt, Hkv * D, D, T, S, Hq, Hkv, D, scale, causal, window);
   }, py::arg("out"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("causal"), py::arg("scale"),
      py::arg("window") = 0, py::arg("kv_cache") = "f32");
 

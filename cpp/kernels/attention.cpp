@@ -23,9 +23,9 @@ int64_t attention_items(int64_t T, int64_t Hq) { return Hq * ((T + kAttnTile - 1
 namespace {
 
 template <DType KT>
-void range_generic(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
-                   int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
-                   int64_t i1) {
+void range_generic(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
+                   int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
+                   int64_t i0, int64_t i1) {
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
@@ -36,7 +36,7 @@ void range_generic(float* out, const float* q, const uint8_t* k, const uint8_t* 
       const int64_t n_keys = causal ? S - T + t + 1 : S;
       const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
       float m, l;
-      attend_keys_scalar<KT>(acc, &m, &l, qt, k, v, row_bytes, g, D, scale, lo, n_keys);
+      attend_keys_scalar<KT>(acc, &m, &l, qt, k, v, row_bytes, g * hs, D, scale, lo, n_keys);
       const float inv = 1.0f / l;
       for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
     }
@@ -45,44 +45,47 @@ void range_generic(float* out, const float* q, const uint8_t* k, const uint8_t* 
 
 }  // namespace
 
-void attention_range_generic(float* out, const float* q, const void* k, const void* v, DType kv_type,
-                             int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+void attention_range_generic(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                             int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                              bool causal, int64_t window, int64_t i0, int64_t i1) {
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
   with_kv_type(kv_type, [&](auto kt) {
-    range_generic<decltype(kt)::value>(out, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T,
-                                       S, Hq, Hkv, D, scale, causal, window, i0, i1);
+    range_generic<decltype(kt)::value>(out, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
+                                       head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
   });
 }
 
 using AttnFn = void (*)(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
-                        int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                        int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
-                          int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                          int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 #ifdef NINESTEP_HAVE_AVX512
 // The AVX-512 kernel reads f32 caches; the other cache types run the AVX2 kernel.
 void attention_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
-                            int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                            int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 static void attention_range_avx512_kv(float* out, const float* q, const void* k, const void* v, DType kv_type,
-                                      int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
-                                      float scale, bool causal, int64_t window, int64_t i0, int64_t i1) {
+                                      int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
+                                      int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
+                                      int64_t i1) {
   if (kv_type != DType::f32)
-    return attention_range_avx2(out, q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
-  attention_range_avx512(out, q, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride, T, S, Hq, Hkv,
-                         D, scale, causal, window, i0, i1);
+    return attention_range_avx2(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window,
+                                i0, i1);
+  attention_range_avx512(out, q, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride, head_stride, T,
+                         S, Hq, Hkv, D, scale, causal, window, i0, i1);
 }
 #endif
 static const Dispatch<AttnFn> kAttn{attention_range_generic, NS_AVX2(attention_range_avx2),
                                     NS_AVX512(attention_range_avx512_kv)};
 
 void attention_range(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
-                     int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                     int64_t window, int64_t i0, int64_t i1) {
-  kAttn.get()(out, q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
+                     int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                     bool causal, int64_t window, int64_t i0, int64_t i1) {
+  kAttn.get()(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
 }
 
-void attention(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride, int64_t T,
-               int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window) {
+void attention(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+               int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
+               int64_t window) {
   const bool parallel = T * S * Hq * D >= kMinParallelWork;
   if (!causal || window >= S) window = 0;  // the window hides nothing
   if (T <= kAttnSplitMaxT && window == 0) {  // decode shape: key blocks per KV head, then the merge
@@ -94,7 +97,8 @@ void attention(float* out, const float* q, const void* k, const void* v, DType k
       const int ith = omp_get_thread_num(), n = omp_get_num_threads();
       int64_t b, e;
       split_range(items, n, ith, &b, &e);
-      attention_split_range(part.data(), q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, n_split, b, e);
+      attention_split_range(part.data(), q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
+                            n_split, b, e);
 #pragma omp barrier
       split_range(T * Hq, n, ith, &b, &e);
       attention_merge_rows(out, part.data(), T, Hq, Hkv, D, n_split, b, e);
@@ -107,7 +111,7 @@ void attention(float* out, const float* q, const void* k, const void* v, DType k
   {
     int64_t b, e;
     split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
-    fn(out, q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, b, e);
+    fn(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, b, e);
   }
 }
 

@@ -198,15 +198,15 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
 }
 
 template <DType KT>
-void run_items(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
+void run_items(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs, int64_t T,
                int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
                int64_t i1) {
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
     const int64_t t_end = std::min(T, (item % tiles + 1) * kAttnTile);
-    const uint8_t* kg = KvAvx2<KT>::head(k, g * D);
-    const uint8_t* vg = KvAvx2<KT>::head(v, g * D);
+    const uint8_t* kg = KvAvx2<KT>::head(k, g * hs);
+    const uint8_t* vg = KvAvx2<KT>::head(v, g * hs);
     for (int64_t ta = (item % tiles) * kAttnTile; ta < t_end; ta += 8) {
       const int64_t nq = std::min<int64_t>(8, t_end - ta);
       if (nq >= kMinTileQueries && D <= kMaxTileD) {
@@ -225,12 +225,12 @@ void run_items(float* out, const float* q, const uint8_t* k, const uint8_t* v, i
 }  // namespace
 
 void attention_range_avx2(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
-                          int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                          int64_t window, int64_t i0, int64_t i1) {
+                          int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                          bool causal, int64_t window, int64_t i0, int64_t i1) {
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
   with_kv_type(kv_type, [&](auto kt) {
-    run_items<decltype(kt)::value>(out, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T, S,
-                                   Hq, Hkv, D, scale, causal, window, i0, i1);
+    run_items<decltype(kt)::value>(out, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
+                                   head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
   });
 }
 

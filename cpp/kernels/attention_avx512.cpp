@@ -172,23 +172,24 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
 }  // namespace
 
 void attention_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
-                          int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                          int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 
 void attention_range_avx512(float* out, const float* q, const float* k, const float* v, int64_t kv_stride,
-                            int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                            int64_t window, int64_t i0, int64_t i1) {
+                            int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                            bool causal, int64_t window, int64_t i0, int64_t i1) {
   // A sliding window that hides keys runs the AVX2 kernel: the 16-lane version has no window mask
   // yet (it could not be checked on an AVX-512 machine when windows were added).
   if (causal && window > 0 && window < S) {
-    attention_range_avx2(out, q, k, v, DType::f32, kv_stride, T, S, Hq, Hkv, D, scale, causal, window, i0, i1);
+    attention_range_avx2(out, q, k, v, DType::f32, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0,
+                         i1);
     return;
   }
   const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
     const int64_t h = item / tiles, g = h / group;
     const int64_t ta = (item % tiles) * kAttnTile, nq = std::min(T - ta, kAttnTile);
-    const float* kg = k + g * D;
-    const float* vg = v + g * D;
+    const float* kg = k + g * head_stride;
+    const float* vg = v + g * head_stride;
     if (nq >= kMinTileQueries && D <= kMaxTileD) {
       attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
       continue;

@@ -24,8 +24,8 @@ int64_t attention_splits(int64_t S, int64_t Hkv, int nthreads) {
 namespace {
 
 template <DType KT>
-void split_generic(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
-                   int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
+void split_generic(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
+                   int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
                    int64_t i0, int64_t i1) {
   const int64_t group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
@@ -37,7 +37,7 @@ void split_generic(float* part, const float* q, const uint8_t* k, const uint8_t*
       for (int64_t r = 0; r < group; ++r) {
         const float* qt = q + (t * Hq + g * group + r) * D;          // [D]
         float* st = part + (item * T * group + t * group + r) * (D + 2);  // [D + 2]
-        attend_keys_scalar<KT>(st, &st[D], &st[D + 1], qt, k, v, row_bytes, g, D, scale, lo, end);
+        attend_keys_scalar<KT>(st, &st[D], &st[D + 1], qt, k, v, row_bytes, g * hs, D, scale, lo, end);
       }
     }
   }
@@ -46,41 +46,42 @@ void split_generic(float* part, const float* q, const uint8_t* k, const uint8_t*
 }  // namespace
 
 void attention_split_range_generic(float* part, const float* q, const void* k, const void* v, DType kv_type,
-                                   int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
-                                   float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
+                                   int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
+                                   int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
+                                   int64_t i1) {
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
   with_kv_type(kv_type, [&](auto kt) {
-    split_generic<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T,
-                                       S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+    split_generic<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
+                                       head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
   });
 }
 
 using SplitFn = void (*)(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
-                         int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                         int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_split_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t,
-                                int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+                                int64_t, int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 #ifdef NINESTEP_HAVE_AVX512
 // The AVX-512 kernel reads f32 caches; the other cache types run the AVX2 kernel.
-void attention_split_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+void attention_split_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
                                   int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 static void attention_split_range_avx512_kv(float* part, const float* q, const void* k, const void* v, DType kv_type,
-                                            int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
-                                            int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
-                                            int64_t i1) {
+                                            int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
+                                            int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
+                                            int64_t i0, int64_t i1) {
   if (kv_type != DType::f32)
-    return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0,
-                                      i1);
-  attention_split_range_avx512(part, q, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride, T, S,
-                               Hq, Hkv, D, scale, causal, n_split, i0, i1);
+    return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
+                                      n_split, i0, i1);
+  attention_split_range_avx512(part, q, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride,
+                               head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
 }
 #endif
 static const Dispatch<SplitFn> kSplit{attention_split_range_generic, NS_AVX2(attention_split_range_avx2),
                                       NS_AVX512(attention_split_range_avx512_kv)};
 
-void attention_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type,
-                           int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+void attention_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                           int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                            bool causal, int64_t n_split, int64_t i0, int64_t i1) {
-  kSplit.get()(part, q, k, v, kv_type, kv_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  kSplit.get()(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
 }
 
 // A few multiply-adds per output element: plain C++ the compiler vectorises is enough.

@@ -18,7 +18,6 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
-constexpr int64_t kPrefetchKeys = 16;  // how far ahead the K / V rows are prefetched
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
@@ -46,7 +45,6 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
-  const int64_t head_bytes = int64_t(L::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
   float m[NQ], l[NQ];
   alignas(32) float p[NQ][8];
   alignas(32) __m256 dots[NQ][8];
@@ -63,15 +61,6 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       const uint8_t* kr[KJ];
       for (int jj = 0; jj < KJ; ++jj)
         kr[jj] = kg + std::min<int64_t>(s0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
-      // the rows kPrefetchKeys further on: the hardware prefetcher does not follow a head's strided rows
-      for (int jj = 0; jj < KJ; ++jj)
-        if (s0 + jb + jj + kPrefetchKeys < hi_all) {
-          const int64_t ahead = (s0 + jb + jj + kPrefetchKeys) * row_bytes;
-          for (int64_t b = 0; b < head_bytes; b += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
-          }
-        }
       __m256 a[NQ][KJ];
       for (int i = 0; i < NQ; ++i)
         for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
@@ -157,9 +146,9 @@ using AttendFn = void (*)(float* const*, const float* const*, const int64_t*, co
                           int64_t, int64_t, int64_t, int64_t, float);
 
 template <DType KT>
-void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t T,
-                 int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
-                 int64_t i1) {
+void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
+               int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
+               int64_t i0, int64_t i1) {
   static constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>, attend_keys<KT, 3>,
                                                   attend_keys<KT, 4>};
   // query i of KV head g: token i / group, head g * group + i % group
@@ -179,7 +168,7 @@ void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, 
         qr[i] = q + (t * Hq + h) * D;
         last[i] = causal ? S - T + t : S - 1;
       }
-      kAttend[nq](st, qr, last, KvAvx2<KT>::head(k, g * D), KvAvx2<KT>::head(v, g * D), row_bytes, lo, hi, D, scale);
+      kAttend[nq](st, qr, last, KvAvx2<KT>::head(k, g * hs), KvAvx2<KT>::head(v, g * hs), row_bytes, lo, hi, D, scale);
     }
   }
 }
@@ -187,12 +176,12 @@ void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, 
 }  // namespace
 
 void attention_split_range_avx2(float* part, const float* q, const void* k, const void* v, DType kv_type,
-                                int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
-                                float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
+                                int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
+                                int64_t D, float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
   with_kv_type(kv_type, [&](auto kt) {
-    run_items<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb, T, S,
-                                     Hq, Hkv, D, scale, causal, n_split, i0, i1);
+    run_items<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
+                                   head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
   });
 }
 

@@ -110,8 +110,8 @@ constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<1>, attend_keys<2>
 }  // namespace
 
 void attention_split_range_avx512(float* part, const float* q, const float* k, const float* v, int64_t kv_stride,
-                                  int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                                  int64_t n_split, int64_t i0, int64_t i1) {
+                                  int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
+                                  float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
   // query i of KV head g: token i / group, head g * group + i % group
   const int64_t group = Hq / Hkv, rows = T * group;
   for (int64_t item = i0; item < i1; ++item) {
@@ -129,7 +129,7 @@ void attention_split_range_avx512(float* part, const float* q, const float* k, c
         qr[i] = q + (t * Hq + h) * D;
         last[i] = causal ? S - T + t : S - 1;
       }
-      kAttend[nq](st, qr, last, k + g * D, v + g * D, kv_stride, lo, hi, D, scale);
+      kAttend[nq](st, qr, last, k + g * head_stride, v + g * head_stride, kv_stride, lo, hi, D, scale);
     }
   }
 }

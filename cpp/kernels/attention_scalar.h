@@ -30,15 +30,14 @@ inline float kv_at<DType::q8_0>(const uint8_t* row, int64_t e) {
   return fp16_to_f32(b.d) * float(b.qs[e % QK]);
 }
 
-// Starts a fresh state and runs it over keys [lo, end) of KV head g: acc [D] gets the unnormalised
-// output, *m the running max score, *l the sum of exp(score - m). k, v: [S, Hkv, D] of type KT,
-// rows row_bytes apart; qt [D].
+// Starts a fresh state and runs it over keys [lo, end) of the KV head whose elements start e0 into
+// each row: acc [D] gets the unnormalised output, *m the running max score, *l the sum of
+// exp(score - m). k, v: rows of type KT row_bytes apart (see attention_range); qt [D].
 template <DType KT>
 inline void attend_keys_scalar(float* acc, float* m, float* l, const float* qt, const uint8_t* k, const uint8_t* v,
-                               int64_t row_bytes, int64_t g, int64_t D, float scale, int64_t lo, int64_t end) {
+                               int64_t row_bytes, int64_t e0, int64_t D, float scale, int64_t lo, int64_t end) {
   float mx = -std::numeric_limits<float>::infinity(), sum = 0.0f;
   std::fill(acc, acc + D, 0.0f);
-  const int64_t e0 = g * D;
   for (int64_t s = lo; s < end; ++s) {
     const uint8_t* ks = k + s * row_bytes;
     const uint8_t* vs = v + s * row_bytes;

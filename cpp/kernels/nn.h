@@ -25,9 +25,11 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 
 // Causal (or not) grouped-query attention with online softmax; no [T, S] matrix is formed.
 // attention_range is the prefill shape (one query head per item); see attention_split_range for decode.
-// q [T, Hq, D]; k, v [S, Hkv, D] elements of kv_type (f32, f16 or q8_0: see kv_cache_type_ok),
-// positions kv_stride elements apart (rows of dtype_row_bytes(kv_type, kv_stride) bytes), so a KV
-// cache [S_max, Hkv, D] is read in place; out [T, Hq, D].
+// q [T, Hq, D]; k, v: S positions of Hkv heads of D elements of kv_type (f32, f16 or q8_0: see
+// kv_cache_type_error). Head g of position s starts g * head_stride + s * kv_stride elements in
+// (byte offsets dtype_row_bytes(kv_type, that)): a [S, Hkv, D] array has kv_stride Hkv * D and
+// head_stride D; the engine's head-major cache [Hkv, S_max, D] has kv_stride D and head_stride
+// S_max * D, so each head's keys are one contiguous stream. out [T, Hq, D].
 // The T queries are the last T of the S positions: query t sees keys 0 .. S - T + t (causal).
 // window > 0 (causal only): query t sees only the last `window` of those keys, itself included
 // (a sliding window); 0 sees them all.
@@ -35,8 +37,8 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 constexpr int64_t kAttnTile = 16;
 int64_t attention_items(int64_t T, int64_t Hq);
 void attention_range(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
-                     int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
-                     int64_t window, int64_t i0, int64_t i1);
+                     int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                     bool causal, int64_t window, int64_t i0, int64_t i1);
 
 // Decode-shaped attention (T <= kAttnSplitMaxT), flash-decoding style. Item (g, j) of
 // Hkv * n_split reads every K / V row of key block j of KV head g once for all Hq / Hkv * T queries
@@ -54,8 +56,8 @@ inline int64_t attention_split_items(int64_t Hkv, int64_t n_split) { return Hkv 
 inline int64_t attention_part_floats(int64_t T, int64_t Hq, int64_t D, int64_t n_split) {
   return n_split * T * Hq * (D + 2);
 }
-void attention_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type,
-                           int64_t kv_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+void attention_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                           int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                            bool causal, int64_t n_split, int64_t i0, int64_t i1);
 // out rows [r0, r1) of out [T * Hq, D] from part (above).
 void attention_merge_rows(float* out, const float* part, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
@@ -83,8 +85,9 @@ void softmax(float* y, const float* x, int64_t rows, int64_t n);                
 void rmsnorm(float* y, const float* x, const float* w, float eps, int64_t rows, int64_t n);  // w [n]
 void layernorm(float* y, const float* x, const float* w, const float* b, float eps, int64_t rows, int64_t n);
 void rope(float* x, const int32_t* pos, int64_t T, int64_t H, int64_t D, float theta, RopeStyle style);  // x [T, H, D]
-void attention(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride, int64_t T,
-               int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window = 0);
+void attention(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+               int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal,
+               int64_t window = 0);
 void silu(float* y, const float* x, int64_t n);
 void gelu(float* y, const float* x, bool tanh_approx, int64_t n);
 void swiglu(float* y, const float* gate, const float* up, int64_t n);

@@ -48,7 +48,8 @@ Engine::Engine(std::shared_ptr<const Weights> w, int64_t n_ctx, int64_t n_seq, i
   n_ctx_ = n_ctx;
   n_seq_ = n_seq;
   kv_type_ = kv_type;
-  kv_row_bytes_ = dtype_row_bytes(kv_type, c.kv_dim());
+  kv_head_bytes_ = dtype_row_bytes(kv_type, c.head_dim);
+  kv_row_bytes_ = c.n_kv_heads * kv_head_bytes_;
   chunk_ = std::min(chunk, checked_mul(n_ctx, n_seq, "n_ctx * n_seq"));
   const int64_t cache = checked_mul(checked_mul(checked_mul(c.n_layers, n_seq, "kv cache"), n_ctx, "kv cache"),
                                     kv_row_bytes_, "kv cache");
@@ -117,12 +118,14 @@ void Engine::copy(int64_t src, int64_t dst, int64_t n) {
                                          std::to_string(src) + " holds");
   NS_CHECK(!busy_.load(), "engine: a step is running");
   if (src != dst) {
-    const int64_t rb = kv_row_bytes_;
-    for (int64_t l = 0; l < w_->cfg.n_layers; ++l) {
-      const int64_t a = ((l * n_seq_ + src) * n_ctx_) * rb, b = ((l * n_seq_ + dst) * n_ctx_) * rb;
-      std::memcpy(kcache_.get() + b, kcache_.get() + a, n * rb);
-      std::memcpy(vcache_.get() + b, vcache_.get() + a, n * rb);
-    }
+    const int64_t rb = kv_row_bytes_, hb = kv_head_bytes_;
+    for (int64_t l = 0; l < w_->cfg.n_layers; ++l)
+      for (int64_t g = 0; g < w_->cfg.n_kv_heads; ++g) {  // head g's first n positions
+        const int64_t a = ((l * n_seq_ + src) * n_ctx_) * rb + g * n_ctx_ * hb;
+        const int64_t b = ((l * n_seq_ + dst) * n_ctx_) * rb + g * n_ctx_ * hb;
+        std::memcpy(kcache_.get() + b, kcache_.get() + a, n * hb);
+        std::memcpy(vcache_.get() + b, vcache_.get() + a, n * hb);
+      }
   }
   len_[dst] = n;
 }

@@ -1,10 +1,12 @@
 // The engine: a KV cache of n_seq sequences and every scratch buffer, allocated once, and the step
 // that runs a batch of (token, position, sequence) entries through the model's architecture.
 //
-// KV cache: fixed slots, [n_layers, n_seq, n_ctx, n_kv_heads, head_dim] elements of kv_type (f32,
-// f16 or q8_0; a position's row is dtype_row_bytes(kv_type, kv_dim) bytes) for K and for V. A
-// slot's rows are contiguous per layer, so attention reads a sequence's keys in place; the memory is
-// left uninitialized, so the OS commits a slot's pages only as its sequence grows.
+// KV cache: fixed slots, head-major: [n_layers, n_seq, n_kv_heads, n_ctx, head_dim] elements of
+// kv_type (f32, f16 or q8_0; a head's row at one position is dtype_row_bytes(kv_type, head_dim)
+// bytes) for K and for V. Each (layer, slot, head) holds its positions contiguously, so decode
+// attention streams one head's keys from memory in order: on a row-major [n_ctx, n_kv_heads, D]
+// cache it touched a third of each row and ran at a quarter of the bandwidth. The memory is left
+// uninitialized, so the OS commits a slot's pages only as its sequence grows.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -83,7 +85,7 @@ class Engine {
   int64_t n_seq() const { return n_seq_; }
   int64_t chunk() const { return chunk_; }
   DType kv_type() const { return kv_type_; }
-  int64_t kv_row_bytes() const { return kv_row_bytes_; }  // one position's K (or V) row in one layer
+  int64_t kv_row_bytes() const { return kv_row_bytes_; }  // one position's K (or V), all heads, one layer
   const ModelConfig& config() const { return w_->cfg; }
   const Weights& weights() const { return *w_; }
   const std::vector<double>& profile() const { return prof_; }
@@ -98,8 +100,9 @@ class Engine {
   int64_t n_ctx_, n_seq_, chunk_;
   std::unique_ptr<std::atomic<int64_t>[]> len_;  // [n_seq] cached positions per sequence
   DType kv_type_ = DType::f16;
-  int64_t kv_row_bytes_ = 0;
-  std::unique_ptr<uint8_t[]> kcache_, vcache_;   // [n_layers, n_seq, n_ctx] rows of kv_row_bytes_
+  int64_t kv_head_bytes_ = 0;                   // one head's K (or V) at one position
+  int64_t kv_row_bytes_ = 0;                    // n_kv_heads * kv_head_bytes_
+  std::unique_ptr<uint8_t[]> kcache_, vcache_;  // [n_layers, n_seq, n_kv_heads, n_ctx] rows of kv_head_bytes_
 
   // The flat entries of the current step and the current piece's plan.
   std::vector<int32_t> tok_, pos_, slot_;  // [entries of the step]

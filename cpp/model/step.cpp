@@ -88,10 +88,19 @@ uint8_t* Step::kcache(const LayerWeights& L, int32_t slot) const {
 uint8_t* Step::vcache(const LayerWeights& L, int32_t slot) const {
   return e_.vcache_.get() + ((layer_of(L) * e_.n_seq_ + slot) * e_.n_ctx_) * e_.kv_row_bytes_;
 }
+// Heads [h0, h1) of entry t's key and value rows k, v [Hkv * D] into the cache at its position.
+void Step::store_heads(const LayerWeights& L, int64_t t, const float* k, const float* v, int64_t h0, int64_t h1) const {
+  const int64_t D = c.head_dim, hb = e_.kv_head_bytes_;
+  uint8_t *kc = kcache(L, slot_[t]), *vc = vcache(L, slot_[t]);
+  for (int64_t g = h0; g < h1; ++g) {
+    const int64_t at = (g * e_.n_ctx_ + pos_[t]) * hb;
+    if (k) kv_store_row(kc + at, k + g * D, e_.kv_type_, D);
+    if (v) kv_store_row(vc + at, v + g * D, e_.kv_type_, D);
+  }
+}
 void Step::store_kv(const LayerWeights& L, int64_t t) const {
-  const int64_t kvd = c.kv_dim(), at = int64_t(pos_[t]) * e_.kv_row_bytes_;
-  kv_store_row(kcache(L, slot_[t]) + at, e_.kn_.data() + t * kvd, e_.kv_type_, kvd);
-  kv_store_row(vcache(L, slot_[t]) + at, e_.vn_.data() + t * kvd, e_.kv_type_, kvd);
+  const int64_t kvd = c.kv_dim();
+  store_heads(L, t, e_.kn_.data() + t * kvd, e_.vn_.data() + t * kvd, 0, c.n_kv_heads);
 }
 
 const AttnPlan& Step::plan_for(int64_t window) const {
@@ -158,8 +167,8 @@ void Step::qkv(const LayerWeights& L) { qkv_phase(L, false); }
 // RoPE, the cache stores) right away, so the step needs no phase (and no wait) for them. The same
 // functions on the same values as rope_cache(), head by head. Otherwise the two phases.
 void Step::qkv_rope_cache(const LayerWeights& L) {
-  const int64_t D = c.head_dim, Hkv = c.n_kv_heads;
-  if (m_ == 1 && D % 32 == 0 && e_.kv_row_bytes_ % Hkv == 0) {
+  const int64_t D = c.head_dim;
+  if (m_ == 1 && D % 32 == 0) {
     qkv_phase(L, true);
   } else {
     qkv_phase(L, false);
@@ -172,7 +181,6 @@ void Step::finish_heads(const LayerWeights& L, int64_t b, int64_t e) {
   const int64_t Hq = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim;
   const float eps = float(c.norm_eps), theta = L.cfg.rope_theta;
   const RopeStyle style = c.rope();
-  const int64_t head_bytes = e_.kv_row_bytes_ / Hkv, at = int64_t(pos_[0]) * e_.kv_row_bytes_;
   int64_t h0, h1;
   auto heads = [&](int64_t off, int64_t n) {  // this chunk's heads of the part at rows [off, off + n * D)
     h0 = std::max(b - off, int64_t(0)) / D, h1 = std::min(e - off, n * D) / D;
@@ -186,10 +194,9 @@ void Step::finish_heads(const LayerWeights& L, int64_t b, int64_t e) {
   if (heads(Hq * D, Hkv)) {
     if (L.k_norm) rmsnorm_rows(k, k, L.k_norm.w, eps, D, h0, h1);
     rope_rows(k + h0 * D, pos_, h1 - h0, D, theta, style, 0, 1);
-    kv_store_row(kcache(L, slot_[0]) + at + h0 * head_bytes, k + h0 * D, e_.kv_type_, (h1 - h0) * D);
+    store_heads(L, 0, k, nullptr, h0, h1);
   }
-  if (heads((Hq + Hkv) * D, Hkv))
-    kv_store_row(vcache(L, slot_[0]) + at + h0 * head_bytes, v + h0 * D, e_.kv_type_, (h1 - h0) * D);
+  if (heads((Hq + Hkv) * D, Hkv)) store_heads(L, 0, nullptr, v, h0, h1);
 }
 
 void Step::qkv_phase(const LayerWeights& L, bool fused) {
@@ -247,22 +254,24 @@ void Step::cache(const LayerWeights& L) {
 
 void Step::attend(const LayerWeights& L) {
   const AttnPlan& plan = plan_for(L.cfg.window);
-  const int64_t Hq = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t Hq = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim, qd = c.q_dim();
   const float scale = c.score_scale();
   int64_t b, e;
   for (begin(plan.n_items); next(&b, &e);) {
     for (const AttnJob& j : plan.jobs) {
       const int64_t i0 = std::max(b, j.item0) - j.item0, i1 = std::min(e, j.item0 + j.n_items) - j.item0;
       if (i0 >= i1) continue;
-      const uint8_t* kc = kcache(L, j.slot) + j.lo * e_.kv_row_bytes_;  // [S - lo, Hkv, D] of kv_type
-      const uint8_t* vc = vcache(L, j.slot) + j.lo * e_.kv_row_bytes_;
+      // [Hkv, n_ctx, D] of kv_type from position lo on: rows D apart, heads n_ctx * D apart
+      const uint8_t* kc = kcache(L, j.slot) + j.lo * e_.kv_head_bytes_;
+      const uint8_t* vc = vcache(L, j.slot) + j.lo * e_.kv_head_bytes_;
+      const int64_t hs = e_.n_ctx_ * D;
       const float* q = e_.q_.data() + j.row0 * qd;                       // [T, Hq, D]
       if (j.n_split)
-        attention_split_range(e_.part_.data() + j.part0, q, kc, vc, e_.kv_type_, kvd, j.T, j.S - j.lo, Hq, Hkv, D,
+        attention_split_range(e_.part_.data() + j.part0, q, kc, vc, e_.kv_type_, D, hs, j.T, j.S - j.lo, Hq, Hkv, D,
                               scale, true, j.n_split, i0, i1);
       else
-        attention_range(e_.att_.data() + j.row0 * qd, q, kc, vc, e_.kv_type_, kvd, j.T, j.S - j.lo, Hq, Hkv, D,
-                        scale, true, j.window, i0, i1);
+        attention_range(e_.att_.data() + j.row0 * qd, q, kc, vc, e_.kv_type_, D, hs, j.T, j.S - j.lo, Hq, Hkv, D, scale,
+                        true, j.window, i0, i1);
     }
   }
   sync(kAttention);

@@ -70,9 +70,10 @@ class Step {
   void sync(int phase);  // every chunk of the phase done; profile it as `phase`
   void mark(int phase);
   int layer_of(const LayerWeights& L) const { return int(&L - w.layers.data()); }
-  uint8_t* kcache(const LayerWeights& L, int32_t slot) const;  // the slot's rows [n_ctx] of kv_row_bytes
+  uint8_t* kcache(const LayerWeights& L, int32_t slot) const;  // the slot's [n_kv_heads, n_ctx] head rows
   uint8_t* vcache(const LayerWeights& L, int32_t slot) const;
   void store_kv(const LayerWeights& L, int64_t t) const;        // entry t's kn_ / vn_ rows into the cache
+  void store_heads(const LayerWeights& L, int64_t t, const float* k, const float* v, int64_t h0, int64_t h1) const;
   const AttnPlan& plan_for(int64_t window) const;
 
   Engine& e_;
