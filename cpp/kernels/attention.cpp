@@ -18,7 +18,21 @@
 
 namespace ninestep {
 
-int64_t attention_items(int64_t T, int64_t Hq) { return Hq * ((T + kAttnTile - 1) / kAttnTile); }
+namespace {
+int64_t head_passes(int64_t group) { return (group + kAttnPassHeads - 1) / kAttnPassHeads; }
+int64_t query_tiles(int64_t T) { return (T + kAttnTile - 1) / kAttnTile; }
+}  // namespace
+
+int64_t attention_items(int64_t T, int64_t Hq, int64_t Hkv) { return Hkv * head_passes(Hq / Hkv) * query_tiles(T); }
+
+AttnItem attention_item(int64_t item, int64_t T, int64_t Hq, int64_t Hkv) {
+  const int64_t group = Hq / Hkv, passes = head_passes(group), tiles = query_tiles(T);
+  const int64_t unit = item / tiles, g = unit / passes;  // unit: pass (unit % passes) of KV head g
+  int64_t a, b;
+  split_range(group, int(passes), int(unit % passes), &a, &b);
+  const int64_t t0 = (item % tiles) * kAttnTile;
+  return AttnItem{g * group + a, b - a, t0, std::min(T, t0 + kAttnTile)};
+}
 
 namespace {
 
@@ -26,20 +40,20 @@ template <DType KT>
 void range_generic(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
                    int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window,
                    int64_t i0, int64_t i1) {
-  const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
-    const int64_t h = item / tiles, g = h / group;
-    const int64_t ta = (item % tiles) * kAttnTile, tb = std::min(T, ta + kAttnTile);
-    for (int64_t t = ta; t < tb; ++t) {
-      const float* qt = q + (t * Hq + h) * D;  // [D]
-      float* acc = out + (t * Hq + h) * D;     // [D]
-      const int64_t n_keys = causal ? S - T + t + 1 : S;
-      const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
-      float m, l;
-      attend_keys_scalar<KT>(acc, &m, &l, qt, k, v, row_bytes, g * hs, D, scale, lo, n_keys);
-      const float inv = 1.0f / l;
-      for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
-    }
+    const AttnItem it = attention_item(item, T, Hq, Hkv);
+    const int64_t g = it.h0 / (Hq / Hkv);
+    for (int64_t h = it.h0; h < it.h0 + it.nh; ++h)
+      for (int64_t t = it.t0; t < it.t1; ++t) {
+        const float* qt = q + (t * Hq + h) * D;  // [D]
+        float* acc = out + (t * Hq + h) * D;     // [D]
+        const int64_t n_keys = causal ? S - T + t + 1 : S;
+        const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+        float m, l;
+        attend_keys_scalar<KT>(acc, &m, &l, qt, k, v, row_bytes, g * hs, D, scale, lo, n_keys);
+        const float inv = 1.0f / l;
+        for (int64_t d = 0; d < D; ++d) acc[d] *= inv;
+      }
   }
 }
 
@@ -106,7 +120,7 @@ void attention(float* out, const float* q, const void* k, const void* v, DType k
     return;
   }
   const AttnFn fn = kAttn.get();
-  const int64_t items = attention_items(T, Hq);
+  const int64_t items = attention_items(T, Hq, Hkv);
 #pragma omp parallel num_threads(num_threads()) if(parallel)
   {
     int64_t b, e;

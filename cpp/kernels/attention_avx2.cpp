@@ -66,39 +66,80 @@ void attend_row(float* o, const float* q, const uint8_t* kg, const uint8_t* vg, 
   for (int64_t d = 0; d < D; ++d) o[d] *= inv;
 }
 
-// Scores of 8 keys (rows kr[0..8)) for the 8 lanes of qT [D][8]: lane t of sc[j] = q_t . k_j.
-inline void scores8(__m256* sc, const float* qT, const float* const* kr, int64_t D) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+// Scores of KJ keys (rows kr[j0 .. j0 + KJ)) for the 8 query lanes of each of NH heads (qT[h]
+// [D][8]): lane t of sc[h][j] = q_{h,t} . k_j. Each key element is broadcast once for all NH heads.
+template <int NH, int KJ>
+inline void scores(__m256 (*sc)[8], int j0, const float* const* qT, const float* const* kr, int64_t D) {
+  __m256 a[NH][KJ];
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < KJ; ++j) a[h][j] = _mm256_setzero_ps();
   for (int64_t d = 0; d < D; ++d) {
-    const __m256 qv = _mm256_load_ps(qT + d * 8);
-    a0 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[0] + d), a0);
-    a1 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[1] + d), a1);
-    a2 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[2] + d), a2);
-    a3 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[3] + d), a3);
-    a4 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[4] + d), a4);
-    a5 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[5] + d), a5);
-    a6 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[6] + d), a6);
-    a7 = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kr[7] + d), a7);
+    __m256 qv[NH];
+    for (int h = 0; h < NH; ++h) qv[h] = _mm256_load_ps(qT[h] + d * 8);
+    for (int j = 0; j < KJ; ++j) {
+      const __m256 b = _mm256_broadcast_ss(kr[j0 + j] + d);
+      for (int h = 0; h < NH; ++h) a[h][j] = _mm256_fmadd_ps(qv[h], b, a[h][j]);
+    }
   }
-  sc[0] = a0, sc[1] = a1, sc[2] = a2, sc[3] = a3, sc[4] = a4, sc[5] = a5, sc[6] = a6, sc[7] = a7;
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < KJ; ++j) sc[h][j0 + j] = a[h][j];
 }
 
-// Queries ta .. ta + nq - 1 (nq <= 8) of head h, one per lane; kg / vg point at the KV head of
-// position 0, rows row_bytes apart. f32 rows are read in place; other types are converted a block
-// of 8 keys at a time into kp / vp first.
-template <DType KT>
+// oT[h] [D][8] += sum over keys j < nb of pb[h][j] (8 lanes) * value row vr[j]: each value element
+// is broadcast once for all NH heads, DB output rows at a time.
+template <int NH>
+inline void add_values(float* const* oT, const float* const* pb, const float* const* vr, int64_t nb, int64_t D) {
+  constexpr int DB = NH == 1 ? 8 : 4;  // NH * DB accumulators + NH probabilities + 1 broadcast <= 16 registers
+  int64_t d0 = 0;
+  for (; d0 + DB <= D; d0 += DB) {
+    __m256 o[NH][DB];
+    for (int h = 0; h < NH; ++h)
+      for (int i = 0; i < DB; ++i) o[h][i] = _mm256_load_ps(oT[h] + (d0 + i) * 8);
+    for (int64_t j = 0; j < nb; ++j) {
+      __m256 p[NH];
+      for (int h = 0; h < NH; ++h) p[h] = _mm256_load_ps(pb[h] + j * 8);
+      const float* vrow = vr[j] + d0;
+      for (int i = 0; i < DB; ++i) {
+        const __m256 b = _mm256_broadcast_ss(vrow + i);
+        for (int h = 0; h < NH; ++h) o[h][i] = _mm256_fmadd_ps(p[h], b, o[h][i]);
+      }
+    }
+    for (int h = 0; h < NH; ++h)
+      for (int i = 0; i < DB; ++i) _mm256_store_ps(oT[h] + (d0 + i) * 8, o[h][i]);
+  }
+  for (; d0 < D; ++d0)  // head sizes that are not a multiple of DB
+    for (int h = 0; h < NH; ++h) {
+      __m256 o = _mm256_load_ps(oT[h] + d0 * 8);
+      for (int64_t j = 0; j < nb; ++j)
+        o = _mm256_fmadd_ps(_mm256_load_ps(pb[h] + j * 8), _mm256_broadcast_ss(vr[j] + d0), o);
+      _mm256_store_ps(oT[h] + d0 * 8, o);
+    }
+}
+
+// Queries ta .. ta + nq - 1 (nq <= 8, one per lane) of the NH query heads h0 .. h0 + NH - 1, which
+// share the KV head at kg / vg (position 0, rows row_bytes apart). f32 rows are read in place; other
+// types are converted a block of 8 keys at a time into kp / vp first, once for all NH heads. Each
+// head's arithmetic is the same, in the same order, as it would be alone.
+template <DType KT, int NH>
 void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t T,
-                 int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t window, int64_t ta,
+                 int64_t S, int64_t Hq, int64_t h0, int64_t D, float scale, bool causal, int64_t window, int64_t ta,
                  int64_t nq) {
   constexpr bool in_place = KT == DType::f32;
+  constexpr int KJ = NH == 1 ? 8 : 4;                  // keys per pass of the scores: NH * KJ accumulators
   alignas(32) float kp[in_place ? 1 : 8 * kMaxTileD];  // [8][D] this block's keys and values as floats
   alignas(32) float vp[in_place ? 1 : 8 * kMaxTileD];
-  alignas(32) float qT[kMaxTileD * 8];  // [D][8], pre-scaled
-  alignas(32) float oT[kMaxTileD * 8];  // [D][8], unnormalised output
-  alignas(32) float pb[8 * 8];          // [key][8] probabilities of the current block
-  for (int64_t t = 0; t < 8; ++t)
-    for (int64_t d = 0; d < D; ++d) qT[d * 8 + t] = t < nq ? q[((ta + t) * Hq + h) * D + d] * scale : 0.0f;
-  std::fill(oT, oT + D * 8, 0.0f);
+  alignas(32) float qT[NH][kMaxTileD * 8];  // [D][8] per head, pre-scaled
+  alignas(32) float oT[NH][kMaxTileD * 8];  // [D][8] per head, unnormalised output
+  alignas(32) float pb[NH][8 * 8];          // [key][8] per head: probabilities of the current block
+  const float* qTh[NH];
+  float* oTh[NH];
+  const float* pbh[NH];
+  for (int h = 0; h < NH; ++h) {
+    for (int64_t t = 0; t < 8; ++t)
+      for (int64_t d = 0; d < D; ++d) qT[h][d * 8 + t] = t < nq ? q[((ta + t) * Hq + h0 + h) * D + d] * scale : 0.0f;
+    std::fill(oT[h], oT[h] + D * 8, 0.0f);
+    qTh[h] = qT[h], oTh[h] = oT[h], pbh[h] = pb[h];
+  }
   // lane t sees keys s <= lane_last[t]; padding lanes see everything (their results are dropped)
   const int64_t first_last = causal ? S - T + ta : S - 1;
   const __m256i lane_last = _mm256_blendv_epi8(
@@ -113,10 +154,11 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
   const int64_t first_first = windowed ? std::max<int64_t>(0, first_last - window + 1) : 0;
   const __m256i lane_first = _mm256_and_si256(  // padding lanes: 0
       _mm256_sub_epi32(lane_last, _mm256_set1_epi32(windowed ? (int32_t)(window - 1) : 0)), first_n(nq));
-  __m256 m = _mm256_set1_ps(kNegInf), l = _mm256_setzero_ps();
+  __m256 m[NH], l[NH];
+  for (int h = 0; h < NH; ++h) m[h] = _mm256_set1_ps(kNegInf), l[h] = _mm256_setzero_ps();
   for (int64_t s0 = first_first & ~int64_t(7); s0 < n_keys; s0 += 8) {
     const int64_t nb = std::min<int64_t>(8, n_keys - s0);
-    __m256 sc[8];
+    __m256 sc[NH][8];
     const float* kr[8];  // rows past the last key repeat it; their scores are masked below
     const float* vr[8];  // [nb] value rows
     for (int64_t j = 0; j < 8; ++j) {
@@ -132,92 +174,75 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
         }
       }
     }
-    scores8(sc, qT, kr, D);
+    for (int j0 = 0; j0 < 8; j0 += KJ) scores<NH, KJ>(sc, j0, qTh, kr, D);
     // the block reaches past what every lane may see, or (windowed) before what some lane may see
     if (s0 + 8 > first_last + 1 || (windowed && s0 < first_last - window + nq)) {
       for (int64_t j = 0; j < 8; ++j) {
         const __m256i s = _mm256_set1_epi32((int32_t)(s0 + j));
         __m256i hide = j >= nb ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(s, lane_last);
         if (windowed) hide = _mm256_or_si256(hide, _mm256_cmpgt_epi32(lane_first, s));
-        sc[j] = _mm256_blendv_ps(sc[j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
+        for (int h = 0; h < NH; ++h)
+          sc[h][j] = _mm256_blendv_ps(sc[h][j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
       }
     }
-    __m256 bm = sc[0];
-    for (int64_t j = 1; j < 8; ++j) bm = _mm256_max_ps(bm, sc[j]);
-    const __m256 m_new = _mm256_max_ps(m, bm);
-    // A windowed lane may see no key of a block yet (max -inf): exponents relative to 0 keep its
-    // state (0, 0) instead of exp(-inf - -inf) = NaN.
-    const __m256 m_ref =
-        windowed ? _mm256_blendv_ps(m_new, _mm256_setzero_ps(), _mm256_cmp_ps(m_new, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ))
-                 : m_new;
-    const __m256 corr = vexp(_mm256_sub_ps(m, m_ref));
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t j = 0; j < nb; ++j) {
-      const __m256 pj = vexp(_mm256_sub_ps(sc[j], m_ref));
-      _mm256_store_ps(pb + j * 8, pj);
-      sum = _mm256_add_ps(sum, pj);
-    }
-    l = _mm256_fmadd_ps(l, corr, sum);
-    if (_mm256_movemask_ps(_mm256_cmp_ps(m_new, m, _CMP_NEQ_UQ)))  // some lane's max moved: rescale
-      for (int64_t d = 0; d < D; ++d) _mm256_store_ps(oT + d * 8, _mm256_mul_ps(_mm256_load_ps(oT + d * 8), corr));
-    m = m_new;
-    int64_t d0 = 0;
-    for (; d0 + 8 <= D; d0 += 8) {
-      __m256 o0 = _mm256_load_ps(oT + (d0 + 0) * 8), o1 = _mm256_load_ps(oT + (d0 + 1) * 8);
-      __m256 o2 = _mm256_load_ps(oT + (d0 + 2) * 8), o3 = _mm256_load_ps(oT + (d0 + 3) * 8);
-      __m256 o4 = _mm256_load_ps(oT + (d0 + 4) * 8), o5 = _mm256_load_ps(oT + (d0 + 5) * 8);
-      __m256 o6 = _mm256_load_ps(oT + (d0 + 6) * 8), o7 = _mm256_load_ps(oT + (d0 + 7) * 8);
+    for (int h = 0; h < NH; ++h) {
+      __m256 bm = sc[h][0];
+      for (int64_t j = 1; j < 8; ++j) bm = _mm256_max_ps(bm, sc[h][j]);
+      const __m256 m_new = _mm256_max_ps(m[h], bm);
+      // A windowed lane may see no key of a block yet (max -inf): exponents relative to 0 keep its
+      // state (0, 0) instead of exp(-inf - -inf) = NaN.
+      const __m256 m_ref = windowed ? _mm256_blendv_ps(m_new, _mm256_setzero_ps(),
+                                                       _mm256_cmp_ps(m_new, _mm256_set1_ps(kNegInf), _CMP_EQ_OQ))
+                                    : m_new;
+      const __m256 corr = vexp(_mm256_sub_ps(m[h], m_ref));
+      __m256 sum = _mm256_setzero_ps();
       for (int64_t j = 0; j < nb; ++j) {
-        const __m256 pj = _mm256_load_ps(pb + j * 8);
-        const float* vrow = vr[j] + d0;
-        o0 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 0), o0);
-        o1 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 1), o1);
-        o2 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 2), o2);
-        o3 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 3), o3);
-        o4 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 4), o4);
-        o5 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 5), o5);
-        o6 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 6), o6);
-        o7 = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vrow + 7), o7);
+        const __m256 pj = vexp(_mm256_sub_ps(sc[h][j], m_ref));
+        _mm256_store_ps(pb[h] + j * 8, pj);
+        sum = _mm256_add_ps(sum, pj);
       }
-      _mm256_store_ps(oT + (d0 + 0) * 8, o0), _mm256_store_ps(oT + (d0 + 1) * 8, o1);
-      _mm256_store_ps(oT + (d0 + 2) * 8, o2), _mm256_store_ps(oT + (d0 + 3) * 8, o3);
-      _mm256_store_ps(oT + (d0 + 4) * 8, o4), _mm256_store_ps(oT + (d0 + 5) * 8, o5);
-      _mm256_store_ps(oT + (d0 + 6) * 8, o6), _mm256_store_ps(oT + (d0 + 7) * 8, o7);
+      l[h] = _mm256_fmadd_ps(l[h], corr, sum);
+      if (_mm256_movemask_ps(_mm256_cmp_ps(m_new, m[h], _CMP_NEQ_UQ)))  // some lane's max moved: rescale
+        for (int64_t d = 0; d < D; ++d)
+          _mm256_store_ps(oT[h] + d * 8, _mm256_mul_ps(_mm256_load_ps(oT[h] + d * 8), corr));
+      m[h] = m_new;
     }
-    for (; d0 < D; ++d0) {  // head sizes that are not a multiple of 8
-      __m256 o = _mm256_load_ps(oT + d0 * 8);
-      for (int64_t j = 0; j < nb; ++j)
-        o = _mm256_fmadd_ps(_mm256_load_ps(pb + j * 8), _mm256_broadcast_ss(vr[j] + d0), o);
-      _mm256_store_ps(oT + d0 * 8, o);
-    }
+    add_values<NH>(oTh, pbh, vr, nb, D);
   }
-  alignas(32) float inv[8];
-  _mm256_store_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), l));
-  for (int64_t t = 0; t < nq; ++t)
-    for (int64_t d = 0; d < D; ++d) out[((ta + t) * Hq + h) * D + d] = oT[d * 8 + t] * inv[t];
+  for (int h = 0; h < NH; ++h) {
+    alignas(32) float inv[8];
+    _mm256_store_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), l[h]));
+    for (int64_t t = 0; t < nq; ++t)
+      for (int64_t d = 0; d < D; ++d) out[((ta + t) * Hq + h0 + h) * D + d] = oT[h][d * 8 + t] * inv[t];
+  }
 }
+
+using TileFn = void (*)(float*, const float*, const uint8_t*, const uint8_t*, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 
 template <DType KT>
 void run_items(float* out, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs, int64_t T,
                int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
                int64_t i1) {
-  const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
+  static_assert(kAttnPassHeads == 3, "one tile per pass size");
+  static constexpr TileFn kTile[4] = {nullptr, attend_tile<KT, 1>, attend_tile<KT, 2>, attend_tile<KT, 3>};
   for (int64_t item = i0; item < i1; ++item) {
-    const int64_t h = item / tiles, g = h / group;
-    const int64_t t_end = std::min(T, (item % tiles + 1) * kAttnTile);
+    const AttnItem it = attention_item(item, T, Hq, Hkv);
+    const int64_t g = it.h0 / (Hq / Hkv);
     const uint8_t* kg = KvAvx2<KT>::head(k, g * hs);
     const uint8_t* vg = KvAvx2<KT>::head(v, g * hs);
-    for (int64_t ta = (item % tiles) * kAttnTile; ta < t_end; ta += 8) {
-      const int64_t nq = std::min<int64_t>(8, t_end - ta);
+    for (int64_t ta = it.t0; ta < it.t1; ta += 8) {
+      const int64_t nq = std::min<int64_t>(8, it.t1 - ta);
       if (nq >= kMinTileQueries && D <= kMaxTileD) {
-        attend_tile<KT>(out, q, kg, vg, row_bytes, T, S, Hq, h, D, scale, causal, window, ta, nq);
+        kTile[it.nh](out, q, kg, vg, row_bytes, T, S, Hq, it.h0, D, scale, causal, window, ta, nq);
         continue;
       }
-      for (int64_t t = ta; t < ta + nq; ++t) {
-        const int64_t n_keys = causal ? S - T + t + 1 : S;
-        const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
-        attend_row<KT>(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, row_bytes, lo, n_keys, D, scale);
-      }
+      for (int64_t h = it.h0; h < it.h0 + it.nh; ++h)
+        for (int64_t t = ta; t < ta + nq; ++t) {
+          const int64_t n_keys = causal ? S - T + t + 1 : S;
+          const int64_t lo = causal && window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+          attend_row<KT>(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, row_bytes, lo, n_keys, D, scale);
+        }
     }
   }
 }

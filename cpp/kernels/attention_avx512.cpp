@@ -184,19 +184,20 @@ void attention_range_avx512(float* out, const float* q, const float* k, const fl
                          i1);
     return;
   }
-  const int64_t tiles = (T + kAttnTile - 1) / kAttnTile, group = Hq / Hkv;
   for (int64_t item = i0; item < i1; ++item) {
-    const int64_t h = item / tiles, g = h / group;
-    const int64_t ta = (item % tiles) * kAttnTile, nq = std::min(T - ta, kAttnTile);
+    const AttnItem it = attention_item(item, T, Hq, Hkv);
+    const int64_t ta = it.t0, nq = it.t1 - it.t0, g = it.h0 / (Hq / Hkv);
     const float* kg = k + g * head_stride;
     const float* vg = v + g * head_stride;
-    if (nq >= kMinTileQueries && D <= kMaxTileD) {
-      attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
-      continue;
+    for (int64_t h = it.h0; h < it.h0 + it.nh; ++h) {
+      if (nq >= kMinTileQueries && D <= kMaxTileD) {
+        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
+        continue;
+      }
+      for (int64_t t = ta; t < ta + nq; ++t)
+        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, causal ? S - T + t + 1 : S, D,
+                   scale);
     }
-    for (int64_t t = ta; t < ta + nq; ++t)
-      attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, causal ? S - T + t + 1 : S, D,
-                 scale);
   }
 }
 

@@ -33,9 +33,18 @@ void rope_rows(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, 
 // The T queries are the last T of the S positions: query t sees keys 0 .. S - T + t (causal).
 // window > 0 (causal only): query t sees only the last `window` of those keys, itself included
 // (a sliding window); 0 sees them all.
-// Work items are (query head, query tile of kAttnTile) pairs; this call does items [i0, i1).
+// Work items are (head pass, query tile of kAttnTile) pairs; this call does items [i0, i1). A head
+// pass is up to kAttnPassHeads query heads of one GQA group (Hq / Hkv heads share a KV head), so
+// one read of a key block serves all of them; a group of G heads runs in ceil(G / kAttnPassHeads)
+// passes of near-equal size.
 constexpr int64_t kAttnTile = 16;
-int64_t attention_items(int64_t T, int64_t Hq);
+constexpr int64_t kAttnPassHeads = 3;
+struct AttnItem {
+  int64_t h0, nh;  // query heads [h0, h0 + nh), all of KV head h0 / (Hq / Hkv)
+  int64_t t0, t1;  // queries [t0, t1)
+};
+int64_t attention_items(int64_t T, int64_t Hq, int64_t Hkv);
+AttnItem attention_item(int64_t item, int64_t T, int64_t Hq, int64_t Hkv);
 void attention_range(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                      int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                      bool causal, int64_t window, int64_t i0, int64_t i1);

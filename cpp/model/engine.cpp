@@ -250,7 +250,7 @@ void Engine::plan_piece(int64_t e0, int64_t m, int nth) {
         j.part0 = part;
         part += attention_part_floats(j.T, Hq, D, j.n_split);
       } else {
-        j.n_items = attention_items(j.T, Hq);
+        j.n_items = attention_items(j.T, Hq, Hkv);
       }
       item += j.n_items;
     }
