@@ -107,16 +107,28 @@ def p95(xs):
     return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
-def measure(name, url, streams, tokens, rounds):
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` (all its threads) so far."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name, url, streams, tokens, rounds, pid):
     rows = []
     one_stream(url, PROMPTS[0], 8, [])  # warm up
     for n in streams:
+        s0, c0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
         rs = [round_of(url, n, tokens) for _ in range(rounds)]
+        wall = time.perf_counter() - t0
+        server_cpu, client_cpu = cpu_seconds(pid) - s0, time.process_time() - c0
         ttft = [x for r in rs for x in r["ttft"]]
         gaps = [x for r in rs for x in r["gaps"]]
         rows.append({"server": name, "streams": n, "decode_tps": statistics.median(r["decode_tps"] for r in rs),
                      "ttft_median_ms": 1e3 * statistics.median(ttft), "ttft_p95_ms": 1e3 * p95(ttft),
-                     "token_median_ms": 1e3 * statistics.median(gaps), "token_p95_ms": 1e3 * p95(gaps)})
+                     "token_median_ms": 1e3 * statistics.median(gaps), "token_p95_ms": 1e3 * p95(gaps),
+                     # cores busy on average over the rounds: the server's threads, this load generator's
+                     "server_cores": server_cpu / wall, "client_cores": client_cpu / wall,
+                     "load": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -148,7 +160,7 @@ def main():
                       str(a.threads), "--parallel", str(a.parallel), "-c", str(a.ctx)], f"http://127.0.0.1:{port}",
                      env)
         try:
-            rows += measure("ninestep", f"http://127.0.0.1:{port}", a.streams, a.tokens, a.rounds)
+            rows += measure("ninestep", f"http://127.0.0.1:{port}", a.streams, a.tokens, a.rounds, proc.pid)
         finally:
             stop(proc)
     if a.only in (None, "llama") and a.llama_server:
@@ -156,7 +168,7 @@ def main():
         proc = start([a.llama_server, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-t", str(a.threads),
                       "-np", str(a.parallel), "-c", str(a.ctx * a.parallel)], f"http://127.0.0.1:{port}")
         try:
-            rows += measure("llama-server", f"http://127.0.0.1:{port}", a.streams, a.tokens, a.rounds)
+            rows += measure("llama-server", f"http://127.0.0.1:{port}", a.streams, a.tokens, a.rounds, proc.pid)
         finally:
             stop(proc)
     print("\n| server | streams | decode tok/s (all streams) | vs 1 stream | TTFT median / p95 ms | "
