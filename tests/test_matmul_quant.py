@@ -14,7 +14,7 @@ KINDS = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 # K=576, M above the 32-row cache chunk, and K at and above the AVX-512 path's limit. The LM
 # head's N has its own test below.
 SHAPES = [(1, 7, 32), (1, 33, 96), (1, 1536, 576), (3, 33, 96), (5, 64, 576), (2, 9, 32), (8, 17, 64),
-          (13, 30, 160), (37, 21, 96),
+          (13, 30, 160), (37, 21, 96), (16, 11, 96), (9, 3, 64),
           (13, 9, 1536), (5, 6, 4096), (1, 5, 4128), (3, 5, 4128),
           # Q5's two-row GEMV and its odd row; the 4-row tile alone and with a 1-row tail; m = 37 at
           # the real models' widths
@@ -292,3 +292,17 @@ def test_rows_do_not_depend_on_their_batch(isa, kind, rng):
     for a in (0, 44):
         one = ops.matmul(np.ascontiguousarray(x[a:a + 1]), t)
         np.testing.assert_allclose(one, full[a:a + 1], rtol=0, atol=2e-5 * np.abs(full).max(), err_msg=f"row {a}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_small_batches_equal_large_batches(isa, kind, rng):
+    # Batches of 5..16 rows take another AVX2 loop order (activations on the panel) than larger
+    # ones: every row count from 2 to 17, against every weight-row remainder of its 4-row tile
+    # (n = 11: 4 + 4 + 3; n = 6: 4 + 2; n = 1), gives the bits of the same rows in a batch of 40.
+    for n in (11, 6, 1):
+        x, t = inputs(rng, 40, n, 160, kind)
+        full = ops.matmul(x, t)
+        for m in range(2, 18):
+            a = (3 * m) % (40 - m)
+            np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[a:a + m]), t), full[a:a + m],
+                                          err_msg=f"n {n} rows {a}:{a + m}")
