@@ -53,6 +53,25 @@ SHAPES = [  # (T, S, Hq, Hkv, D): decode (split) shapes and prefill tiles, head 
 F16_ONLY = [(16, 16, 3, 3, 33), (3, 9, 2, 1, 7), (9, 100, 3, 3, 5), (40, 45, 2, 1, 20), (1, 300, 2, 1, 20)]
 
 
+@pytest.mark.parametrize("D", [8, 13, 64, 100])
+def test_f16_cache_rows_round_to_nearest_even(isa, rng, D):
+    """With one key the softmax weight is exactly 1, so the output is V as the cache holds it: the
+    stored f16 bits, checked against NumPy's round-to-nearest-even on values that hit ties,
+    subnormals, the largest finite half and overflow (lanes of 8 and the tail alike)."""
+    ulp_tie = np.float32(1 + 2.0 ** -11)  # halfway between 1 and the next half: rounds to 1 (even)
+    odd_tie = np.float32(1 + 3 * 2.0 ** -11)  # halfway above an odd mantissa: rounds up
+    special = np.array([ulp_tie, odd_tie, -odd_tie, 6.0e-8, -3.0e-6, 65504.0, 65519.0, 65520.0, -1e6, 0.0,
+                        -0.0, 2.0 ** -24, 1.5 * 2.0 ** -24, 1e-3], np.float32)
+    v = (rng.standard_normal((1, 1, D)) * np.float32(10.0) ** rng.integers(-6, 5, (1, 1, D))).astype(np.float32)
+    n = min(D, special.size)
+    v[0, 0, :n] = special[:n]
+    q, k = randn(rng, 1, 1, D), randn(rng, 1, 1, D)
+    got = ops.attention(q, k, v, kv_cache="f16")
+    with np.errstate(over="ignore"):  # 65520 and -1e6 overflow to inf, in the cache too
+        want = v.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("kind", ["f16", "q8_0"])
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("T,S,Hq,Hkv,D", SHAPES + F16_ONLY)

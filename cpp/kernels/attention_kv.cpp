@@ -1,9 +1,11 @@
 // KV cache element types: which (type, head size) pairs can hold a cache, and writing one row.
-// A row is written once per token and layer, so plain C++ is enough here; the attention kernels
-// read the rows with SIMD (attention*_avx2.cpp).
+// A row is written once per token and layer; the generic writer is the reference, and f16 rows
+// have an F16C variant (attention_kv_avx2.cpp): the scalar rounding was about half of prefill's
+// rope_cache phase. The attention kernels read the rows with SIMD (attention*_avx2.cpp).
 #include <cstring>
 #include <string>
 
+#include "core/dispatch.h"
 #include "core/fp16.h"
 #include "kernels/nn.h"
 #include "kernels/traits.h"
@@ -26,7 +28,7 @@ DType kv_cache_type(const std::string& name, const std::string& what) {
   return DType::f32;
 }
 
-void kv_store_row(void* dst, const float* src, DType type, int64_t n) {
+void kv_store_row_generic(void* dst, const float* src, DType type, int64_t n) {
   switch (type) {
     case DType::f16: {
       uint16_t* h = static_cast<uint16_t*>(dst);
@@ -40,5 +42,11 @@ void kv_store_row(void* dst, const float* src, DType type, int64_t n) {
       std::memcpy(dst, src, n * sizeof(float));
   }
 }
+
+using StoreFn = void (*)(void*, const float*, DType, int64_t);
+void kv_store_row_avx2(void*, const float*, DType, int64_t);
+static const Dispatch<StoreFn> kStore{kv_store_row_generic, NS_AVX2(kv_store_row_avx2)};  // AVX-512: the AVX2 one
+
+void kv_store_row(void* dst, const float* src, DType type, int64_t n) { kStore.get()(dst, src, type, n); }
 
 }  // namespace ninestep
