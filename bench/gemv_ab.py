@@ -10,11 +10,10 @@ the table has medians over all of each build's calls as weight GB/s (10^9 bytes/
 Each path is a directory holding the `ninestep` package (with its _core*.so)."""
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
+
+from ab_builds import alternate, time_calls
 
 CASES = [  # (label, hub name, tensor)
     ("smol ffn_gate", "smollm2-135m", "blk.0.ffn_gate.weight"),
@@ -54,14 +53,7 @@ def worker(threads, calls, mb, match):
         key = f"{label} {t.kind} {n}x{k}"
         for mode, pick in (("cold", lambda i: copies[i % ncopy]), ("hot", lambda i: copies[0])):
             reps = calls if raw.nbytes < 8 * 2**20 else max(10, calls // 10)
-            for i in range(3):
-                ops.matmul(x, pick(i))
-            ts = []
-            for i in range(reps):
-                q = pick(i)
-                t0 = time.perf_counter()
-                ops.matmul(x, q)
-                ts.append(time.perf_counter() - t0)
+            ts = time_calls(lambda i: ops.matmul(x, pick(i)), reps, warm=3)
             res[f"{key} {mode}"] = [raw.nbytes / s / 1e9 for s in ts]
         del copies
     json.dump(res, sys.stdout)
@@ -80,16 +72,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a.threads, a.calls, a.mb, a.match)
-    sides = ["before", "after"] if a.before else ["after"]
-    gbs = {s: {} for s in sides}
-    for r in range(a.runs):
-        for side in sides if r % 2 == 0 else sides[::-1]:
-            env = dict(os.environ, PYTHONPATH=getattr(a, side), OMP_NUM_THREADS=str(a.threads))
-            out = subprocess.run([sys.executable, __file__, "--worker", "--after", "-", "--calls", str(a.calls),
-                                  "--mb", str(a.mb), "--threads", str(a.threads), "--match", a.match],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            for case, v in json.loads(out).items():
-                gbs[side].setdefault(case, []).extend(v)
+    builds = [("before", a.before), ("after", a.after)] if a.before else [("after", a.after)]
+    gbs = alternate(__file__, builds, a.runs, a.threads, ["--worker", "--after", "-", "--calls", str(a.calls), "--mb",
+                                                          str(a.mb), "--threads", str(a.threads), "--match", a.match])
     if a.before:
         print("| case | before GB/s | after GB/s | after / before |\n|---|---:|---:|---:|")
         for case in gbs["before"]:

@@ -8,11 +8,10 @@ drifts; alternation spreads it over both), medians over all of each build's call
 Each path is a directory holding the `ninestep` package (with its _core*.so)."""
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
+
+from ab_builds import alternate, time_calls
 
 GEMMA = "/work/models/gemma-3-270m-q4_k_m.gguf"
 QWEN = "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -41,13 +40,7 @@ def worker(threads, calls):
         for mode, fn, reps in (("1x%dx%d hot" % (k, n), lambda i: ops.matmul(x1, q), calls),
                                ("1x%dx%d cold" % (k, n), lambda i: ops.matmul(x1, copies[i % len(copies)]), calls),
                                ("512x%dx%d" % (k, n), lambda i: ops.matmul(x512, q), max(3, calls // 10))):
-            fn(0), fn(1)
-            ts = []
-            for i in range(reps):
-                t0 = time.perf_counter()
-                fn(i)
-                ts.append(time.perf_counter() - t0)
-            res[f"{label} q6_k {mode}"] = ts
+            res[f"{label} q6_k {mode}"] = time_calls(fn, reps, warm=2)
         del copies
     json.dump(res, sys.stdout)
 
@@ -63,15 +56,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a.threads, a.calls)
-    times = {"before": {}, "after": {}}
-    for r in range(a.runs):
-        for side in ("before", "after") if r % 2 == 0 else ("after", "before"):
-            env = dict(os.environ, PYTHONPATH=getattr(a, side), OMP_NUM_THREADS=str(a.threads))
-            out = subprocess.run([sys.executable, __file__, "--worker", "--before", "-", "--after", "-",
-                                  "--calls", str(a.calls), "--threads", str(a.threads)],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            for case, ts in json.loads(out).items():
-                times[side].setdefault(case, []).extend(ts)
+    times = alternate(__file__, [("before", a.before), ("after", a.after)], a.runs, a.threads,
+                      ["--worker", "--before", "-", "--after", "-", "--calls", str(a.calls), "--threads", str(a.threads)])
     print(f"| case | before median | after median | after / before | before best | after best |\n"
           f"|---|---:|---:|---:|---:|---:|")
     for case in times["before"]:
