@@ -13,10 +13,8 @@ import sys
 
 from ab_builds import alternate, time_calls
 
-GEMMA = "/work/models/gemma-3-270m-q4_k_m.gguf"
-QWEN = "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-CASES = [("Gemma ffn_down", GEMMA, "blk.0.ffn_down.weight", 2048, 640),
-         ("Qwen ffn_down", QWEN, "blk.0.ffn_down.weight", 4864, 896)]
+CASES = [("Gemma ffn_down", "gemma3-270m", "blk.0.ffn_down.weight", 2048, 640),  # (label, hub name, tensor, k, n)
+         ("Qwen ffn_down", "qwen2.5-coder-0.5b", "blk.0.ffn_down.weight", 4864, 896)]
 
 
 def worker(threads, calls):
@@ -24,16 +22,18 @@ def worker(threads, calls):
     import numpy as np
 
     import ninestep
-    from ninestep import QuantizedTensor, ops
+    from ninestep import QuantizedTensor, hub, ops
     from ninestep.formats.gguf import GGUFFile
 
     ninestep.set_num_threads(threads)
     rng = np.random.default_rng(0)
     res = {}
-    for label, path, name, k, n in CASES:
-        t = GGUFFile(path).tensors[name]
+    for label, model, name, k, n in CASES:
+        f = GGUFFile(hub.path(model))
+        t = f.tensors[name]
         assert t.kind == "q6_k" and t.shape == (n, k), (t.kind, t.shape)
-        q = QuantizedTensor(np.array(GGUFFile(path).raw(name)).reshape(n, -1), "q6_k", (n, k))
+        q = QuantizedTensor(np.array(f.raw(name)).reshape(n, -1), "q6_k", (n, k))
+        f.close()
         copies = [QuantizedTensor(q.data.copy(), "q6_k", q.shape) for _ in range(256 * 2**20 // q.nbytes + 1)]
         x1 = rng.standard_normal((1, k)).astype(np.float32)
         x512 = rng.standard_normal((512, k)).astype(np.float32)
