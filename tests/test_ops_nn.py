@@ -229,6 +229,7 @@ def test_rope_in_place_and_new_array(isa, rng):
     (1, 1, 1, 1, 1), (1, 1, 3, 1, 64), (1, 37, 9, 3, 64), (5, 5, 2, 2, 8), (17, 40, 4, 2, 64),
     (16, 16, 3, 3, 33), (33, 70, 6, 3, 256), (3, 9, 2, 1, 7), (20, 20, 9, 3, 64), (12, 30, 4, 2, 16),
     (16, 19, 2, 1, 300), (9, 100, 3, 3, 5), (40, 45, 2, 1, 20), (64, 64, 1, 1, 128),
+    (50, 301, 9, 3, 64),  # several 32-key softmax blocks, the last one partial
 ])
 @pytest.mark.parametrize("causal", [True, False])
 def test_attention_matches_numpy(isa, rng, T, S, Hq, Hkv, D, causal):
@@ -421,7 +422,7 @@ def test_large_inputs_split_across_threads(isa, rng, two_threads):
 
 
 @pytest.mark.parametrize("T,S,window", [(1, 40, 7), (3, 40, 7), (8, 40, 5), (21, 40, 9), (40, 40, 16), (16, 16, 20),
-                                        (33, 70, 1)])
+                                        (33, 70, 1), (100, 301, 50), (1, 300, 100)])
 def test_attention_sliding_window_matches_numpy(isa, rng, T, S, window):
     q = rng.standard_normal((T, 4, 32)).astype(np.float32)
     k = rng.standard_normal((S, 2, 32)).astype(np.float32)

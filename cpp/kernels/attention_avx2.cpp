@@ -66,23 +66,24 @@ void attend_row(float* o, const float* q, const uint8_t* kg, const uint8_t* vg, 
   for (int64_t d = 0; d < D; ++d) o[d] *= inv;
 }
 
-// Scores of KJ keys (rows kr[j0 .. j0 + KJ)) for the 8 query lanes of each of NH heads (qT[h]
-// [D][8]): lane t of sc[h][j] = q_{h,t} . k_j. Each key element is broadcast once for all NH heads.
-template <int NH, int KJ>
-inline void scores(__m256 (*sc)[8], int j0, const float* const* qT, const float* const* kr, int64_t D) {
+// Scores of KJ keys (rows kr[0 .. KJ)) for the 8 query lanes of each of NH heads (qT[h] [D][8]):
+// lane t of sc[h][c0 + j] = q_{h,t} . k_j. Each key element is broadcast once for all NH heads.
+template <int NH, int KJ, int W>
+inline void scores(__m256 (*sc)[W], int c0, const float* const* qT, const float* const* kr, int64_t D) {
   __m256 a[NH][KJ];
   for (int h = 0; h < NH; ++h)
     for (int j = 0; j < KJ; ++j) a[h][j] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (int64_t d = 0; d < D; ++d) {
     __m256 qv[NH];
     for (int h = 0; h < NH; ++h) qv[h] = _mm256_load_ps(qT[h] + d * 8);
     for (int j = 0; j < KJ; ++j) {
-      const __m256 b = _mm256_broadcast_ss(kr[j0 + j] + d);
+      const __m256 b = _mm256_broadcast_ss(kr[j] + d);
       for (int h = 0; h < NH; ++h) a[h][j] = _mm256_fmadd_ps(qv[h], b, a[h][j]);
     }
   }
   for (int h = 0; h < NH; ++h)
-    for (int j = 0; j < KJ; ++j) sc[h][j0 + j] = a[h][j];
+    for (int j = 0; j < KJ; ++j) sc[h][c0 + j] = a[h][j];
 }
 
 // oT[h] [D][8] += sum over keys j < nb of pb[h][j] (8 lanes) * value row vr[j]: each value element
@@ -95,6 +96,7 @@ inline void add_values(float* const* oT, const float* const* pb, const float* co
     __m256 o[NH][DB];
     for (int h = 0; h < NH; ++h)
       for (int i = 0; i < DB; ++i) o[h][i] = _mm256_load_ps(oT[h] + (d0 + i) * 8);
+#pragma GCC unroll 4
     for (int64_t j = 0; j < nb; ++j) {
       __m256 p[NH];
       for (int h = 0; h < NH; ++h) p[h] = _mm256_load_ps(pb[h] + j * 8);
@@ -125,12 +127,15 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
                  int64_t S, int64_t Hq, int64_t h0, int64_t D, float scale, bool causal, int64_t window, int64_t ta,
                  int64_t nq) {
   constexpr bool in_place = KT == DType::f32;
-  constexpr int KJ = NH == 1 ? 8 : 4;                  // keys per pass of the scores: NH * KJ accumulators
-  alignas(32) float kp[in_place ? 1 : 8 * kMaxTileD];  // [8][D] this block's keys and values as floats
-  alignas(32) float vp[in_place ? 1 : 8 * kMaxTileD];
+  constexpr int KJ = NH == 1 ? 8 : 4;  // keys per pass of the scores: NH * KJ accumulators
+  // Keys per softmax step: kSub sub-blocks of 8. One max, one rescale and one pass of the output
+  // accumulators through the registers per kBlock keys instead of per 8.
+  constexpr int kSub = 4, kBlock = 8 * kSub;
+  alignas(32) float kp[in_place ? 1 : kBlock * kMaxTileD];  // [kBlock][D] this block's keys and values as floats
+  alignas(32) float vp[in_place ? 1 : kBlock * kMaxTileD];
   alignas(32) float qT[NH][kMaxTileD * 8];  // [D][8] per head, pre-scaled
   alignas(32) float oT[NH][kMaxTileD * 8];  // [D][8] per head, unnormalised output
-  alignas(32) float pb[NH][8 * 8];          // [key][8] per head: probabilities of the current block
+  alignas(32) float pb[NH][kBlock * 8];     // [key][8] per head: probabilities of the current block
   const float* qTh[NH];
   float* oTh[NH];
   const float* pbh[NH];
@@ -149,45 +154,51 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
       first_n(nq));
   const int64_t n_keys = causal ? first_last + nq : S;
   // With a window, lane t also hides keys s < lane_first[t] = lane_last[t] - window + 1; the block
-  // loop starts at lane 0's first key (the smallest), rounded down to a block of 8.
+  // loop starts at lane 0's first key (the smallest), rounded down to a multiple of 8.
   const bool windowed = causal && window > 0;
   const int64_t first_first = windowed ? std::max<int64_t>(0, first_last - window + 1) : 0;
   const __m256i lane_first = _mm256_and_si256(  // padding lanes: 0
       _mm256_sub_epi32(lane_last, _mm256_set1_epi32(windowed ? (int32_t)(window - 1) : 0)), first_n(nq));
   __m256 m[NH], l[NH];
   for (int h = 0; h < NH; ++h) m[h] = _mm256_set1_ps(kNegInf), l[h] = _mm256_setzero_ps();
-  for (int64_t s0 = first_first & ~int64_t(7); s0 < n_keys; s0 += 8) {
-    const int64_t nb = std::min<int64_t>(8, n_keys - s0);
-    __m256 sc[NH][8];
-    const float* kr[8];  // rows past the last key repeat it; their scores are masked below
-    const float* vr[8];  // [nb] value rows
-    for (int64_t j = 0; j < 8; ++j) {
-      const int64_t s = std::min(s0 + j, s0 + nb - 1);
-      if constexpr (in_place) {
-        kr[j] = reinterpret_cast<const float*>(kg + s * row_bytes);
-        vr[j] = reinterpret_cast<const float*>(vg + s * row_bytes);
-      } else {
-        kr[j] = kp + j * D, vr[j] = vp + j * D;
-        if (j < nb) {
-          kv_head_to_f32<KT>(kp + j * D, kg + s * row_bytes, D);
-          kv_head_to_f32<KT>(vp + j * D, vg + s * row_bytes, D);
+  for (int64_t s0 = first_first & ~int64_t(7); s0 < n_keys; s0 += kBlock) {
+    const int64_t nb = std::min<int64_t>(kBlock, n_keys - s0);
+    const int nsub = (int)((nb + 7) / 8);
+    __m256 sc[NH][kBlock];
+    const float* vr[kBlock];  // [nb] value rows
+    for (int b = 0; b < nsub; ++b) {
+      const int64_t sb = s0 + 8 * b, nbb = std::min<int64_t>(8, nb - 8 * b);
+      const float* kr[8];  // rows past the last key repeat it; their scores are masked below
+      for (int64_t j = 0; j < 8; ++j) {
+        const int64_t s = std::min(sb + j, sb + nbb - 1);
+        if constexpr (in_place) {
+          kr[j] = reinterpret_cast<const float*>(kg + s * row_bytes);
+          vr[8 * b + j] = reinterpret_cast<const float*>(vg + s * row_bytes);
+        } else {
+          float* kj = kp + (8 * b + j) * D;
+          float* vj = vp + (8 * b + j) * D;
+          kr[j] = kj, vr[8 * b + j] = vj;
+          if (j < nbb) {
+            kv_head_to_f32<KT>(kj, kg + s * row_bytes, D);
+            kv_head_to_f32<KT>(vj, vg + s * row_bytes, D);
+          }
         }
       }
-    }
-    for (int j0 = 0; j0 < 8; j0 += KJ) scores<NH, KJ>(sc, j0, qTh, kr, D);
-    // the block reaches past what every lane may see, or (windowed) before what some lane may see
-    if (s0 + 8 > first_last + 1 || (windowed && s0 < first_last - window + nq)) {
-      for (int64_t j = 0; j < 8; ++j) {
-        const __m256i s = _mm256_set1_epi32((int32_t)(s0 + j));
-        __m256i hide = j >= nb ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(s, lane_last);
-        if (windowed) hide = _mm256_or_si256(hide, _mm256_cmpgt_epi32(lane_first, s));
-        for (int h = 0; h < NH; ++h)
-          sc[h][j] = _mm256_blendv_ps(sc[h][j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
+      for (int j0 = 0; j0 < 8; j0 += KJ) scores<NH, KJ, kBlock>(sc, 8 * b + j0, qTh, kr + j0, D);
+      // the sub-block reaches past what every lane may see, or (windowed) before what some lane may see
+      if (sb + 8 > first_last + 1 || (windowed && sb < first_last - window + nq)) {
+        for (int64_t j = 0; j < 8; ++j) {
+          const __m256i s = _mm256_set1_epi32((int32_t)(sb + j));
+          __m256i hide = j >= nbb ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(s, lane_last);
+          if (windowed) hide = _mm256_or_si256(hide, _mm256_cmpgt_epi32(lane_first, s));
+          for (int h = 0; h < NH; ++h)
+            sc[h][8 * b + j] = _mm256_blendv_ps(sc[h][8 * b + j], _mm256_set1_ps(kNegInf), _mm256_castsi256_ps(hide));
+        }
       }
     }
     for (int h = 0; h < NH; ++h) {
       __m256 bm = sc[h][0];
-      for (int64_t j = 1; j < 8; ++j) bm = _mm256_max_ps(bm, sc[h][j]);
+      for (int64_t j = 1; j < 8 * nsub; ++j) bm = _mm256_max_ps(bm, sc[h][j]);
       const __m256 m_new = _mm256_max_ps(m[h], bm);
       // A windowed lane may see no key of a block yet (max -inf): exponents relative to 0 keep its
       // state (0, 0) instead of exp(-inf - -inf) = NaN.
