@@ -47,7 +47,7 @@ int spin_before_yield() {
 }
 
 WorkCursor::WorkCursor(WorkQueue& q, int nth, int ith, WorkSplit split)
-    : q_(q), nth_(nth), ith_(ith), split_(split) {}
+    : q_(q), nth_(nth), ith_(ith), homes_(std::max(1, std::min(nth, WorkQueue::kHomes))), split_(split) {}
 
 void WorkCursor::begin(int64_t n, int64_t align) {
   n_ = std::max<int64_t>(n, 0);
@@ -59,7 +59,11 @@ void WorkCursor::begin(int64_t n, int64_t align) {
     end_ = base_ + nth_;
     return;
   }
+  ++phase_;
   per_ = chunk_units(n_, align_, nth_);
+  // chunk numbers within a phase fit the 16 bits a home range gives them
+  const int64_t units = (n_ + align_ - 1) / align_;
+  per_ = std::max(per_, (units + 65534) / 65535 * align_);
   end_ = base_ + (n_ + per_ - 1) / per_;
 }
 
@@ -71,16 +75,37 @@ bool WorkCursor::next(int64_t* b, int64_t* e) {
     split_range(n_, nth_, ith_, b, e, align_);
     return *b < *e;
   }
-  int64_t t = q_.next_.load(std::memory_order_relaxed);
-  while (t < end_) {  // t >= base_: nobody takes a ticket of this phase before the last one finished
-    if (q_.next_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-      *b = (t - base_) * per_;
-      *e = std::min(n_, *b + per_);
-      ++mine_;
+  int64_t c;
+  bool got = claim(ith_ % homes_, true, &c);
+  for (int d = 1; !got && d < homes_; ++d) got = claim((ith_ + d) % homes_, false, &c);
+  if (!got) return false;
+  *b = c * per_;
+  *e = std::min(n_, *b + per_);
+  ++mine_;
+  return true;
+}
+
+// A home's word: the phase (its number in the region, from 1) in the high 32 bits, then the
+// range's front and back as chunk numbers within the phase, 16 bits each.
+bool WorkCursor::claim(int h, bool front, int64_t* c) {
+  auto pack = [this](uint64_t f, uint64_t b) { return uint64_t(phase_) << 32 | f << 16 | b; };
+  std::atomic<uint64_t>& word = q_.homes_[h].range;
+  uint64_t w = word.load(std::memory_order_acquire);
+  if (int64_t(w >> 32) < phase_) {  // left over from an earlier phase: this phase's range of home h
+    const int64_t chunks = end_ - base_;
+    const uint64_t mine = pack(uint64_t(h * chunks / homes_), uint64_t((h + 1) * chunks / homes_));
+    if (word.compare_exchange_strong(w, mine, std::memory_order_acq_rel, std::memory_order_acquire)) w = mine;
+  }
+  for (;;) {
+    if (int64_t(w >> 32) != phase_) return false;  // a later phase's: every chunk of this one is taken
+    const uint64_t f = (w >> 16) & 0xffff, b = w & 0xffff;
+    if (f >= b) return false;
+    if (word.compare_exchange_weak(w, front ? pack(f + 1, b) : pack(f, b - 1), std::memory_order_acq_rel,
+                                   std::memory_order_acquire)) {
+      *c = int64_t(front ? f : b - 1);
       return true;
     }
   }
-  return false;
 }
 
 void WorkCursor::finish() {

@@ -1,0 +1,71 @@
+"""A/B of two ninestep builds on whole-model decode (and, with --prefill, a 512-token prefill): each
+build loads the model in its own subprocesses, the builds alternating run by run (bench/ab_builds.py)
+so a shared machine's drifting load falls on both alike. Prints each build's median tok/s and the
+median of the run-by-run ratios.
+
+    python bench/decode_ab.py --before /path/to/before/python --after python [--model smollm2-135m]
+                              [--runs 8] [--tokens 64] [--threads 2] [--prefill]
+
+Each path is a directory holding the `ninestep` package (with its _core*.so)."""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+from ab_builds import alternate
+
+
+def worker(model_name, threads, tokens, prefill):
+    """One build, in this process: {"decode": [tok/s of each of 3 generations]} (and "prefill")."""
+    import ninestep
+    from ninestep import hub
+
+    path = model_name if os.path.exists(model_name) else hub.path(model_name)
+    model = ninestep.load(path, n_ctx=1024, n_threads=threads)
+    ids = model.tokenizer.encode("Once upon a time")
+    res = {"decode": []}
+    model.generate(ids, max_new_tokens=8, temperature=0, ignore_eos=True)  # warm-up
+    for _ in range(3):
+        model.reset()
+        c = model.generate(ids, max_new_tokens=tokens, temperature=0, ignore_eos=True)
+        res["decode"].append(c.stats.decode_tokens_per_second)
+    if prefill:
+        long_ids = (model.tokenizer.encode("The quick brown fox jumps over the lazy dog. ") * 60)[:512]
+        res["prefill"] = []
+        for _ in range(2):
+            model.reset()
+            c = model.generate(long_ids, max_new_tokens=1, temperature=0)
+            res["prefill"].append(c.stats.prefill_tokens_per_second)
+    print(json.dumps(res))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--before", required=True)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--runs", type=int, default=8, help="subprocesses per build, alternating")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prefill", action="store_true", help="also a 512-token prefill per run")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker(a.model, a.threads, a.tokens, a.prefill)
+    wargs = ["--worker", "--model", a.model, "--tokens", str(a.tokens), "--threads", str(a.threads),
+             "--before", "-", "--after", "-"] + (["--prefill"] if a.prefill else [])
+    got = alternate(__file__, [("before", a.before), ("after", a.after)], a.runs, a.threads, wargs)
+    for case in got["after"]:
+        b, f = got["before"][case], got["after"][case]
+        per = len(b) // a.runs
+        runs_b = [statistics.median(b[i * per:(i + 1) * per]) for i in range(a.runs)]
+        runs_f = [statistics.median(f[i * per:(i + 1) * per]) for i in range(a.runs)]
+        ratio = statistics.median(y / x for x, y in zip(runs_b, runs_f))
+        print(f"{a.model} {case}, {a.threads} threads: before {statistics.median(b):.1f} tok/s, after "
+              f"{statistics.median(f):.1f} tok/s; after / before median of {a.runs} run pairs {ratio:.3f}x "
+              f"(runs before {', '.join(f'{x:.0f}' for x in runs_b)}; after {', '.join(f'{x:.0f}' for x in runs_f)})")
+
+
+if __name__ == "__main__":
+    main()
