@@ -10,12 +10,9 @@ namespace {
 
 ThreadTuner::Mode mode_from_env() {
   const char* s = std::getenv("NINESTEP_THREAD_TUNING");
-  // Off unless asked for: measured quietly (bench/busy_threads.py, SmolLM2, 2 rounds), the chunked
-  // split alone gave 125.9 tok/s idle and 86.3 beside a busy process (0.91x the best fixed count),
-  // the tuner on top 111.2 and 80.5: its probes cost more than they won.
-  if (s && (std::strcmp(s, "on") == 0 || std::strcmp(s, "1") == 0)) return ThreadTuner::Mode::on;
+  if (s && (std::strcmp(s, "off") == 0 || std::strcmp(s, "0") == 0)) return ThreadTuner::Mode::off;
   if (s && std::strcmp(s, "cycle") == 0) return ThreadTuner::Mode::cycle;
-  return ThreadTuner::Mode::off;
+  return ThreadTuner::Mode::on;
 }
 
 double median(std::vector<double> v) {
@@ -32,7 +29,8 @@ void ThreadTuner::reset(int nmax) {
   nmax_ = nmax;
   cur_ = nmax;
   cand_ = 0;
-  until_probe_ = interval_ = kMinInterval;
+  until_down_ = interval_ = kMinInterval;
+  until_up_ = kUpInterval;
   since_probe_ = 0;
   ref_.clear();
   ref_next_ = 0;
@@ -44,14 +42,15 @@ int ThreadTuner::choose(int nmax) {
   if (mode_ == Mode::cycle) return int(1 + cycle_++ % nmax);
   if (nmax != nmax_) reset(nmax);  // first step, or set_num_threads changed the pool
   if (cand_ > 0) return cand_;
-  if (until_probe_ <= 0 && int64_t(ref_.size()) >= kProbeSteps + 1) {
-    const bool down = cur_ > 1 && (cur_ == nmax_ || down_next_);
-    down_next_ = !down_next_;
-    cand_ = down ? cur_ - 1 : cur_ + 1;
-    probe_.clear();
-    return cand_;
-  }
-  return cur_;
+  if (int64_t(ref_.size()) < kProbeSteps + 1) return cur_;
+  if (cur_ < nmax_ && until_up_ <= 0)
+    cand_ = cur_ + 1;
+  else if (cur_ > 1 && until_down_ <= 0)
+    cand_ = cur_ - 1;
+  else
+    return cur_;
+  probe_.clear();
+  return cand_;
 }
 
 void ThreadTuner::record(int n, double seconds, double waited) {
@@ -68,23 +67,28 @@ void ThreadTuner::record(int n, double seconds, double waited) {
   else
     ref_[ref_next_ % kRefSteps] = seconds;
   ++ref_next_;
-  --until_probe_;
+  --until_down_;
+  --until_up_;
   ++since_probe_;
   // A thread waited for the others a large share of the step: a sibling is likely descheduled.
-  if (waited > kWaitShare * seconds && cur_ > 1 && since_probe_ >= kRefSteps) until_probe_ = 0;
+  if (waited > kWaitShare * seconds && cur_ > 1 && since_probe_ >= kRefSteps) until_down_ = 0;
 }
 
 void ThreadTuner::decide() {
-  const double ref = median(ref_), probe = median(probe_);
-  if (probe < kWin * ref) {
+  const double ref = median(ref_);
+  const bool down = cand_ < cur_;
+  const bool win = down ? *std::max_element(probe_.begin(), probe_.end()) < kWin * ref : median(probe_) < kWin * ref;
+  if (win) {
     cur_ = cand_;
     ref_ = probe_;
     ref_next_ = int64_t(ref_.size());
     interval_ = kMinInterval;
-  } else {
+    until_down_ = interval_;
+  } else if (down) {
     interval_ = std::min<int64_t>(2 * interval_, kMaxInterval);
+    until_down_ = interval_;
   }
-  until_probe_ = interval_;
+  until_up_ = kUpInterval;
   since_probe_ = 0;
   cand_ = 0;
   probe_.clear();
