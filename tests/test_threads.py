@@ -217,3 +217,28 @@ def test_bench_busy_option():
     assert "busy:    1 competing busy-loop process" in r.stdout and "decode:" in r.stdout
     r = cli("bench", "-m", "smollm2-135m", "--busy", "-1")
     assert r.returncode != 0 and "--busy: must be in [0, 64], got -1" in r.stderr
+
+
+# The work split itself (the engine's WorkQueue / WorkCursor): every unit of every phase handed out
+# exactly once, for any thread count (more threads than cores included), phase sizes from empty to
+# more chunks than a home range can number, and threads that give up their core mid-phase.
+@pytest.mark.parametrize("split", ["dynamic", "static"])
+@pytest.mark.parametrize("threads", [1, 2, 3, 8, 70])
+@pytest.mark.parametrize("yield_every", [0, 1, 3])
+def test_work_split_hands_out_every_unit_once(split, threads, yield_every):
+    rng = np.random.default_rng(threads * 10 + yield_every)
+    sizes = [0, 1, 2, 7, 64, 1000, 0, 3, 200000] + [int(x) for x in rng.integers(0, 5000, 40)]
+    for align in (1, 4, 64):
+        counts = _core.work_split_counts(sizes, threads, align, yield_every, split)
+        assert [len(c) for c in counts] == sizes
+        for p, c in enumerate(counts):
+            assert all(v == 1 for v in c), (split, threads, align, p, sizes[p], sorted(set(c)))
+
+
+def test_work_split_bad_arguments():
+    with pytest.raises(ValueError, match="threads"):
+        _core.work_split_counts([1], 0)
+    with pytest.raises(ValueError, match="sizes"):
+        _core.work_split_counts([-1], 2)
+    with pytest.raises(ValueError, match="split"):
+        _core.work_split_counts([1], 2, split="fast")

@@ -1,5 +1,8 @@
 // ISA, threads and the weight-type table.
+#include <omp.h>
 #include <pybind11/stl.h>
+
+#include <thread>
 
 #include "bindings/arrays.h"
 #include "bindings/registry.h"
@@ -7,6 +10,7 @@
 #include "core/isa.h"
 #include "core/threads.h"
 #include "core/tuner.h"
+#include "core/work.h"
 #include "kernels/traits.h"
 
 namespace ninestep {
@@ -73,6 +77,41 @@ NS_BIND(core) {
     }
     return d;
   }, "name -> which kernels the trait table has for that weight type");
+  // The engine's work split on its own: `threads` threads walk phases of sizes[p] units (chunk
+  // boundaries at multiples of align) and count how often each unit was handed out; a thread
+  // yields its core after every `yield_every`-th chunk it takes (0: never), so that descheduled
+  // threads and stolen ranges happen. Returns the counts per phase (all 1 when the split is right).
+  m.def(
+      "work_split_counts",
+      [](const std::vector<int64_t>& sizes, int threads, int64_t align, int yield_every, const std::string& split) {
+        NS_CHECK(threads >= 1 && threads <= 256, "threads must be in [1, 256]");
+        NS_CHECK(align >= 1 && yield_every >= 0, "align must be >= 1 and yield_every >= 0");
+        NS_CHECK(split == "dynamic" || split == "static", "split: '" + split + "' is not dynamic or static");
+        std::vector<std::vector<int>> counts(sizes.size());
+        for (size_t p = 0; p < sizes.size(); ++p) {
+          NS_CHECK(sizes[p] >= 0 && sizes[p] <= (int64_t(1) << 24), "sizes must be in [0, 2^24]");
+          counts[p].assign(size_t(sizes[p]), 0);
+        }
+        WorkQueue q;
+        py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(threads)
+        {
+          WorkCursor w(q, omp_get_num_threads(), omp_get_thread_num(),
+                       split == "static" ? WorkSplit::stat : WorkSplit::dynamic);
+          int64_t taken = 0;
+          for (size_t p = 0; p < sizes.size(); ++p) {
+            int64_t b, e;
+            for (w.begin(sizes[p], align); w.next(&b, &e);) {
+              for (int64_t u = b; u < e; ++u) __atomic_fetch_add(&counts[p][size_t(u)], 1, __ATOMIC_RELAXED);
+              if (yield_every && ++taken % yield_every == 0) std::this_thread::yield();
+            }
+            w.finish();
+          }
+        }
+        return counts;
+      },
+      py::arg("sizes"), py::arg("threads"), py::arg("align") = 1, py::arg("yield_every") = 0,
+      py::arg("split") = "dynamic");
 }
 
 }  // namespace ninestep

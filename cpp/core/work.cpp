@@ -91,13 +91,15 @@ bool WorkCursor::claim(int h, bool front, int64_t* c) {
   auto pack = [this](uint64_t f, uint64_t b) { return uint64_t(phase_) << 32 | f << 16 | b; };
   std::atomic<uint64_t>& word = q_.homes_[h].range;
   uint64_t w = word.load(std::memory_order_acquire);
-  if (int64_t(w >> 32) < phase_) {  // left over from an earlier phase: this phase's range of home h
-    const int64_t chunks = end_ - base_;
-    const uint64_t mine = pack(uint64_t(h * chunks / homes_), uint64_t((h + 1) * chunks / homes_));
-    if (word.compare_exchange_strong(w, mine, std::memory_order_acq_rel, std::memory_order_acquire)) w = mine;
-  }
   for (;;) {
-    if (int64_t(w >> 32) != phase_) return false;  // a later phase's: every chunk of this one is taken
+    const int64_t ph = int64_t(w >> 32);
+    if (ph > phase_) return false;  // a later phase's: every chunk of this one is taken
+    if (ph < phase_) {              // left over from an earlier phase (or set by a thread still in one): this phase's
+      const int64_t chunks = end_ - base_;
+      const uint64_t mine = pack(uint64_t(h * chunks / homes_), uint64_t((h + 1) * chunks / homes_));
+      if (word.compare_exchange_weak(w, mine, std::memory_order_acq_rel, std::memory_order_acquire)) w = mine;
+      continue;
+    }
     const uint64_t f = (w >> 16) & 0xffff, b = w & 0xffff;
     if (f >= b) return false;
     if (word.compare_exchange_weak(w, front ? pack(f + 1, b) : pack(f, b - 1), std::memory_order_acq_rel,
