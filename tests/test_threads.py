@@ -124,7 +124,7 @@ def test_tuner_keeps_every_thread_on_a_quiet_machine():
     chosen = _drive(t, {1: 1.6e-3, 2: 1.0e-3}, 2000)
     assert t.current == 2
     probes = chosen.count(1)
-    assert 0 < probes <= 2 * 12  # a 2-step probe after 32, 64, 128, 256, 256, ... steps
+    assert 0 < probes <= 2 * 12  # a 2-step probe after 128, 256, 512, 1024, ... steps
     assert chosen[-100:].count(2) >= 98
 
 

@@ -30,7 +30,7 @@ namespace ninestep {
 class ThreadTuner {
  public:
   enum class Mode { on, off, cycle };
-  static constexpr int kProbeSteps = 2, kRefSteps = 8, kMinInterval = 32, kMaxInterval = 256, kUpInterval = 16;
+  static constexpr int kProbeSteps = 2, kRefSteps = 8, kMinInterval = 128, kMaxInterval = 1024, kUpInterval = 16;
   static constexpr double kWin = 0.9, kWaitShare = 0.25;
 
   ThreadTuner();  // mode from NINESTEP_THREAD_TUNING
