@@ -1,11 +1,22 @@
 """Two ninestep builds side by side on a shared machine: each build runs in its own subprocesses
 (PYTHONPATH = the directory holding its `ninestep` package), the builds alternating run by run so
 the machine's drifting load falls on both alike. Used by gemv_ab.py and kquant_ab.py."""
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+
+
+def add_ab_arguments(ap, runs, before_required=True):
+    """The arguments every A/B script takes: the two builds, the runs per build, the threads, and
+    --worker (the script run as one build's subprocess)."""
+    ap.add_argument("--before", required=before_required, default=None)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--runs", type=int, default=runs, help="subprocesses per build, alternating")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
 
 def alternate(script, builds, runs, threads, worker_argv):

@@ -13,7 +13,7 @@ import os
 import statistics
 import sys
 
-from ab_builds import alternate
+from ab_builds import add_ab_arguments, alternate
 
 
 def worker(model_name, threads, tokens, prefill):
@@ -42,14 +42,10 @@ def worker(model_name, threads, tokens, prefill):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--before", required=True)
-    ap.add_argument("--after", required=True)
+    add_ab_arguments(ap, runs=8)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--runs", type=int, default=8, help="subprocesses per build, alternating")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prefill", action="store_true", help="also a 512-token prefill per run")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a.model, a.threads, a.tokens, a.prefill)

@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 
-from ab_builds import alternate, time_calls
+from ab_builds import add_ab_arguments, alternate, time_calls
 
 CASES = [  # (label, hub name, tensor)
     ("smol ffn_gate", "smollm2-135m", "blk.0.ffn_gate.weight"),
@@ -61,14 +61,10 @@ def worker(threads, calls, mb, match):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", default=None)
-    ap.add_argument("--after", required=True)
-    ap.add_argument("--runs", type=int, default=4, help="subprocesses per build, alternating")
+    add_ab_arguments(ap, runs=4, before_required=False)
     ap.add_argument("--calls", type=int, default=300, help="GEMV calls per case and run (big matrices: a tenth)")
     ap.add_argument("--mb", type=int, default=256, help="MB of rotating copies for the cold case")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--match", default="", help="only the cases whose label contains this text")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a.threads, a.calls, a.mb, a.match)

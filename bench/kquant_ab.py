@@ -11,7 +11,7 @@ import json
 import statistics
 import sys
 
-from ab_builds import alternate, time_calls
+from ab_builds import add_ab_arguments, alternate, time_calls
 
 CASES = [("Gemma ffn_down", "gemma3-270m", "blk.0.ffn_down.weight", 2048, 640),  # (label, hub name, tensor, k, n)
          ("Qwen ffn_down", "qwen2.5-coder-0.5b", "blk.0.ffn_down.weight", 4864, 896)]
@@ -47,12 +47,8 @@ def worker(threads, calls):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", required=True)
-    ap.add_argument("--after", required=True)
-    ap.add_argument("--runs", type=int, default=6, help="subprocesses per build, alternating")
+    add_ab_arguments(ap, runs=6)
     ap.add_argument("--calls", type=int, default=200, help="GEMV calls per run (prefill: a tenth)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a.threads, a.calls)
