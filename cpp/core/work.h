@@ -41,7 +41,7 @@ class WorkQueue {
  private:
   friend class WorkCursor;
   struct alignas(64) Home {
-    std::atomic<uint64_t> range{0};  // chunks [front, back): front in the low 32 bits
+    std::atomic<uint64_t> range{0};  // the phase number and the range of chunks left (see claim)
   };
   Home homes_[kHomes];
   alignas(64) std::atomic<int64_t> done_{0};  // chunks finished

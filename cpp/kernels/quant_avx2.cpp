@@ -377,6 +377,7 @@ void qgemm(float* y, int64_t ldy, const BlockQ8Act* act, const void* wv, int64_t
   const uint8_t* w = static_cast<const uint8_t*>(wv);
   // Matrix-vector: Gemv's 4 weight rows at a time, the rows left over by the 1-row tile.
   if (m == 1) {
+    prefetch_slice_start(w + n0 * rb, (n1 - n0) * rb);
     int64_t j = n0;
     constexpr int NR = 4;
     for (; j + NR <= n1; j += NR) {

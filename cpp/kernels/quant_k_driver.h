@@ -48,6 +48,7 @@ void gemm_k_rows(float* y, int64_t ldy, const void* act_v, const void* w_v, int6
   const BlockQ8Act* act = static_cast<const BlockQ8Act*>(act_v);
   const uint8_t* w = static_cast<const uint8_t*>(w_v);
   if (m == 1) {
+    prefetch_slice_start(w + n0 * rb, (n1 - n0) * rb);
     constexpr int NR = K::kDecodeCols;
     constexpr int kAheadTiles = 2;
     int64_t j = n0;
