@@ -37,7 +37,7 @@ int env_int(const char* name, int fallback, int lo, int hi) {
 int64_t chunk_units(int64_t n, int64_t align, int nth) {
   static const int per_thread = env_int("NINESTEP_CHUNKS", 4, 1, 1024);
   const int64_t units = (n + align - 1) / align;  // align-sized units
-  const int64_t chunks = std::max<int64_t>(1, int64_t(nth) * per_thread);
+  const int64_t chunks = std::min<int64_t>(kMaxChunks, std::max<int64_t>(1, int64_t(nth) * per_thread));
   return std::max<int64_t>(1, (units + chunks - 1) / chunks) * align;
 }
 
@@ -61,9 +61,6 @@ void WorkCursor::begin(int64_t n, int64_t align) {
   }
   ++phase_;
   per_ = chunk_units(n_, align_, nth_);
-  // chunk numbers within a phase fit the 16 bits a home range gives them
-  const int64_t units = (n_ + align_ - 1) / align_;
-  per_ = std::max(per_, (units + 65534) / 65535 * align_);
   end_ = base_ + (n_ + per_ - 1) / per_;
 }
 

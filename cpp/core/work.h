@@ -80,7 +80,9 @@ class WorkCursor {
 };
 
 // Units per chunk for n units on nth threads: ~kChunksPerThread chunks per thread, whole multiples
-// of align. Exposed for the tests.
+// of align, and at most kMaxChunks chunks (a home range numbers them in 16 bits). Exposed for the
+// tests.
+constexpr int64_t kMaxChunks = 65535;
 int64_t chunk_units(int64_t n, int64_t align, int nth);
 
 // How a waiting thread spins before it yields its core (NINESTEP_SPIN overrides; read once).
