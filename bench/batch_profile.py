@@ -12,9 +12,7 @@ import time
 
 os.environ.setdefault("NINESTEP_PROFILE", "1")
 
-PROMPTS = ["Tell me a story about a dragon.", "Explain how a bicycle works.", "Write a poem about the sea.",
-           "Describe the city of Paris.", "What is photosynthesis?", "List some facts about the moon.",
-           "How do computers add numbers?", "Tell me about the history of tea."]
+from ninestep.benchmark import STREAM_PROMPTS  # noqa: E402
 
 
 def main(argv=None):
@@ -44,7 +42,7 @@ def main(argv=None):
 
     engine.step = timed
     for n in a.streams:
-        prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+        prompts = [STREAM_PROMPTS[i % len(STREAM_PROMPTS)] for i in range(n)]
         speeds, rows = [], []
         for r in range(a.rounds + 1):
             model.reset()

@@ -20,23 +20,15 @@ def worker(model_name, threads, tokens, prefill):
     """One build, in this process: {"decode": [tok/s of each of 3 generations]} (and "prefill")."""
     import ninestep
     from ninestep import hub
+    from ninestep.benchmark import decode_tokens_per_second, prefill_seconds, prompt_ids
 
     path = model_name if os.path.exists(model_name) else hub.path(model_name)
     model = ninestep.load(path, n_ctx=1024, n_threads=threads)
-    ids = model.tokenizer.encode("Once upon a time")
-    res = {"decode": []}
-    model.generate(ids, max_new_tokens=8, temperature=0, ignore_eos=True)  # warm-up
-    for _ in range(3):
-        model.reset()
-        c = model.generate(ids, max_new_tokens=tokens, temperature=0, ignore_eos=True)
-        res["decode"].append(c.stats.decode_tokens_per_second)
+    decode_tokens_per_second(model, 8)  # warm-up
+    res = {"decode": [decode_tokens_per_second(model, tokens) for _ in range(3)]}
     if prefill:
-        long_ids = (model.tokenizer.encode("The quick brown fox jumps over the lazy dog. ") * 60)[:512]
-        res["prefill"] = []
-        for _ in range(2):
-            model.reset()
-            c = model.generate(long_ids, max_new_tokens=1, temperature=0)
-            res["prefill"].append(c.stats.prefill_tokens_per_second)
+        ids = prompt_ids(model.tokenizer, 512)
+        res["prefill"] = [len(ids) / prefill_seconds(model, ids) for _ in range(2)]
     print(json.dumps(res))
 
 

@@ -23,9 +23,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA_BIN = Path("/work/peers/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-server")
-PROMPTS = ["Tell me a story about a dragon.", "Explain how a bicycle works.", "Write a poem about the sea.",
-           "Describe the city of Paris.", "What is photosynthesis?", "List some facts about the moon.",
-           "How do computers add numbers?", "Tell me about the history of tea."]
+sys.path.insert(0, str(ROOT / "python"))
+from ninestep.benchmark import STREAM_PROMPTS  # noqa: E402
 
 
 def free_port():
@@ -88,7 +87,7 @@ def one_stream(url, prompt, tokens, out):
 def round_of(url, n_streams, tokens):
     out, threads = [], []
     for i in range(n_streams):
-        t = threading.Thread(target=one_stream, args=(url, PROMPTS[i % len(PROMPTS)], tokens, out))
+        t = threading.Thread(target=one_stream, args=(url, STREAM_PROMPTS[i % len(STREAM_PROMPTS)], tokens, out))
         threads.append(t)
     for t in threads:
         t.start()
@@ -115,7 +114,7 @@ def cpu_seconds(pid):
 
 def measure(name, url, streams, tokens, rounds, pid):
     rows = []
-    one_stream(url, PROMPTS[0], 8, [])  # warm up
+    one_stream(url, STREAM_PROMPTS[0], 8, [])  # warm up
     for n in streams:
         s0, c0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
         rs = [round_of(url, n, tokens) for _ in range(rounds)]
@@ -146,7 +145,6 @@ def main():
     ap.add_argument("--only", choices=["ninestep", "llama"], help="measure one server")
     ap.add_argument("--json", help="write the rows here")
     a = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "python"))
     from ninestep.model import default_model_path
 
     model = a.model or str(default_model_path())

@@ -1,4 +1,4 @@
-"""Prefill and decode speed of a loaded model (used by `ninestep bench` and bench/compare.py)."""
+"""Prefill and decode speed of a loaded model (used by `ninestep bench` and the scripts in bench/)."""
 import statistics
 
 import ninestep
@@ -7,6 +7,12 @@ from .busy import busy_processes, cpu_load
 _TEXT = ("The history of computing is a story of people finding faster ways to do arithmetic. "
          "From the abacus to mechanical calculators, from vacuum tubes to transistors, each step "
          "made machines smaller, cheaper and quicker, and each step changed what people asked of them. ")
+
+
+# Short requests of different kinds, one per concurrent stream (bench/serve.py, bench/batch_profile.py).
+STREAM_PROMPTS = ["Tell me a story about a dragon.", "Explain how a bicycle works.", "Write a poem about the sea.",
+                  "Describe the city of Paris.", "What is photosynthesis?", "List some facts about the moon.",
+                  "How do computers add numbers?", "Tell me about the history of tea."]
 
 
 def prompt_ids(tokenizer, n):
