@@ -1,5 +1,7 @@
 """The multi-sequence engine: a batch of sequences in one step gives each the logits it gets alone;
 truncate, copy and the KV slots; sliding windows across pieces; bad items are refused by name."""
+import os
+
 import numpy as np
 import pytest
 from test_forward import GEMMA3, make_model, quantized, ref_logits
@@ -103,3 +105,25 @@ def test_bad_items_are_refused_by_name(rng):
         e.truncate(5, 0)
     with pytest.raises(ValueError, match="n_seq"):
         Engine(load_weights(config, w), n_ctx=8, n_seq=0)
+
+
+@pytest.mark.parametrize("kind", ["q4_1", "q4_0", "q8_0"])
+def test_packed_matrices_change_no_bits(rng, monkeypatch, kind):
+    # Loading packs the Q8_0 / Q4_0 / Q4_1 matrices for batched steps (cpp/kernels/quant_packed.h)
+    # where this machine has the kernel; NINESTEP_PACK=off keeps the GGUF rows alone. Prompt pieces
+    # and batched decode rows give the same bits either way.
+    config, w = make_model(rng)
+    tensors, _ = quantized(w, kind)
+    prompts = [rng.integers(0, 100, n) for n in (9, 3, 17)]
+
+    def run():
+        weights = load_weights(config, tensors)
+        assert (weights.packed_bytes > 0) == (ninestep._core.packs(kind) and "NINESTEP_PACK" not in os.environ)
+        e = Engine(weights, n_ctx=64, n_seq=3)
+        first = e.step([(s, p, len(p)) for s, p in enumerate(prompts)])
+        return first + e.step([(s, p[:1], 1) for s, p in enumerate(prompts)])
+
+    packed = run()
+    monkeypatch.setenv("NINESTEP_PACK", "off")
+    for a, b in zip(packed, run()):
+        np.testing.assert_array_equal(a, b)

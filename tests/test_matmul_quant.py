@@ -306,3 +306,33 @@ def test_small_batches_equal_large_batches(isa, kind, rng):
             a = (3 * m) % (40 - m)
             np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[a:a + m]), t), full[a:a + m],
                                           err_msg=f"n {n} rows {a}:{a + m}")
+
+
+PACKED_SHAPES = [(2, 8, 32), (3, 13, 64), (8, 1536, 576), (4, 5, 96), (9, 20, 576),
+                 # more rows than a tile (the Q4 column group spread to bytes first), more than a chunk
+                 (17, 30, 160), (40, 9, 576), (150, 24, 1536),
+                 # K above the spread panel's 256 groups: the packed groups read directly
+                 (20, 11, 8224), (1, 24, 64)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m,n,k", PACKED_SHAPES)
+def test_packed_weights_give_the_same_bits(isa, kind, m, n, k, rng):
+    # A loaded model packs its Q8_0 / Q4_0 / Q4_1 matrices for batches (cpp/kernels/quant_packed.h,
+    # AVX2): the packed product rounds as the panel over the GGUF rows, so equal bits, in column
+    # groups of 8 with a padded last one (n = 13, 5, ...), every tile remainder and chunk. (K above
+    # 8192 has no panel: the GGUF rows then take another kernel, equal to float rounding.)
+    x, t = inputs(rng, m, n, k, kind)
+    y = ops.matmul(x, t, packed=True)
+    if k <= 8192:
+        np.testing.assert_array_equal(y, ops.matmul(x, t))
+    emu, scale = emulate(x, t)
+    assert np.all(np.abs(y - emu) <= 1e-5 * scale + 1e-30)
+    if m > 2:  # any batch of 2+ rows gives a row the same bits
+        np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[1:3]), t, packed=True), y[1:3])
+
+
+def test_which_kinds_pack(isa):
+    from ninestep import _core
+    packs = {kind: _core.packs(kind) for kind in KINDS + ["q4_k", "f32"]}
+    assert packs == {kind: isa == "avx2" and kind in ("q8_0", "q4_0", "q4_1") for kind in packs}

@@ -4,6 +4,7 @@
 #include "bindings/registry.h"
 #include "kernels/get_rows.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_packed.h"
 #include "kernels/traits.h"
 
 namespace ninestep {
@@ -23,22 +24,36 @@ static const void* weight_bytes(py::handle obj, DType type, int64_t n, int64_t k
 }
 
 NS_BIND(matmul) {
-  m.def("matmul", [](py::handle y, py::handle x, py::handle w, const std::string& kind, int64_t n, int64_t k) {
-    const DType type = dtype_from_name(kind);
-    auto xa = get_array<const float>(x, "x", 2);
-    auto ya = get_array<float>(y, "out", 2);
-    NS_CHECK(xa.shape[1] == k, "x: has " + std::to_string(xa.shape[1]) + " columns, w has " + std::to_string(k));
-    NS_CHECK(ya.shape[0] == xa.shape[0] && ya.shape[1] == n, "out: expected shape (" + std::to_string(xa.shape[0]) +
-                                                                 ", " + std::to_string(n) + "), got " +
-                                                                 shape_str(ya.shape));
-    check_matmul_kernel(type, "w");
-    const WeightView wv{weight_bytes(w, type, n, k, "w"), type, n, k};
-    const int64_t mrows = xa.shape[0];
-    if (mrows == 0) return;
-    py::gil_scoped_release release;
-    matmul(ya.data, xa.data, wv, mrows);
-  }, py::arg("out"), py::arg("x"), py::arg("w"), py::arg("kind"), py::arg("n"), py::arg("k"),
-     "out [m, n] = x [m, k] @ W^T, W given as raw bytes of `kind`");
+  m.def(
+      "matmul",
+      [](py::handle y, py::handle x, py::handle w, const std::string& kind, int64_t n, int64_t k, bool packed) {
+        const DType type = dtype_from_name(kind);
+        auto xa = get_array<const float>(x, "x", 2);
+        auto ya = get_array<float>(y, "out", 2);
+        NS_CHECK(xa.shape[1] == k, "x: has " + std::to_string(xa.shape[1]) + " columns, w has " + std::to_string(k));
+        NS_CHECK(ya.shape[0] == xa.shape[0] && ya.shape[1] == n, "out: expected shape (" + std::to_string(xa.shape[0]) +
+                                                                     ", " + std::to_string(n) + "), got " +
+                                                                     shape_str(ya.shape));
+        check_matmul_kernel(type, "w");
+        WeightView wv{weight_bytes(w, type, n, k, "w"), type, n, k};
+        const int64_t mrows = xa.shape[0];
+        if (mrows == 0) return;
+        py::gil_scoped_release release;
+        std::vector<uint8_t> copy;
+        if (packed && packs_on_this_machine(type)) {
+          copy.resize((size_t)packed_bytes(type, n, k));
+          pack_weights(copy.data(), wv.data, type, n, k);
+          wv.packed = copy.data();
+        }
+        matmul(ya.data, xa.data, wv, mrows);
+      },
+      py::arg("out"), py::arg("x"), py::arg("w"), py::arg("kind"), py::arg("n"), py::arg("k"),
+      py::arg("packed") = false,
+      "out [m, n] = x [m, k] @ W^T, W given as raw bytes of `kind`; packed: through a packed copy of W "
+      "(quant_packed.h) where this machine has one, as a loaded model's batches run");
+  m.def(
+      "packs", [](const std::string& kind) { return packs_on_this_machine(dtype_from_name(kind)); }, py::arg("kind"),
+      "whether matmuls on this machine read a packed copy of `kind` weights");
 
   m.def("quantize", [](py::handle dst, py::handle src, const std::string& kind) {
     const DType type = dtype_from_name(kind);

@@ -47,7 +47,10 @@ NS_BIND(model) {
       .def(py::init(&make_weights), py::arg("config"), py::arg("tensors"),
            "config: dict of hyperparameters; tensors: GGUF name -> (array of raw bytes, kind, shape)")
       .def_property_readonly("n_layers", [](const PyWeights& w) { return w.cfg.n_layers; })
-      .def_property_readonly("vocab_size", [](const PyWeights& w) { return w.cfg.vocab_size; });
+      .def_property_readonly("vocab_size", [](const PyWeights& w) { return w.cfg.vocab_size; })
+      .def_property_readonly(
+          "packed_bytes", [](const PyWeights& w) { return w.packed_bytes; },
+          "bytes of the matrices' packed copies for batched steps (cpp/kernels/quant_packed.h)");
 
   py::class_<Engine>(m, "Engine")
       .def(py::init([](std::shared_ptr<PyWeights> w, int64_t n_ctx, int64_t n_seq, int64_t chunk,

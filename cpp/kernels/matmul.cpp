@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "kernels/quant_packed.h"
 #include "kernels/traits.h"
 
 namespace ninestep {
@@ -26,6 +27,11 @@ void matmul_prepare(void* scratch, const float* x, DType wtype, int64_t m, int64
 void matmul_rows(float* y, int64_t ldy, const float* x, const void* scratch, const WeightView& w, int64_t m,
                  int64_t n0, int64_t n1) {
   const TypeTraits& t = type_traits(w.type);
+  // Two or more rows read the packed copy when there is one; a lone decode row keeps the type's
+  // GEMV over the GGUF rows (same integer dots, another float order: see quant_panel_avx2.cpp).
+  if (w.packed && m >= 2 &&
+      qgemm_packed(y, ldy, static_cast<const BlockQ8Act*>(scratch), w.packed, w.type, m, w.k, n0, n1))
+    return;
   t.gemm.get()(y, ldy, t.act == ActFormat::f32 ? static_cast<const void*>(x) : scratch, w.data, m, w.k, n0, n1);
 }
 

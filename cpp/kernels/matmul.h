@@ -19,6 +19,7 @@ struct WeightView {
   DType type;
   int64_t n;  // rows = output features
   int64_t k;  // columns = input features
+  const void* packed = nullptr;  // the same rows packed for the batched GEMM (quant_packed.h), or null
 };
 
 // Bytes of scratch the activations x [m, k] need for a matmul against weights of `wtype`.

@@ -1,5 +1,11 @@
 #include "model/weights.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/quant_packed.h"
 #include "kernels/traits.h"
 #include "model/arch.h"
 
@@ -60,6 +66,35 @@ WeightView TensorSet::lm_head(const ModelConfig& c, const WeightView& embd) {
   return embd;
 }
 
+// Each quantized matrix of a type the batched GEMM reads packed (quant_packed.h) gets its packed
+// copy beside the GGUF rows, which decode's GEMV and the embedding lookup keep reading: a second
+// copy of those matrices in memory, skipped when it would take more than a quarter of the memory
+// free now, or with NINESTEP_PACK=off (the panel then unpacks the GGUF rows per batch, as before).
+static void pack_matrices(Weights& w) {
+  const char* env = std::getenv("NINESTEP_PACK");
+  if (env && std::strcmp(env, "off") == 0) return;
+  std::vector<WeightView*> views;
+  for (LayerWeights& L : w.layers)
+    for (Proj* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      if (*p) views.push_back(&p->w);
+  views.push_back(&w.lm_head);
+  double total = 0;
+  for (WeightView* v : views)
+    if (v->data != nullptr && packs_on_this_machine(v->type)) total += (double)packed_bytes(v->type, v->n, v->k);
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (total == 0 || (pages > 0 && page > 0 && total > 0.25 * (double)pages * (double)page)) return;
+  for (WeightView* v : views) {
+    if (v->data == nullptr || !packs_on_this_machine(v->type)) continue;
+    const size_t bytes = (size_t)packed_bytes(v->type, v->n, v->k);
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    NS_CHECK(p != nullptr, "weights: out of memory packing " + std::to_string(bytes) + " bytes");
+    w.packed.emplace_back(p, std::free);
+    pack_weights(p, v->data, v->type, v->n, v->k);
+    v->packed = p;
+    w.packed_bytes += (int64_t)bytes;
+  }
+}
+
 Weights Weights::build(const ModelConfig& cfg, const std::map<std::string, TensorIn>& tensors) {
   cfg.validate();
   Weights w;
@@ -67,6 +102,7 @@ Weights Weights::build(const ModelConfig& cfg, const std::map<std::string, Tenso
   w.arch = find_arch(cfg.architecture);
   TensorSet ts(tensors);
   w.arch->load(w, ts);
+  pack_matrices(w);
   for (const auto& kv : tensors)
     NS_CHECK(ts.used().count(kv.first), "tensors: unexpected '" + kv.first + "' for architecture " + cfg.architecture +
                                             (kv.first == "output.weight" ? " (config.tied_embeddings is true)" : ""));

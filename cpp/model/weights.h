@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -57,6 +58,8 @@ struct Weights {
   std::vector<LayerWeights> layers; // [n_layers]
   Norm out_norm;                    // [d_model]
   WeightView lm_head{};             // [vocab_size, d_model]; == embd when tied
+  std::vector<std::shared_ptr<void>> packed;  // the copies the views' `packed` point into
+  int64_t packed_bytes = 0;                   // their size
 
   // Runs the config's architecture loader over `tensors` and rejects unused ones; ArgError names
   // the tensor (missing, unexpected, misshaped, wrongly sized, a type without the needed kernels).

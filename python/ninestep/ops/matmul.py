@@ -27,17 +27,21 @@ def _weight(w, kinds=MATMUL_KINDS, needs="matmul"):
     raise ValueError(f"w: expected a NumPy array or QuantizedTensor, got {type(w).__name__}")
 
 
-def matmul(x, w, *, out=None):
+def matmul(x, w, *, out=None, packed=False):
     """x @ w.T: x float32 [M, K]; w float32 / float16 [N, K] or a QuantizedTensor of any kind in
     tensor.MATMUL_KINDS (the C++ type table's: bf16, q8_0, q4_0, q4_1, q5_0, q5_1, ...); -> float32 [M, N].
 
     With quantized w, each row of x is first quantized to the kind's activation format (8-bit
     blocks of 32 with one scale each for the 32-element kinds, as llama.cpp does) and the products
-    are integer dot products. A kind without a kernel raises ValueError naming it."""
+    are integer dot products. A kind without a kernel raises ValueError naming it.
+
+    packed=True multiplies through a copy of w packed as a loaded model packs its matrices for
+    batches (cpp/kernels/quant_packed.h; where this machine has a packed kernel for the kind,
+    else as packed=False); the results are the same bits either way."""
     data, kind, n, k = _weight(w)
     f32_array(x, "x", ndim=2)
     if x.shape[1] != k:
         raise ValueError(f"x: shape {shape_str(x)} does not match w [N={n}, K={k}]: x needs K={k} columns")
     out = out_array(out, "out", (x.shape[0], n))
-    _core.matmul(out, x, data, kind, n, k)
+    _core.matmul(out, x, data, kind, n, k, packed)
     return out

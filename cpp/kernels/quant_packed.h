@@ -1,0 +1,40 @@
+// Quantized weights repacked once at load into the layout the AVX2 panel GEMM reads, so a batch
+// of decodes (or a prompt chunk) no longer unpacks and transposes each group of 8 weight rows
+// every time it meets it (quant_panel_avx2.cpp's fill: about five 4-row tiles' work per group,
+// most of an 8-row decode step's GEMM time).
+//
+// The weight rows go in column groups of 8 (the last padded with zero rows); a column group holds
+// its k / 32 groups in order, each group its 8 rows x 32 elements in the same bytes as the GGUF
+// blocks (so the copy is the same size):
+//   Q8_0  q[t], t = 0..7, 32 bytes each: byte 4c + e = element 4t + e of row c (signed); then d[8] fp16
+//   Q4_0  n[t], t = 0..3: byte 4c + e = element 4t + e of row c in the low nibble, element
+//         4(t + 4) + e in the high nibble; then d[8] fp16
+//   Q4_1  n[t] as Q4_0; then d[8], m[8] fp16
+// A packed product rounds exactly as the panel over the GGUF rows, so results do not change.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/traits.h"
+
+namespace ninestep {
+
+constexpr int64_t kPackRows = 8;  // weight rows per column group
+
+// Bytes of one packed group (8 rows x 32 elements) of `t`, 0 when t has no packed layout.
+int64_t packed_group_bytes(DType t);
+// Whether matmuls on this machine use a packed copy of `t` (a packed GEMM exists for the active ISA).
+bool packs_on_this_machine(DType t);
+// Bytes of W [n, k] of `t` packed (n rounded up to a multiple of kPackRows).
+int64_t packed_bytes(DType t, int64_t n, int64_t k);
+// GGUF rows src [n, dtype_row_bytes(t, k)] -> dst [packed_bytes(t, n, k)]; multithreaded.
+void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
+
+// y[i * ldy + j] = sum_c x[i, c] * W[j, c], i in [0, m), j in [n0, n1) from the packed W at the
+// active ISA; false (nothing written) unless n0 is a multiple of kPackRows and t packs here.
+bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
+                  int64_t n0, int64_t n1);
+bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
+                       int64_t n0, int64_t n1);
+
+}  // namespace ninestep
