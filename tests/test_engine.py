@@ -107,9 +107,9 @@ def test_bad_items_are_refused_by_name(rng):
         Engine(load_weights(config, w), n_ctx=8, n_seq=0)
 
 
-@pytest.mark.parametrize("kind", ["q4_1", "q4_0", "q8_0"])
+@pytest.mark.parametrize("kind", ["q4_1", "q4_0", "q8_0", "q5_0", "q5_1"])
 def test_packed_matrices_change_no_bits(rng, monkeypatch, kind):
-    # Loading packs the Q8_0 / Q4_0 / Q4_1 matrices for batched steps (cpp/kernels/quant_packed.h)
+    # Loading packs the 32-element quantized matrices for batched steps (cpp/kernels/quant_packed.h)
     # where this machine has the kernel; NINESTEP_PACK=off keeps the GGUF rows alone. Prompt pieces
     # and batched decode rows give the same bits either way.
     config, w = make_model(rng)

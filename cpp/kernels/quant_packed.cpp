@@ -17,6 +17,10 @@ int64_t packed_group_bytes(DType t) {
       return 4 * 32 + 16;
     case DType::q4_1:
       return 4 * 32 + 32;
+    case DType::q5_0:
+      return 5 * 32 + 16;
+    case DType::q5_1:
+      return 5 * 32 + 32;
     default:
       return 0;
   }
@@ -24,8 +28,10 @@ int64_t packed_group_bytes(DType t) {
 
 bool packs_on_this_machine(DType t) {
 #ifdef NINESTEP_HAVE_AVX2
-  // Q8_0 / Q4_0 / Q4_1 have their own AVX-512 GEMM, which the packed AVX2 one has not been measured against.
-  return packed_group_bytes(t) != 0 && active_isa() == Isa::avx2;
+  // Q8_0 / Q4_0 / Q4_1 have their own AVX-512 GEMM, which the packed AVX2 one has not been measured
+  // against; Q5_0 / Q5_1 run the AVX2 panel there too.
+  const bool own512 = t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_1;
+  return packed_group_bytes(t) != 0 && (active_isa() == Isa::avx2 || (active_isa() == Isa::avx512 && !own512));
 #else
   (void)t;
   return false;
@@ -56,16 +62,22 @@ void pack_group(uint8_t* G, const uint8_t* block, DType t, int c) {
       break;
     }
     case DType::q4_0:
-    case DType::q4_1: {
-      const bool min = t == DType::q4_1;
-      const uint8_t* qs =
-          min ? reinterpret_cast<const BlockQ4_1*>(block)->qs : reinterpret_cast<const BlockQ4_0*>(block)->qs;
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1: {
+      // the fields before the nibbles: d (all), m (q4_1, q5_1), qh (q5_0, q5_1)
+      const bool min = t == DType::q4_1 || t == DType::q5_1, fifth = t == DType::q5_0 || t == DType::q5_1;
+      const int head = 2 + (min ? 2 : 0) + (fifth ? 4 : 0), quad_bytes = fifth ? 160 : 128;
+      const uint8_t* qs = block + head;
+      uint32_t qh = 0;
+      if (fifth) std::memcpy(&qh, block + head - 4, 4);
       for (int e = 0; e < QK; ++e) {
-        const int q = e / 4;  // quad 0..7: nibble half q / 4 of n[q % 4]
+        const int q = e / 4;  // quad 0..7: nibble half q / 4 of n[q % 4]; bit q of h
         G[32 * (q % 4) + lane + e % 4] |= static_cast<uint8_t>(nibble(qs, e) << (q < 4 ? 0 : 4));
+        if (fifth) G[128 + lane + e % 4] |= static_cast<uint8_t>(((qh >> e) & 1u) << q);
       }
-      std::memcpy(G + 128 + 2 * c, block, 2);               // d
-      if (min) std::memcpy(G + 144 + 2 * c, block + 2, 2);  // m
+      std::memcpy(G + quad_bytes + 2 * c, block, 2);                    // d
+      if (min) std::memcpy(G + quad_bytes + 16 + 2 * c, block + 2, 2);  // m
       break;
     }
     default:

@@ -10,6 +10,9 @@
 //   Q4_0  n[t], t = 0..3: byte 4c + e = element 4t + e of row c in the low nibble, element
 //         4(t + 4) + e in the high nibble; then d[8] fp16
 //   Q4_1  n[t] as Q4_0; then d[8], m[8] fp16
+//   Q5_0  n[t] as Q4_0; h, 32 bytes: bit t of byte 4c + e = the fifth bit of element 4t + e of row c;
+//         then d[8] fp16
+//   Q5_1  n[t], h as Q5_0; then d[8], m[8] fp16
 // A packed product rounds exactly as the panel over the GGUF rows, so results do not change.
 #pragma once
 #include <cstdint>

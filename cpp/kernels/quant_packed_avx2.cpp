@@ -23,41 +23,47 @@ constexpr int NC = kPackRows;
 inline __m256i load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256 halves(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-struct Q8_0 {
-  static constexpr int kDepth = 1, kBytes = 272;
-  static constexpr bool kSigned = true, kSum = false;
+// Per packed type: quads(G, t), the 8 rows' elements 4t .. 4t + 3 of group G; kQuad bytes of
+// quads, then d[8] (and m[8]) fp16; the additive term mn as the panel's (Q4_1 / Q5_1 m, Q4_0 -8 d,
+// Q5_0 -16 d).
+template <int Quad, int Depth, bool Signed, bool Min, int Offset>
+struct Layout {
+  static constexpr int kQuad = Quad, kDepth = Depth, kOffset = Offset, kBytes = Quad + (Min ? 32 : 16);
+  static constexpr bool kSigned = Signed, kMin = Min, kSum = Min || Offset != 0;
+  static __m256 scales(const uint8_t* G) { return halves(G + Quad); }
+  static __m256 terms(const uint8_t* G, __m256 sc) {
+    if constexpr (Min) return halves(G + Quad + 16);
+    if constexpr (Offset != 0) return _mm256_mul_ps(sc, _mm256_set1_ps(-(float)Offset));
+    return _mm256_setzero_ps();
+  }
+};
+struct Q8_0 : Layout<256, 1, true, false, 0> {
   static __m256i quads(const uint8_t* G, int t) { return load(G + 32 * t); }
-  static __m256 scales(const uint8_t* G) { return halves(G + 256); }
-  static __m256 terms(const uint8_t*, __m256) { return _mm256_setzero_ps(); }
 };
 template <bool Min>
-struct Q4 {
-  static constexpr int kDepth = 8, kBytes = Min ? 160 : 144;
-  static constexpr bool kSigned = false, kSum = true;
+struct Q4 : Layout<128, 8, false, Min, Min ? 0 : 8> {
   static __m256i quads(const uint8_t* G, int t) {
     const __m256i v = load(G + 32 * (t % 4));
     return _mm256_and_si256(t < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
   }
-  static __m256 scales(const uint8_t* G) { return halves(G + 128); }
-  static __m256 terms(const uint8_t* G, __m256 sc) {
-    return Min ? halves(G + 144) : _mm256_mul_ps(sc, _mm256_set1_ps(-8.0f));
+};
+// Q5: Q4's nibbles, then 32 bytes whose bit t (of byte 4c + e) is quad t's fifth bit.
+template <bool Min>
+struct Q5 : Layout<160, 4, false, Min, Min ? 0 : 16> {
+  static __m256i quads(const uint8_t* G, int t) {
+    const __m256i h = load(G + 128);
+    const __m256i hb = t <= 4 ? _mm256_slli_epi16(h, 4 - t) : _mm256_srli_epi16(h, t - 4);  // bit t -> bit 4
+    return _mm256_or_si256(Q4<Min>::quads(G, t), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
   }
 };
-// A Q4 group with its nibbles spread to bytes (q[t] as Q8_0's, unsigned), for a chunk of many
-// activation rows: each tile then loads its quads instead of splitting nibbles again.
-template <bool Min>
-struct Q4Bytes {
-  using Packed = Q4<Min>;
-  static constexpr int kDepth = 8, kBytes = 256 + (Packed::kBytes - 128);
-  static constexpr bool kSigned = false, kSum = true;
+// A nibble type's group with its quads spread to bytes (as Q8_0's, unsigned), for a chunk of
+// many activation rows: each tile then loads its quads instead of unpacking them again.
+template <class P>
+struct Bytes : Layout<256, P::kDepth, false, P::kMin, P::kOffset> {
   static __m256i quads(const uint8_t* G, int t) { return load(G + 32 * t); }
-  static __m256 scales(const uint8_t* G) { return halves(G + 256); }
-  static __m256 terms(const uint8_t* G, __m256 sc) {
-    return Min ? halves(G + 272) : _mm256_mul_ps(sc, _mm256_set1_ps(-8.0f));
-  }
   static void spread(uint8_t* dst, const uint8_t* G) {
-    for (int t = 0; t < 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), Packed::quads(G, t));
-    std::memcpy(dst + 256, G + 128, Packed::kBytes - 128);
+    for (int t = 0; t < 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), P::quads(G, t));
+    std::memcpy(dst + 256, G + P::kQuad, P::kBytes - P::kQuad);
   }
 };
 
@@ -143,22 +149,22 @@ constexpr int64_t kChunkRows = 128;  // activation rows that meet each column gr
 constexpr int64_t kSpreadRows = 16;  // a Q4 column group met by more rows than this is spread to bytes first
 constexpr int64_t kMaxSpread = 256;  // groups (K <= 8192) the per-thread byte panel holds
 
-// The packed types that have a byte form (Q4: Q4Bytes) spread a column group into it when a chunk
-// has more than kSpreadRows rows; Q8_0's packed quads are bytes already.
+// The nibble types spread a column group to bytes (Bytes) when a chunk has more than kSpreadRows
+// rows; Q8_0's packed quads are bytes already.
 template <class T>
 struct Spread {
-  using Bytes = void;
+  using Type = Bytes<T>;
 };
-template <bool Min>
-struct Spread<Q4<Min>> {
-  using Bytes = Q4Bytes<Min>;
+template <>
+struct Spread<Q8_0> {
+  using Type = void;
 };
 
 template <class T>
 void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t n0,
                  int64_t n1) {
-  using Bytes = typename Spread<T>::Bytes;
-  constexpr bool kCanSpread = !std::is_void<Bytes>::value;
+  using Wide = typename Spread<T>::Type;
+  constexpr bool kCanSpread = !std::is_void<Wide>::value;
   const int64_t cgb = ng * T::kBytes;  // bytes per column group
   // A chunk of activation rows that stays in L2 (<= 128 KB) meets every column group of the slice.
   int64_t chunk = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
@@ -177,14 +183,14 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
       const uint8_t* ahead = cg + far + cgb <= end ? cg + far : nullptr;
       if constexpr (kCanSpread) {
         if (i1 - i0 > kSpreadRows && ng <= kMaxSpread) {
-          alignas(64) static thread_local uint8_t bytes[kMaxSpread * Bytes::kBytes];
+          alignas(64) static thread_local uint8_t bytes[kMaxSpread * Wide::kBytes];
           for (int64_t g = 0; g < ng; ++g) {
             if (ahead)
               for (int o = 0; o < T::kBytes; o += 64)
                 _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kBytes + o), _MM_HINT_T0);
-            Bytes::spread(bytes + g * Bytes::kBytes, cg + g * T::kBytes);
+            Wide::spread(bytes + g * Wide::kBytes, cg + g * T::kBytes);
           }
-          tiles<Bytes, kRows>(y + i0 * ldy + j, ldy, a, 0, i1 - i0, bytes, ng, nc, nullptr);
+          tiles<Wide, kRows>(y + i0 * ldy + j, ldy, a, 0, i1 - i0, bytes, ng, nc, nullptr);
           continue;
         }
       }
