@@ -332,9 +332,23 @@ def test_packed_weights_give_the_same_bits(isa, kind, m, n, k, rng):
         np.testing.assert_array_equal(ops.matmul(np.ascontiguousarray(x[1:3]), t, packed=True), y[1:3])
 
 
+@pytest.mark.parametrize("kind", ["q4_k", "q5_k", "q6_k"])
+@pytest.mark.parametrize("m,n,k", [(2, 8, 256), (3, 13, 512), (8, 40, 2048), (17, 9, 256), (40, 20, 768),
+                                   (150, 10, 512)])
+def test_packed_k_quants_give_the_same_bits(isa, kind, m, n, k, rng):
+    # The K-quants pack by super-block (the 8 groups' quads, then the rows' scales): as the panel
+    # over the GGUF rows, bit for bit, including Q6_K's two scales per group.
+    x, t = inputs(rng, m, n, k, kind)
+    y = ops.matmul(x, t, packed=True)
+    np.testing.assert_array_equal(y, ops.matmul(x, t))
+    np.testing.assert_allclose(y, x @ t.dequantize().T, rtol=0, atol=0.05 * np.abs(y).max())
+
+
 def test_which_kinds_pack(isa):
     from ninestep import _core
-    packs = {kind: _core.packs(kind) for kind in KINDS + ["q4_k", "f32"]}
+    kq = ["q4_k", "q5_k", "q6_k"]
+    packs = {kind: _core.packs(kind) for kind in KINDS + kq + ["f32", "f16"]}
     own512 = ("q8_0", "q4_0", "q4_1")  # their own AVX-512 GEMM
-    want = {kind: kind in KINDS and (isa == "avx2" or (isa == "avx512" and kind not in own512)) for kind in packs}
+    want = {kind: kind in KINDS + kq and (isa == "avx2" or (isa == "avx512" and kind not in own512))
+            for kind in packs}
     assert packs == want

@@ -250,20 +250,6 @@ void quantize_block_q6_k(BlockQ6K* b, const float* x) {
   }
 }
 
-// Element e (0..255) of a Q4_K / Q5_K block's low four bits.
-inline int nibble(const uint8_t* qs, int e) {
-  const uint8_t b = qs[32 * (e / 64) + e % 32];
-  return (e % 64) < 32 ? (b & 0xf) : (b >> 4);
-}
-inline int q5(const BlockQ5K& b, int e) { return nibble(b.qs, e) | (((b.qh[e % 32] >> (e / 32)) & 1) << 4); }
-// Element e of a Q6_K block, unsigned (0..63; the value is q - 32).
-inline int q6(const BlockQ6K& b, int e) {
-  const int h = e / 128, r = e % 128;
-  const uint8_t lo = b.ql[64 * h + r % 64];
-  const int low = r < 64 ? (lo & 0xf) : (lo >> 4);
-  return low | (((b.qh[32 * h + r % 32] >> (2 * (r / 32))) & 3) << 4);
-}
-
 // One weight row of nb super-blocks against one activation row of 8 * nb BlockQ8Act: Q4_K / Q5_K
 // (quant(b, e) = quant of element e). Group s of super-block b meets activation block 8 * b + s:
 //   d_a * d * sc * sum(q * qa) - dmin * mn * s_a     (s_a = d_a * sum(qa), BlockQ8Act::s)
@@ -294,7 +280,7 @@ float dot_q6_k(const BlockQ6K* w, const BlockQ8Act* a, int64_t nb) {
       int32_t sumi = 0;
       for (int h = 0; h < 2; ++h) {
         int32_t isum = 0;
-        for (int l = 0; l < 16; ++l) isum += (q6(w[b], 32 * s + 16 * h + l) - 32) * x.qs[16 * h + l];
+        for (int l = 0; l < 16; ++l) isum += (k_q6(w[b], 32 * s + 16 * h + l) - 32) * x.qs[16 * h + l];
         sumi += w[b].scales[2 * s + h] * isum;
       }
       acc += (d * x.d) * (float)sumi;
@@ -333,7 +319,7 @@ void dequantize_row_q4_k(float* y, const void* x, int64_t k) {
       uint8_t sc, mn;
       k_scale_min(s, blk.scales, &sc, &mn);
       const float ds = d * sc, ms = dmin * mn;
-      for (int l = 0; l < 32; ++l) y[32 * s + l] = ds * nibble(blk.qs, 32 * s + l) - ms;
+      for (int l = 0; l < 32; ++l) y[32 * s + l] = ds * k_nibble(blk.qs, 32 * s + l) - ms;
     }
   }
 }
@@ -345,7 +331,7 @@ void dequantize_row_q5_k(float* y, const void* x, int64_t k) {
       uint8_t sc, mn;
       k_scale_min(s, blk.scales, &sc, &mn);
       const float ds = d * sc, ms = dmin * mn;
-      for (int l = 0; l < 32; ++l) y[32 * s + l] = ds * q5(blk, 32 * s + l) - ms;
+      for (int l = 0; l < 32; ++l) y[32 * s + l] = ds * k_q5(blk, 32 * s + l) - ms;
     }
   }
 }
@@ -355,7 +341,7 @@ void dequantize_row_q6_k(float* y, const void* x, int64_t k) {
     const float d = fp16_to_f32(blk.d);
     for (int s = 0; s < 16; ++s) {
       const float ds = d * blk.scales[s];
-      for (int l = 0; l < 16; ++l) y[16 * s + l] = ds * (q6(blk, 16 * s + l) - 32);
+      for (int l = 0; l < 16; ++l) y[16 * s + l] = ds * (k_q6(blk, 16 * s + l) - 32);
     }
   }
 }
@@ -386,13 +372,13 @@ void quantize_q8k_row_generic(void* dst, const float* x, int64_t k) {
 void gemm_q4_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                        int64_t n1) {
   gemm_generic<BlockQ4K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ4K* wr, const BlockQ8Act* a, int64_t nb) {
-    return dot_k_min(wr, a, nb, [](const BlockQ4K& b, int e) { return nibble(b.qs, e); });
+    return dot_k_min(wr, a, nb, [](const BlockQ4K& b, int e) { return k_nibble(b.qs, e); });
   });
 }
 void gemm_q5_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,
                        int64_t n1) {
   gemm_generic<BlockQ5K>(y, ldy, act, w, m, k, n0, n1, [](const BlockQ5K* wr, const BlockQ8Act* a, int64_t nb) {
-    return dot_k_min(wr, a, nb, q5);
+    return dot_k_min(wr, a, nb, k_q5);
   });
 }
 void gemm_q6_k_generic(float* y, int64_t ldy, const void* act, const void* w, int64_t m, int64_t k, int64_t n0,

@@ -43,6 +43,20 @@ static_assert(sizeof(BlockQ5K) == 176, "Q5_K block must be 176 bytes");
 static_assert(sizeof(BlockQ6K) == 210, "Q6_K block must be 210 bytes");
 static_assert(sizeof(BlockQ8K) == 292, "Q8_K block must be 292 bytes");
 
+// Element e (0..255) of a Q4_K / Q5_K block's low four bits.
+inline int k_nibble(const uint8_t* qs, int e) {
+  const uint8_t b = qs[32 * (e / 64) + e % 32];
+  return (e % 64) < 32 ? (b & 0xf) : (b >> 4);
+}
+inline int k_q5(const BlockQ5K& b, int e) { return k_nibble(b.qs, e) | (((b.qh[e % 32] >> (e / 32)) & 1) << 4); }
+// Element e of a Q6_K block, unsigned (0..63; the value is q - 32).
+inline int k_q6(const BlockQ6K& b, int e) {
+  const int h = e / 128, r = e % 128;
+  const uint8_t lo = b.ql[64 * h + r % 64];
+  const int low = r < 64 ? (lo & 0xf) : (lo >> 4);
+  return low | (((b.qh[32 * h + r % 32] >> (2 * (r / 32))) & 3) << 4);
+}
+
 // The 6-bit scale and minimum of sub-block s (0..7) from the 12 packed bytes: s < 4 sit in the low
 // six bits of bytes s and s + 4; s >= 4 take four bits from byte s + 4 and two from the top of
 // bytes s - 4 (scale) and s (minimum).

@@ -13,6 +13,13 @@
 //   Q5_0  n[t] as Q4_0; h, 32 bytes: bit t of byte 4c + e = the fifth bit of element 4t + e of row c;
 //         then d[8] fp16
 //   Q5_1  n[t], h as Q5_0; then d[8], m[8] fp16
+// The K-quants go by super-block (8 groups): the groups' quads, then a trailer of the 8 rows'
+// scales, so again the bytes of the GGUF blocks (Q4_K, Q5_K: +2.8%):
+//   Q4_K  per group n[t]; then sc[8 groups][8 rows], mn[8][8] (the 6-bit values as bytes),
+//         d[8], dmin[8] fp16
+//   Q5_K  per group n[t], h as Q5_0; then the trailer as Q4_K
+//   Q6_K  per group n[t], h4, h5 (bits 4 and 5 as Q5_0's h); then int8 scales[16 halves][8 rows],
+//         d[8] fp16
 // A packed product rounds exactly as the panel over the GGUF rows, so results do not change.
 #pragma once
 #include <cstdint>
@@ -22,7 +29,8 @@
 
 namespace ninestep {
 
-constexpr int64_t kPackRows = 8;  // weight rows per column group
+constexpr int64_t kPackRows = 8;     // weight rows per column group
+constexpr int64_t kPackMaxK = 8192;  // longest row packed (the kernel's per-thread panel)
 
 // Bytes of one packed group (8 rows x 32 elements) of `t`, 0 when t has no packed layout.
 int64_t packed_group_bytes(DType t);
@@ -37,6 +45,7 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 // active ISA; false (nothing written) unless n0 is a multiple of kPackRows and t packs here.
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1);
+int64_t packed_stride_avx2(DType t);  // the kernel's bytes per group of t, 0 if it has no packed type
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
 

@@ -1,12 +1,15 @@
 // AVX2 + FMA + F16C: the quantized GEMM over weights packed at load (quant_packed.h).
 //
 // The arithmetic is quant_panel_avx2.cpp's on its unpacked panel, in the same order, so every
-// output has the same bits: per group, one broadcast activation quad meets the same 4 elements
-// of the 8 rows in one _mm256_maddubs_epi16 (Q8_0: |w| against sign(w) * x), kDepth int16 results
-// are summed before widening, and the eight int32 lanes are the 8 rows' exact integer dots;
-//     acc = fma(float(P), d_w * d_x, acc);  acc = fma(mn, s_x, acc)   (mn: Q4_1 m, Q4_0 -8 d)
-// What the packing saves is the per-group unpack and 8 x 8 transpose; a nibble type's quads come
-// out of its 128 bytes with one AND (low nibbles) or a shift and an AND (high nibbles).
+// output has the same bits: per group (per half of it, Q6_K), one broadcast activation quad meets
+// the same 4 elements of the 8 rows in one _mm256_maddubs_epi16 (Q8_0: |w| against sign(w) * x),
+// kDepth int16 results are summed before widening, and the eight int32 lanes are the 8 rows'
+// exact integer dots;
+//     acc = fma(float(P), sc * d_x, acc);  acc = fma(mn, s_x, acc)
+// with sc, mn the group's scale and additive term per row as the panel makes them. What the
+// packing saves is the per-group unpack and 8 x 8 transpose: a nibble's quads come out of the
+// packed bytes with one AND (low nibbles) or a shift and an AND (high nibbles), each higher bit
+// with a shift, an AND and an OR from its plane.
 #include <immintrin.h>
 
 #include <cstring>
@@ -22,48 +25,112 @@ constexpr int NC = kPackRows;
 
 inline __m256i load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256 halves(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 bytes_u8(const uint8_t* p) {  // 8 unsigned bytes as floats
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m256 bytes_i8(const uint8_t* p) {  // 8 signed bytes as floats
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
 
-// Per packed type: quads(G, t), the 8 rows' elements 4t .. 4t + 3 of group G; kQuad bytes of
-// quads, then d[8] (and m[8]) fp16; the additive term mn as the panel's (Q4_1 / Q5_1 m, Q4_0 -8 d,
-// Q5_0 -16 d).
+// Quad t (0..7) of a group's low nibbles (n[t % 4], low or high half).
+inline __m256i nibbles(const uint8_t* Q, int t) {
+  const __m256i v = load(Q + 32 * (t % 4));
+  return _mm256_and_si256(t < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+}
+// Bit t of each byte of a 32-byte plane moved to bit `to`, the rest cleared.
+inline __m256i plane_bit(const uint8_t* plane, int t, int to) {
+  const __m256i h = load(plane);
+  const __m256i b = t <= to ? _mm256_slli_epi16(h, to - t) : _mm256_srli_epi16(h, t - to);
+  return _mm256_and_si256(b, _mm256_set1_epi8((char)(1 << to)));
+}
+
+// Per packed type:
+//   at(cg, g)       group g's quad bytes in column group cg; quads(Q, t) its quad t (8 rows x 4)
+//   scales(cg, g)   the group's (halves') scales sc and terms mn, one float per row
+//   kStride         packed bytes per group (K-quants: a super-block's over its 8 groups)
+//   kDepth          maddubs results summed in int16 before widening; kHalves: 2 with a scale per
+//                   16-element half (Q6_K); kSigned: |w| meets sign(w) * x (Q8_0); kSum: mn exists
+// 32-element types: group g = kQuad bytes of quads, then d[8] (and m[8]) fp16.
 template <int Quad, int Depth, bool Signed, bool Min, int Offset>
-struct Layout {
-  static constexpr int kQuad = Quad, kDepth = Depth, kOffset = Offset, kBytes = Quad + (Min ? 32 : 16);
-  static constexpr bool kSigned = Signed, kMin = Min, kSum = Min || Offset != 0;
-  static __m256 scales(const uint8_t* G) { return halves(G + Quad); }
-  static __m256 terms(const uint8_t* G, __m256 sc) {
-    if constexpr (Min) return halves(G + Quad + 16);
-    if constexpr (Offset != 0) return _mm256_mul_ps(sc, _mm256_set1_ps(-(float)Offset));
-    return _mm256_setzero_ps();
+struct Layout32 {
+  static constexpr int kQuad = Quad, kDepth = Depth, kHalves = 1, kStride = Quad + (Min ? 32 : 16);
+  static constexpr bool kSigned = Signed, kSum = Min || Offset != 0;
+  static const uint8_t* at(const uint8_t* cg, int64_t g) { return cg + g * kStride; }
+  static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) {
+    const uint8_t* s = at(cg, g) + Quad;
+    sc[0] = halves(s);
+    if constexpr (Min)
+      mn[0] = halves(s + 16);
+    else if constexpr (Offset != 0)
+      mn[0] = _mm256_mul_ps(sc[0], _mm256_set1_ps(-(float)Offset));
   }
 };
-struct Q8_0 : Layout<256, 1, true, false, 0> {
-  static __m256i quads(const uint8_t* G, int t) { return load(G + 32 * t); }
+struct Q8_0 : Layout32<256, 1, true, false, 0> {
+  static __m256i quads(const uint8_t* Q, int t) { return load(Q + 32 * t); }
 };
 template <bool Min>
-struct Q4 : Layout<128, 8, false, Min, Min ? 0 : 8> {
-  static __m256i quads(const uint8_t* G, int t) {
-    const __m256i v = load(G + 32 * (t % 4));
-    return _mm256_and_si256(t < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
-  }
+struct Q4 : Layout32<128, 8, false, Min, Min ? 0 : 8> {
+  static __m256i quads(const uint8_t* Q, int t) { return nibbles(Q, t); }
 };
-// Q5: Q4's nibbles, then 32 bytes whose bit t (of byte 4c + e) is quad t's fifth bit.
 template <bool Min>
-struct Q5 : Layout<160, 4, false, Min, Min ? 0 : 16> {
-  static __m256i quads(const uint8_t* G, int t) {
-    const __m256i h = load(G + 128);
-    const __m256i hb = t <= 4 ? _mm256_slli_epi16(h, 4 - t) : _mm256_srli_epi16(h, t - 4);  // bit t -> bit 4
-    return _mm256_or_si256(Q4<Min>::quads(G, t), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+struct Q5 : Layout32<160, 4, false, Min, Min ? 0 : 16> {
+  static __m256i quads(const uint8_t* Q, int t) { return _mm256_or_si256(nibbles(Q, t), plane_bit(Q + 128, t, 4)); }
+};
+
+// K-quants: a super-block of 8 rows = its 8 groups' quads (kQuad bytes each), then the trailer.
+template <int Quad, int Depth, int Halves, int Trailer>
+struct LayoutK {
+  static constexpr int kQuad = Quad, kDepth = Depth, kHalves = Halves, kSuper = 8 * Quad + Trailer,
+                       kStride = kSuper / 8;
+  static constexpr bool kSigned = false, kSum = true;
+  static const uint8_t* at(const uint8_t* cg, int64_t g) { return cg + (g / 8) * kSuper + (g % 8) * Quad; }
+  static const uint8_t* trailer(const uint8_t* cg, int64_t g) { return cg + (g / 8) * kSuper + 8 * Quad; }
+};
+// Q4_K / Q5_K trailer: sc[8 groups][8 rows], mn[8][8] (6-bit, as bytes), d[8], dmin[8] fp16;
+// sc = d * sc, mn = -dmin * mn as the panel's k_super.
+template <int Quad, int Depth>
+struct KMin : LayoutK<Quad, Depth, 1, 160> {
+  static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) {
+    const uint8_t* t = KMin::trailer(cg, g);
+    const int s = (int)(g % 8);
+    sc[0] = _mm256_mul_ps(bytes_u8(t + 8 * s), halves(t + 128));
+    mn[0] = _mm256_mul_ps(bytes_u8(t + 64 + 8 * s), _mm256_xor_ps(halves(t + 144), _mm256_set1_ps(-0.0f)));
   }
 };
-// A nibble type's group with its quads spread to bytes (as Q8_0's, unsigned), for a chunk of
-// many activation rows: each tile then loads its quads instead of unpacking them again.
+struct Q4K : KMin<128, 8> {
+  static __m256i quads(const uint8_t* Q, int t) { return nibbles(Q, t); }
+};
+struct Q5K : KMin<160, 4> {
+  static __m256i quads(const uint8_t* Q, int t) { return _mm256_or_si256(nibbles(Q, t), plane_bit(Q + 128, t, 4)); }
+};
+// Q6_K: quads = nibbles | bit 4 plane | bit 5 plane; trailer: int8 scales[16 halves][8 rows],
+// d[8] fp16; sc = d * scale, mn = -32 sc.
+struct Q6K : LayoutK<192, 2, 2, 144> {
+  static __m256i quads(const uint8_t* Q, int t) {
+    return _mm256_or_si256(_mm256_or_si256(nibbles(Q, t), plane_bit(Q + 128, t, 4)), plane_bit(Q + 160, t, 5));
+  }
+  static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) {
+    const uint8_t* t = trailer(cg, g);
+    const __m256 d = halves(t + 128);
+    for (int h = 0; h < 2; ++h) {
+      sc[h] = _mm256_mul_ps(bytes_i8(t + 8 * (2 * (g % 8) + h)), d);
+      mn[h] = _mm256_mul_ps(sc[h], _mm256_set1_ps(-32.0f));
+    }
+  }
+};
+
+// A nibble type's column group with its quads spread to bytes (256 per group), for a chunk of many
+// activation rows: each tile then loads quads instead of unpacking them again. Scales stay in P's.
 template <class P>
-struct Bytes : Layout<256, P::kDepth, false, P::kMin, P::kOffset> {
-  static __m256i quads(const uint8_t* G, int t) { return load(G + 32 * t); }
-  static void spread(uint8_t* dst, const uint8_t* G) {
-    for (int t = 0; t < 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), P::quads(G, t));
-    std::memcpy(dst + 256, G + P::kQuad, P::kBytes - P::kQuad);
+struct Bytes {
+  static constexpr int kDepth = P::kDepth, kHalves = P::kHalves, kStride = 256;
+  static constexpr bool kSigned = false, kSum = P::kSum;
+  static const uint8_t* at(const uint8_t* q, int64_t g) { return q + 256 * g; }
+  static __m256i quads(const uint8_t* Q, int t) { return load(Q + 32 * t); }
+  static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) { P::scales(cg, g, sc, mn); }
+  static void spread(uint8_t* dst, const uint8_t* cg, int64_t g) {
+    for (int t = 0; t < 8; ++t)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), P::quads(P::at(cg, g), t));
   }
 };
 
@@ -73,50 +140,57 @@ inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit la
   return _mm256_set1_epi32(u);
 }
 
-// y[i, 0 .. nc) for the MR activation rows ar[0..MR) over one column group's ng packed groups;
-// ahead: the same point of the next column group (prefetched as this one is read), or null.
+// y[i, 0 .. nc) for the MR activation rows ar[0..MR) over one column group's ng groups: quads from
+// qb (T::at), scales from sb; hs: the Q6_K half sums ([rows][ng][2], row stride hstride); ahead:
+// the same point of the next column group (prefetched as this one is read), or null.
 template <class T, int MR>
-void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const uint8_t* cg, int64_t ng, int nc,
-           const uint8_t* ahead) {
-  constexpr int D = T::kDepth;
+void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const uint8_t* qb,
+           const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
+  constexpr int D = T::kDepth, TH = 8 / T::kHalves;  // quads per int16 partial, per half
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* G = cg + g * T::kBytes;
+    const uint8_t* Q = T::at(qb, g);
     if (ahead)
-      for (int o = 0; o < T::kBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kBytes + o), _MM_HINT_T0);
-    __m256i s32[MR];
+      for (int o = 0; o < T::kStride; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
+    __m256 sc[T::kHalves], mn[T::kHalves];
+    T::scales(sb, g, sc, mn);
+#pragma GCC unroll 2
+    for (int h = 0; h < T::kHalves; ++h) {
+      __m256i s32[MR];
 #pragma GCC unroll 8
-    for (int p = 0; p < 8 / D; ++p) {
-      __m256i a16[MR];
+      for (int p = 0; p < TH / D; ++p) {
+        __m256i a16[MR];
 #pragma GCC unroll 8
-      for (int e = 0; e < D; ++e) {
-        const int t = D * p + e;
-        const __m256i q = T::quads(G, t);
-        const __m256i wq = T::kSigned ? _mm256_sign_epi8(q, q) : q;
+        for (int e = 0; e < D; ++e) {
+          const int t = TH * h + D * p + e;
+          const __m256i q = T::quads(Q, t);
+          const __m256i wq = T::kSigned ? _mm256_sign_epi8(q, q) : q;
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) {
+            __m256i x = quad(ar[i][g].qs + 4 * t);
+            if constexpr (T::kSigned) x = _mm256_sign_epi8(x, q);
+            const __m256i prod = _mm256_maddubs_epi16(wq, x);
+            a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
+          }
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
-          __m256i x = quad(ar[i][g].qs + 4 * t);
-          if constexpr (T::kSigned) x = _mm256_sign_epi8(x, q);
-          const __m256i prod = _mm256_maddubs_epi16(wq, x);
-          a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
+          const __m256i v = _mm256_madd_epi16(a16[i], ones);
+          s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
         }
       }
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        const __m256i v = _mm256_madd_epi16(a16[i], ones);
-        s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
+        const __m256 scd = _mm256_mul_ps(sc[h], _mm256_broadcast_ss(&ar[i][g].d));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
+        if constexpr (T::kSum) {
+          const float* s = T::kHalves == 2 ? hs + i * hstride + 2 * g + h : &ar[i][g].s;
+          acc[i] = _mm256_fmadd_ps(mn[h], _mm256_broadcast_ss(s), acc[i]);
+        }
       }
-    }
-    const __m256 sc = T::scales(G);
-    const __m256 mn = T::terms(G, sc);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m256 scd = _mm256_mul_ps(sc, _mm256_broadcast_ss(&ar[i][g].d));
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
-      if constexpr (T::kSum) acc[i] = _mm256_fmadd_ps(mn, _mm256_broadcast_ss(&ar[i][g].s), acc[i]);
     }
   }
   if (nc == NC) {
@@ -132,22 +206,22 @@ void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const uint8_t* cg
 // Activation rows [i, i1) in tiles of MR rows, the rest in smaller tiles; the first tile
 // prefetches the next column group.
 template <class T, int MR>
-void tiles(float* y, int64_t ldy, const BlockQ8Act* act, int64_t i, int64_t i1, const uint8_t* cg, int64_t ng, int nc,
-           const uint8_t* ahead) {
+void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
+           const uint8_t* qb, const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
   for (; i + MR <= i1; i += MR, ahead = nullptr) {
     const BlockQ8Act* ar[MR];
     for (int r = 0; r < MR; ++r) ar[r] = act + (i + r) * ng;
-    micro<T, MR>(y + i * ldy, ldy, ar, cg, ng, nc, ahead);
+    micro<T, MR>(y + i * ldy, ldy, ar, hs + i * hstride, hstride, qb, sb, ng, nc, ahead);
   }
   if constexpr (MR > 1) {
-    if (i < i1) tiles<T, MR - 1>(y, ldy, act, i, i1, cg, ng, nc, ahead);
+    if (i < i1) tiles<T, MR - 1>(y, ldy, act, hs, hstride, i, i1, qb, sb, ng, nc, ahead);
   }
 }
 
 constexpr int kRows = 4;             // activation rows per tile, as the panel's
 constexpr int64_t kChunkRows = 128;  // activation rows that meet each column group before the next
-constexpr int64_t kSpreadRows = 16;  // a Q4 column group met by more rows than this is spread to bytes first
-constexpr int64_t kMaxSpread = 256;  // groups (K <= 8192) the per-thread byte panel holds
+constexpr int64_t kSpreadRows = 16;  // a column group met by more rows than this is spread to bytes first
+constexpr int64_t kMaxGroups = 256;  // groups (K <= 8192) the per-thread byte panel and half sums hold
 
 // The nibble types spread a column group to bytes (Bytes) when a chunk has more than kSpreadRows
 // rows; Q8_0's packed quads are bytes already.
@@ -161,64 +235,100 @@ struct Spread<Q8_0> {
 };
 
 template <class T>
+struct Scratch {
+  alignas(64) uint8_t bytes[kMaxGroups * 256];
+  float hs[T::kHalves == 2 ? kChunkRows * kMaxGroups * 2 : 1];
+};
+
+template <class T>
 void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t n0,
                  int64_t n1) {
   using Wide = typename Spread<T>::Type;
   constexpr bool kCanSpread = !std::is_void<Wide>::value;
-  const int64_t cgb = ng * T::kBytes;  // bytes per column group
+  static thread_local Scratch<T> scratch;
+  const int64_t cgb = ng * T::kStride;  // bytes per column group
   // A chunk of activation rows that stays in L2 (<= 128 KB) meets every column group of the slice.
   int64_t chunk = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
   chunk = chunk < kRows ? kRows : chunk > kChunkRows ? kChunkRows : chunk - chunk % kRows;
+  const int64_t hstride = 2 * ng;
   // The first tile of a column group asks for the bytes `far` on (at least the next column group,
   // at least kGemvAhead: from DRAM for a batch of decodes, from L2 for a prompt's later chunks).
-  const int64_t far = gemm_ahead(T::kBytes) > cgb ? gemm_ahead(T::kBytes) : cgb;
+  const int64_t far = gemm_ahead(T::kStride) > cgb ? gemm_ahead(T::kStride) : cgb;
   const uint8_t* end = w + ((n1 + NC - 1) / NC) * cgb;
   prefetch_slice_start(w + (n0 / NC) * cgb, end - (w + (n0 / NC) * cgb));
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
     const BlockQ8Act* a = act + i0 * ng;
+    if constexpr (T::kHalves == 2) {  // s of each 16-element half: d_x * its quants' sum
+      for (int64_t i = 0; i < i1 - i0; ++i)
+        for (int64_t g = 0; g < ng; ++g)
+          for (int h = 0; h < 2; ++h) {
+            int sum = 0;
+            for (int e = 0; e < 16; ++e) sum += a[i * ng + g].qs[16 * h + e];
+            scratch.hs[i * hstride + 2 * g + h] = a[i * ng + g].d * (float)sum;
+          }
+    }
     for (int64_t j = n0; j < n1; j += NC) {
       const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
       const uint8_t* cg = w + (j / NC) * cgb;
       const uint8_t* ahead = cg + far + cgb <= end ? cg + far : nullptr;
+      float* yt = y + i0 * ldy + j;
       if constexpr (kCanSpread) {
-        if (i1 - i0 > kSpreadRows && ng <= kMaxSpread) {
-          alignas(64) static thread_local uint8_t bytes[kMaxSpread * Wide::kBytes];
+        if (i1 - i0 > kSpreadRows) {
           for (int64_t g = 0; g < ng; ++g) {
             if (ahead)
-              for (int o = 0; o < T::kBytes; o += 64)
-                _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kBytes + o), _MM_HINT_T0);
-            Wide::spread(bytes + g * Wide::kBytes, cg + g * T::kBytes);
+              for (int o = 0; o < T::kStride; o += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
+            Wide::spread(scratch.bytes + 256 * g, cg, g);
           }
-          tiles<Wide, kRows>(y + i0 * ldy + j, ldy, a, 0, i1 - i0, bytes, ng, nc, nullptr);
+          tiles<Wide, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, cg, ng, nc, nullptr);
           continue;
         }
       }
-      tiles<T, kRows>(y + i0 * ldy + j, ldy, a, 0, i1 - i0, cg, ng, nc, ahead);
+      tiles<T, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
     }
+  }
+}
+
+// Calls f(T{}) with the packed type of t; false when t has none.
+template <class F>
+bool with_type(DType t, F f) {
+  switch (t) {
+    case DType::q8_0:
+      return f(Q8_0{}), true;
+    case DType::q4_0:
+      return f(Q4<false>{}), true;
+    case DType::q4_1:
+      return f(Q4<true>{}), true;
+    case DType::q5_0:
+      return f(Q5<false>{}), true;
+    case DType::q5_1:
+      return f(Q5<true>{}), true;
+    case DType::q4_k:
+      return f(Q4K{}), true;
+    case DType::q5_k:
+      return f(Q5K{}), true;
+    case DType::q6_k:
+      return f(Q6K{}), true;
+    default:
+      return false;
   }
 }
 
 }  // namespace
 
+int64_t packed_stride_avx2(DType t) {
+  int64_t stride = 0;
+  with_type(t, [&](auto T) { stride = decltype(T)::kStride; });
+  return stride;
+}
+
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1) {
-  if (n0 % NC != 0) return false;
   const int64_t ng = k / QK;
+  if (n0 % NC != 0 || ng > kMaxGroups) return false;
   const uint8_t* w = static_cast<const uint8_t*>(packed);
-  switch (t) {
-    case DType::q8_0:
-      packed_gemm<Q8_0>(y, ldy, act, w, m, ng, n0, n1);
-      return true;
-    case DType::q4_0:
-      packed_gemm<Q4<false>>(y, ldy, act, w, m, ng, n0, n1);
-      return true;
-    case DType::q4_1:
-      packed_gemm<Q4<true>>(y, ldy, act, w, m, ng, n0, n1);
-      return true;
-    default:
-      return false;
-  }
+  return with_type(t, [&](auto T) { packed_gemm<decltype(T)>(y, ldy, act, w, m, ng, n0, n1); });
 }
 
 }  // namespace ninestep

@@ -80,11 +80,12 @@ static void pack_matrices(Weights& w) {
   views.push_back(&w.lm_head);
   double total = 0;
   for (WeightView* v : views)
-    if (v->data != nullptr && packs_on_this_machine(v->type)) total += (double)packed_bytes(v->type, v->n, v->k);
+    if (v->data != nullptr && packs_on_this_machine(v->type) && v->k <= kPackMaxK)
+      total += (double)packed_bytes(v->type, v->n, v->k);
   const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   if (total == 0 || (pages > 0 && page > 0 && total > 0.25 * (double)pages * (double)page)) return;
   for (WeightView* v : views) {
-    if (v->data == nullptr || !packs_on_this_machine(v->type)) continue;
+    if (v->data == nullptr || !packs_on_this_machine(v->type) || v->k > kPackMaxK) continue;
     const size_t bytes = (size_t)packed_bytes(v->type, v->n, v->k);
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     NS_CHECK(p != nullptr, "weights: out of memory packing " + std::to_string(bytes) + " bytes");
