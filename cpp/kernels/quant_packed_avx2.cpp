@@ -119,18 +119,27 @@ struct Q6K : LayoutK<192, 2, 2, 144> {
   }
 };
 
-// A nibble type's column group with its quads spread to bytes (256 per group), for a chunk of many
-// activation rows: each tile then loads quads instead of unpacking them again. Scales stay in P's.
+// A nibble type's column group spread to bytes for a chunk of many activation rows, as the
+// panel keeps it: per group the 8 quads (256 bytes), then per half the scales and terms as floats,
+// so each tile loads them instead of unpacking them again.
 template <class P>
 struct Bytes {
-  static constexpr int kDepth = P::kDepth, kHalves = P::kHalves, kStride = 256;
+  static constexpr int kDepth = P::kDepth, kHalves = P::kHalves, kStride = 256 + 64 * P::kHalves;
   static constexpr bool kSigned = false, kSum = P::kSum;
-  static const uint8_t* at(const uint8_t* q, int64_t g) { return q + 256 * g; }
+  static const uint8_t* at(const uint8_t* q, int64_t g) { return q + kStride * g; }
   static __m256i quads(const uint8_t* Q, int t) { return load(Q + 32 * t); }
-  static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) { P::scales(cg, g, sc, mn); }
+  static void scales(const uint8_t* q, int64_t g, __m256* sc, __m256* mn) {
+    const float* f = reinterpret_cast<const float*>(at(q, g) + 256);
+    for (int h = 0; h < kHalves; ++h) sc[h] = _mm256_load_ps(f + 16 * h), mn[h] = _mm256_load_ps(f + 16 * h + 8);
+  }
   static void spread(uint8_t* dst, const uint8_t* cg, int64_t g) {
-    for (int t = 0; t < 8; ++t)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), P::quads(P::at(cg, g), t));
+    uint8_t* G = dst + kStride * g;
+    for (int t = 0; t < 8; ++t) _mm256_store_si256(reinterpret_cast<__m256i*>(G + 32 * t), P::quads(P::at(cg, g), t));
+    __m256 sc[kHalves], mn[kHalves];
+    for (int h = 0; h < kHalves; ++h) mn[h] = _mm256_setzero_ps();
+    P::scales(cg, g, sc, mn);
+    float* f = reinterpret_cast<float*>(G + 256);
+    for (int h = 0; h < kHalves; ++h) _mm256_store_ps(f + 16 * h, sc[h]), _mm256_store_ps(f + 16 * h + 8, mn[h]);
   }
 };
 
@@ -236,7 +245,7 @@ struct Spread<Q8_0> {
 
 template <class T>
 struct Scratch {
-  alignas(64) uint8_t bytes[kMaxGroups * 256];
+  alignas(64) uint8_t bytes[kMaxGroups * (256 + 64 * T::kHalves)];
   float hs[T::kHalves == 2 ? kChunkRows * kMaxGroups * 2 : 1];
 };
 
@@ -279,9 +288,10 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
             if (ahead)
               for (int o = 0; o < T::kStride; o += 64)
                 _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
-            Wide::spread(scratch.bytes + 256 * g, cg, g);
+            Wide::spread(scratch.bytes, cg, g);
           }
-          tiles<Wide, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, cg, ng, nc, nullptr);
+          tiles<Wide, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, scratch.bytes, ng, nc,
+                             nullptr);
           continue;
         }
       }
