@@ -17,11 +17,13 @@
 
 #include "kernels/quant.h"
 #include "kernels/quant_packed.h"
+#include "kernels/quant_tile_avx2.h"
 
 namespace ninestep {
 namespace {
 
 constexpr int NC = kPackRows;
+static_assert(NC == tile_avx2::kCols, "a packed column group is one tile wide");
 
 inline __m256i load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256 halves(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -66,7 +68,8 @@ struct Layout32 {
   }
 };
 struct Q8_0 : Layout32<256, 1, true, false, 0> {
-  static __m256i quads(const uint8_t* Q, int t) { return load(Q + 32 * t); }
+  static __m256i quads(const uint8_t* Q, int t) { return _mm256_sign_epi8(signs(Q, t), signs(Q, t)); }  // |w|
+  static __m256i signs(const uint8_t* Q, int t) { return load(Q + 32 * t); }
 };
 template <bool Min>
 struct Q4 : Layout32<128, 8, false, Min, Min ? 0 : 8> {
@@ -143,92 +146,6 @@ struct Bytes {
   }
 };
 
-inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit lane
-  int32_t u;
-  std::memcpy(&u, p, 4);
-  return _mm256_set1_epi32(u);
-}
-
-// y[i, 0 .. nc) for the MR activation rows ar[0..MR) over one column group's ng groups: quads from
-// qb (T::at), scales from sb; hs: the Q6_K half sums ([rows][ng][2], row stride hstride); ahead:
-// the same point of the next column group (prefetched as this one is read), or null.
-template <class T, int MR>
-void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const uint8_t* qb,
-           const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
-  constexpr int D = T::kDepth, TH = 8 / T::kHalves;  // quads per int16 partial, per half
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* Q = T::at(qb, g);
-    if (ahead)
-      for (int o = 0; o < T::kStride; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
-    __m256 sc[T::kHalves], mn[T::kHalves];
-    T::scales(sb, g, sc, mn);
-#pragma GCC unroll 2
-    for (int h = 0; h < T::kHalves; ++h) {
-      __m256i s32[MR];
-#pragma GCC unroll 8
-      for (int p = 0; p < TH / D; ++p) {
-        __m256i a16[MR];
-#pragma GCC unroll 8
-        for (int e = 0; e < D; ++e) {
-          const int t = TH * h + D * p + e;
-          const __m256i q = T::quads(Q, t);
-          const __m256i wq = T::kSigned ? _mm256_sign_epi8(q, q) : q;
-#pragma GCC unroll 8
-          for (int i = 0; i < MR; ++i) {
-            __m256i x = quad(ar[i][g].qs + 4 * t);
-            if constexpr (T::kSigned) x = _mm256_sign_epi8(x, q);
-            const __m256i prod = _mm256_maddubs_epi16(wq, x);
-            a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
-          }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
-          const __m256i v = _mm256_madd_epi16(a16[i], ones);
-          s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
-        }
-      }
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m256 scd = _mm256_mul_ps(sc[h], _mm256_broadcast_ss(&ar[i][g].d));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
-        if constexpr (T::kSum) {
-          const float* s = T::kHalves == 2 ? hs + i * hstride + 2 * g + h : &ar[i][g].s;
-          acc[i] = _mm256_fmadd_ps(mn[h], _mm256_broadcast_ss(s), acc[i]);
-        }
-      }
-    }
-  }
-  if (nc == NC) {
-    for (int i = 0; i < MR; ++i) _mm256_storeu_ps(y + i * ldy, acc[i]);
-  } else {
-    alignas(32) float tmp[MR][NC];
-    for (int i = 0; i < MR; ++i) _mm256_store_ps(tmp[i], acc[i]);
-    for (int i = 0; i < MR; ++i)
-      for (int c = 0; c < nc; ++c) y[i * ldy + c] = tmp[i][c];
-  }
-}
-
-// Activation rows [i, i1) in tiles of MR rows, the rest in smaller tiles; the first tile
-// prefetches the next column group.
-template <class T, int MR>
-void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
-           const uint8_t* qb, const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
-  for (; i + MR <= i1; i += MR, ahead = nullptr) {
-    const BlockQ8Act* ar[MR];
-    for (int r = 0; r < MR; ++r) ar[r] = act + (i + r) * ng;
-    micro<T, MR>(y + i * ldy, ldy, ar, hs + i * hstride, hstride, qb, sb, ng, nc, ahead);
-  }
-  if constexpr (MR > 1) {
-    if (i < i1) tiles<T, MR - 1>(y, ldy, act, hs, hstride, i, i1, qb, sb, ng, nc, ahead);
-  }
-}
-
-constexpr int kRows = 4;             // activation rows per tile, as the panel's
-constexpr int64_t kChunkRows = 128;  // activation rows that meet each column group before the next
 constexpr int64_t kSpreadRows = 16;  // a column group met by more rows than this is spread to bytes first
 constexpr int64_t kMaxGroups = 256;  // groups (K <= 8192) the per-thread byte panel and half sums hold
 
@@ -246,7 +163,7 @@ struct Spread<Q8_0> {
 template <class T>
 struct Scratch {
   alignas(64) uint8_t bytes[kMaxGroups * (256 + 64 * T::kHalves)];
-  float hs[T::kHalves == 2 ? kChunkRows * kMaxGroups * 2 : 1];
+  float hs[T::kHalves == 2 ? tile_avx2::kChunkRows * kMaxGroups * 2 : 1];
 };
 
 template <class T>
@@ -256,10 +173,8 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
   constexpr bool kCanSpread = !std::is_void<Wide>::value;
   static thread_local Scratch<T> scratch;
   const int64_t cgb = ng * T::kStride;  // bytes per column group
-  // A chunk of activation rows that stays in L2 (<= 128 KB) meets every column group of the slice.
-  int64_t chunk = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
-  chunk = chunk < kRows ? kRows : chunk > kChunkRows ? kChunkRows : chunk - chunk % kRows;
-  const int64_t hstride = 2 * ng;
+  // A chunk of activation rows that stays in L2 meets every column group of the slice.
+  const int64_t chunk = tile_avx2::chunk_rows(ng), hstride = 2 * ng;
   // The first tile of a column group asks for the bytes `far` on (at least the next column group,
   // at least kGemvAhead: from DRAM for a batch of decodes, from L2 for a prompt's later chunks).
   const int64_t far = gemm_ahead(T::kStride) > cgb ? gemm_ahead(T::kStride) : cgb;
@@ -268,15 +183,7 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
     const BlockQ8Act* a = act + i0 * ng;
-    if constexpr (T::kHalves == 2) {  // s of each 16-element half: d_x * its quants' sum
-      for (int64_t i = 0; i < i1 - i0; ++i)
-        for (int64_t g = 0; g < ng; ++g)
-          for (int h = 0; h < 2; ++h) {
-            int sum = 0;
-            for (int e = 0; e < 16; ++e) sum += a[i * ng + g].qs[16 * h + e];
-            scratch.hs[i * hstride + 2 * g + h] = a[i * ng + g].d * (float)sum;
-          }
-    }
+    if constexpr (T::kHalves == 2) tile_avx2::half_sums(scratch.hs, a, i1 - i0, ng);
     for (int64_t j = n0; j < n1; j += NC) {
       const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
       const uint8_t* cg = w + (j / NC) * cgb;
@@ -290,12 +197,12 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
                 _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
             Wide::spread(scratch.bytes, cg, g);
           }
-          tiles<Wide, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, scratch.bytes, ng, nc,
-                             nullptr);
+          tile_avx2::tiles<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, scratch.bytes, ng, nc,
+                                 nullptr);
           continue;
         }
       }
-      tiles<T, kRows>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
+      tile_avx2::tiles<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
     }
   }
 }

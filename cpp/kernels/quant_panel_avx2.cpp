@@ -24,11 +24,12 @@
 #include "kernels/quant.h"
 #include "kernels/quant_bits_avx2.h"
 #include "kernels/quant_k.h"
+#include "kernels/quant_tile_avx2.h"
 
 namespace ninestep {
 namespace {
 
-constexpr int NC = 8;               // weight rows per panel column group: one float lane each
+constexpr int NC = tile_avx2::kCols;  // weight rows per panel column group: one float lane each
 constexpr int64_t kMaxGroups = 256;  // K <= 8192 on the panel; larger K falls back
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
@@ -250,119 +251,51 @@ void fill(Group<T>* pg, const uint8_t* w, int64_t rb, int nc, int64_t ng, const 
   }
 }
 
-inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit lane
-  int32_t u;
-  std::memcpy(&u, p, 4);
-  return _mm256_set1_epi32(u);
-}
-
-// y[i, j0 .. j0 + nc) for the MR activation rows ar[0..MR) over the panel's ng groups. hs: the
-// Q6_K half sums of the rows ([MR rows][ng][2], row stride hstride), else unused.
-template <class T, int MR>
-void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const Group<T>* pg,
-           int64_t ng, int nc) {
-  constexpr int D = T::kDepth, TH = 8 / T::kHalves;  // quads per int16 partial, per half
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < ng; ++g) {
-    const Group<T>& G = pg[g];
-#pragma GCC unroll 2
-    for (int h = 0; h < T::kHalves; ++h) {
-      __m256i s32[MR];
-#pragma GCC unroll 8
-      for (int p = 0; p < TH / D; ++p) {
-        __m256i a16[MR];
-#pragma GCC unroll 8
-        for (int e = 0; e < D; ++e) {
-          const int t = TH * h + D * p + e;
-          const __m256i wq = _mm256_load_si256(&G.q[t]);
-#pragma GCC unroll 8
-          for (int i = 0; i < MR; ++i) {
-            __m256i x = quad(ar[i][g].qs + 4 * t);
-            if constexpr (T::kSigned) x = _mm256_sign_epi8(x, _mm256_load_si256(&G.sg[t]));
-            const __m256i prod = _mm256_maddubs_epi16(wq, x);
-            a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
-          }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
-          const __m256i v = _mm256_madd_epi16(a16[i], ones);
-          s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
-        }
-      }
-      const __m256 sc = _mm256_load_ps(G.sc[h]);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m256 scd = _mm256_mul_ps(sc, _mm256_broadcast_ss(&ar[i][g].d));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
-        if constexpr (T::kSum) {
-          const float* s = T::kHalves == 2 ? hs + i * hstride + 2 * g + h : &ar[i][g].s;
-          acc[i] = _mm256_fmadd_ps(_mm256_load_ps(G.mn[h]), _mm256_broadcast_ss(s), acc[i]);
-        }
-      }
+// The panel as a tile source (quant_tile_avx2.h): Group<T>s in a row, |w| in q, signs in sg.
+template <class T>
+struct PanelSource {
+  static constexpr int kDepth = T::kDepth, kHalves = T::kHalves, kStride = (int)sizeof(Group<T>);
+  static constexpr bool kSigned = T::kSigned, kSum = T::kSum;
+  static const uint8_t* at(const uint8_t* base, int64_t g) { return base + g * kStride; }
+  static const Group<T>& group(const uint8_t* Q) { return *reinterpret_cast<const Group<T>*>(Q); }
+  static __m256i quads(const uint8_t* Q, int t) { return _mm256_load_si256(&group(Q).q[t]); }
+  static __m256i signs(const uint8_t* Q, int t) { return _mm256_load_si256(&group(Q).sg[T::kSigned ? t : 0]); }
+  static void scales(const uint8_t* base, int64_t g, __m256* sc, __m256* mn) {
+    const Group<T>& G = group(at(base, g));
+    for (int h = 0; h < kHalves; ++h) {
+      sc[h] = _mm256_load_ps(G.sc[h]);
+      mn[h] = kSum ? _mm256_load_ps(G.mn[kSum ? h : 0]) : _mm256_setzero_ps();
     }
   }
-  alignas(32) float tmp[MR][NC];
-  for (int i = 0; i < MR; ++i) _mm256_store_ps(tmp[i], acc[i]);
-  for (int i = 0; i < MR; ++i)
-    for (int c = 0; c < nc; ++c) y[i * ldy + c] = tmp[i][c];
-}
-
-// Activation rows [i, i1) in tiles of MR rows, the rest in smaller tiles.
-template <class T, int MR>
-void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
-           const Group<T>* pg, int64_t ng, int nc) {
-  for (; i + MR <= i1; i += MR) {
-    const BlockQ8Act* ar[MR];
-    for (int r = 0; r < MR; ++r) ar[r] = act + (i + r) * ng;
-    micro<T, MR>(y + i * ldy, ldy, ar, hs + i * hstride, hstride, pg, ng, nc);
-  }
-  if constexpr (MR > 1) {
-    if (i < i1) tiles<T, MR - 1>(y, ldy, act, hs, hstride, i, i1, pg, ng, nc);
-  }
-}
-
-// Activation rows per tile: 4 keeps 4 float and 4 int16 (and for kDepth < 8, 4 int32)
-// accumulators beside the weight quad and the broadcast in the 16 YMM registers.
-constexpr int kRows = 4;
+};
 
 // Per thread: the panel (<= 256 groups, 80-144 KB) and the Q6_K half sums of a chunk of rows. Up
 // to 128 rows per chunk (64 before: each column group was unpacked twice as often; measured with
 // bench/decode_ab.py --prefill, 512-token prefill: SmolLM2 1.058x and 1.093x, Gemma 3 1.061x).
-constexpr int64_t kChunkRows = 128;
 template <class T>
 struct Scratch {
   Group<T> groups[kMaxGroups];
-  float hs[T::kHalves == 2 ? kChunkRows * kMaxGroups * 2 : 1];
+  float hs[T::kHalves == 2 ? tile_avx2::kChunkRows * kMaxGroups * 2 : 1];
 };
 
 template <class T>
 void panel_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t rb,
                 int64_t n0, int64_t n1) {
   static thread_local Scratch<T> scratch;
-  // A chunk of activation rows small enough to stay in L2 (<= 128 KB) meets every column group of
-  // the slice; each column group is unpacked once per chunk.
-  int64_t chunk = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
-  chunk = chunk < kRows ? kRows : chunk > kChunkRows ? kChunkRows : chunk - chunk % kRows;
-  const int64_t hstride = 2 * ng;
+  // A chunk of activation rows small enough to stay in L2 meets every column group of the slice;
+  // each column group is unpacked once per chunk.
+  const int64_t chunk = tile_avx2::chunk_rows(ng), hstride = 2 * ng;
+  const uint8_t* panel = reinterpret_cast<const uint8_t*>(scratch.groups);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
     const BlockQ8Act* a = act + i0 * ng;
-    if constexpr (T::kHalves == 2) {  // s of each 16-element half: d_x * its quants' sum
-      for (int64_t i = 0; i < i1 - i0; ++i)
-        for (int64_t g = 0; g < ng; ++g)
-          for (int h = 0; h < 2; ++h) {
-            int sum = 0;
-            for (int e = 0; e < 16; ++e) sum += a[i * ng + g].qs[16 * h + e];
-            scratch.hs[i * hstride + 2 * g + h] = a[i * ng + g].d * (float)sum;
-          }
-    }
+    if constexpr (T::kHalves == 2) tile_avx2::half_sums(scratch.hs, a, i1 - i0, ng);
     for (int64_t j = n0; j < n1; j += NC) {
       const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
       const uint8_t* next = j + 2 * NC <= n1 ? w + (j + NC) * rb : nullptr;
       fill<T>(scratch.groups, w + j * rb, rb, nc, ng, next);
-      tiles<T, kRows>(y + i0 * ldy + j, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.groups, ng, nc);
+      tile_avx2::tiles<PanelSource<T>>(y + i0 * ldy + j, ldy, a, scratch.hs, hstride, 0, i1 - i0, panel, panel, ng,
+                                       nc, nullptr);
     }
   }
 }

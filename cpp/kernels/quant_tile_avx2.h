@@ -1,0 +1,137 @@
+// The AVX2 tile of the quantized GEMMs over eight interleaved weight rows, shared by the panel over
+// GGUF rows (quant_panel_avx2.cpp) and the packed weights (quant_packed_avx2.cpp); include only
+// from *_avx2.cpp.
+//
+// A source S of weight groups gives, per group g of a column group of 8 weight rows:
+//   at(base, g)            the group's quad bytes
+//   quads(Q, t)            quad t (0..7): byte 4c + e = element 4t + e of row c, the unsigned
+//                          maddubs operand (|w| for signed types)
+//   signs(Q, t)            (kSigned) the weights whose signs go onto the activations
+//   scales(base, g, sc, mn) per half of the group: the rows' scales and additive terms as floats
+//   kDepth                 maddubs results summed in int16 before widening
+//   kHalves                2 with a scale per 16-element half (Q6_K), else 1
+//   kSigned, kSum          |w| meets sign(w) * x; the term mn * s_x exists
+//   kStride                bytes per group (prefetch distance along a column group)
+// and every output is, in this order,
+//     acc = 0; per group g, per half h: P = the exact integer dot of the quads with the activation
+//     quants; acc = fma(float(P), sc * d_x, acc); acc = fma(mn, s_x, acc)   (kSum)
+// with s_x = d_x * the sum of the activation quants (of the half: the caller's half sums hs).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/traits.h"
+
+namespace ninestep {
+namespace tile_avx2 {
+
+constexpr int kCols = 8;             // weight rows per column group: one float lane each
+constexpr int kRows = 4;             // activation rows per tile: 4 float and 4 int16 (and for kDepth
+                                     // < 8, 4 int32) accumulators beside the quad and the broadcast
+constexpr int64_t kChunkRows = 128;  // activation rows that meet each column group before the next
+
+inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit lane
+  int32_t u;
+  std::memcpy(&u, p, 4);
+  return _mm256_set1_epi32(u);
+}
+
+// Activation rows per chunk: as many as stay in L2 (<= 128 KB), a multiple of kRows, <= kChunkRows.
+inline int64_t chunk_rows(int64_t ng) {
+  const int64_t c = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));
+  return c < kRows ? kRows : c > kChunkRows ? kChunkRows : c - c % kRows;
+}
+
+// hs[i * 2 ng + 2 g + h] = d_x * the sum of the quants of half h of block g of row i (Q6_K's s_x).
+inline void half_sums(float* hs, const BlockQ8Act* a, int64_t rows, int64_t ng) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t g = 0; g < ng; ++g)
+      for (int h = 0; h < 2; ++h) {
+        int sum = 0;
+        for (int e = 0; e < 16; ++e) sum += a[i * ng + g].qs[16 * h + e];
+        hs[i * 2 * ng + 2 * g + h] = a[i * ng + g].d * (float)sum;
+      }
+}
+
+// y[i, 0 .. nc) for the MR activation rows ar[0..MR) over one column group's ng groups: quads from
+// qb, scales from sb (S::at, S::scales); hs: the half sums ([rows][ng][2], row stride hstride) for
+// kHalves == 2; ahead: the same point of the next column group (prefetched as this one is read),
+// or null.
+template <class S, int MR>
+void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const uint8_t* qb,
+           const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
+  constexpr int D = S::kDepth, TH = 8 / S::kHalves;  // quads per int16 partial, per half
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* Q = S::at(qb, g);
+    if (ahead)
+      for (int o = 0; o < S::kStride; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + g * S::kStride + o), _MM_HINT_T0);
+    __m256 sc[S::kHalves], mn[S::kHalves];
+    S::scales(sb, g, sc, mn);
+#pragma GCC unroll 2
+    for (int h = 0; h < S::kHalves; ++h) {
+      __m256i s32[MR];
+#pragma GCC unroll 8
+      for (int p = 0; p < TH / D; ++p) {
+        __m256i a16[MR];
+#pragma GCC unroll 8
+        for (int e = 0; e < D; ++e) {
+          const int t = TH * h + D * p + e;
+          const __m256i wq = S::quads(Q, t);
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) {
+            __m256i x = quad(ar[i][g].qs + 4 * t);
+            if constexpr (S::kSigned) x = _mm256_sign_epi8(x, S::signs(Q, t));
+            const __m256i prod = _mm256_maddubs_epi16(wq, x);
+            a16[i] = e == 0 ? prod : _mm256_add_epi16(a16[i], prod);
+          }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+          const __m256i v = _mm256_madd_epi16(a16[i], ones);
+          s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 scd = _mm256_mul_ps(sc[h], _mm256_broadcast_ss(&ar[i][g].d));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[i]), scd, acc[i]);
+        if constexpr (S::kSum) {
+          const float* s = S::kHalves == 2 ? hs + i * hstride + 2 * g + h : &ar[i][g].s;
+          acc[i] = _mm256_fmadd_ps(mn[h], _mm256_broadcast_ss(s), acc[i]);
+        }
+      }
+    }
+  }
+  if (nc == kCols) {
+    for (int i = 0; i < MR; ++i) _mm256_storeu_ps(y + i * ldy, acc[i]);
+  } else {
+    alignas(32) float tmp[MR][kCols];
+    for (int i = 0; i < MR; ++i) _mm256_store_ps(tmp[i], acc[i]);
+    for (int i = 0; i < MR; ++i)
+      for (int c = 0; c < nc; ++c) y[i * ldy + c] = tmp[i][c];
+  }
+}
+
+// Activation rows [i, i1) in tiles of MR rows, the rest in smaller tiles; the first tile
+// prefetches from `ahead` (or nothing).
+template <class S, int MR = kRows>
+void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
+           const uint8_t* qb, const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
+  for (; i + MR <= i1; i += MR, ahead = nullptr) {
+    const BlockQ8Act* ar[MR];
+    for (int r = 0; r < MR; ++r) ar[r] = act + (i + r) * ng;
+    micro<S, MR>(y + i * ldy, ldy, ar, hs + i * hstride, hstride, qb, sb, ng, nc, ahead);
+  }
+  if constexpr (MR > 1) {
+    if (i < i1) tiles<S, MR - 1>(y, ldy, act, hs, hstride, i, i1, qb, sb, ng, nc, ahead);
+  }
+}
+
+}  // namespace tile_avx2
+}  // namespace ninestep
