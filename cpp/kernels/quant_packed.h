@@ -45,7 +45,11 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 // active ISA; false (nothing written) unless n0 is a multiple of kPackRows and t packs here.
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1);
-int64_t packed_stride_avx2(DType t);  // the kernel's bytes per group of t, 0 if it has no packed type
+int64_t packed_stride_avx2(DType t);
+// One column group (nc <= 8 GGUF rows) packed by quant_panel_avx2.cpp's unpack: the quads, and the
+// 32-element types' scales (see pack_weights); false for a type or K it does not take.
+bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, int64_t group_bytes,
+                     int64_t super, int quad_bytes);  // the kernel's bytes per group of t, 0 if it has no packed type
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
 

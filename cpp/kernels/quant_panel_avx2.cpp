@@ -300,6 +300,48 @@ void panel_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, 
   }
 }
 
+// Column group w (nc <= NC GGUF rows of rb bytes, ng groups) into quant_packed.h's layout from the
+// panel's unpacked groups: group g's quads at dst + g * group_bytes, or for the K-quants (super > 0)
+// at dst + (g / 8) * super + (g % 8) * quad_bytes; the 32-element types' d (and m) fp16 after them
+// (the panel's floats came from fp16, so they convert back exactly). The K-quants' trailers are
+// the caller's.
+template <class T>
+void pack_column(uint8_t* dst, const uint8_t* w, int64_t rb, int nc, int64_t ng, int64_t group_bytes, int64_t super,
+                 int quad_bytes) {
+  static thread_local Scratch<T> scratch;
+  fill<T>(scratch.groups, w, rb, nc, ng, nullptr);
+  const int planes = quad_bytes / 32 - 4;
+  for (int64_t g = 0; g < ng; ++g) {
+    const Group<T>& G = scratch.groups[g];
+    uint8_t* Q = super ? dst + (g / 8) * super + (g % 8) * quad_bytes : dst + g * group_bytes;
+    __m256i* out = reinterpret_cast<__m256i*>(Q);
+    if constexpr (T::kSigned) {
+      for (int t = 0; t < 8; ++t) _mm256_storeu_si256(out + t, G.sg[t]);
+    } else {
+      const __m256i m4 = _mm256_set1_epi8(0x0f);
+      for (int t = 0; t < 4; ++t)
+        _mm256_storeu_si256(out + t, _mm256_or_si256(_mm256_and_si256(G.q[t], m4),
+                                                     _mm256_slli_epi16(_mm256_and_si256(G.q[t + 4], m4), 4)));
+      for (int p = 0; p < planes; ++p) {  // bit 4 + p of quad t -> bit t
+        __m256i plane = _mm256_setzero_si256();
+        for (int t = 0; t < 8; ++t) {
+          const int from = 4 + p;
+          const __m256i b = t <= from ? _mm256_srli_epi16(G.q[t], from - t) : _mm256_slli_epi16(G.q[t], t - from);
+          plane = _mm256_or_si256(plane, _mm256_and_si256(b, _mm256_set1_epi8((char)(1 << t))));
+        }
+        _mm256_storeu_si256(out + 4 + p, plane);
+      }
+    }
+    if constexpr (T::kHalfScales) {  // the 32-element types: d, then m (Q4_1, Q5_1)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(Q + quad_bytes),
+                       _mm256_cvtps_ph(_mm256_load_ps(G.sc[0]), _MM_FROUND_TO_NEAREST_INT));
+      if constexpr (T::kMin)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(Q + quad_bytes + 16),
+                         _mm256_cvtps_ph(_mm256_load_ps(G.mn[0]), _MM_FROUND_TO_NEAREST_INT));
+    }
+  }
+}
+
 }  // namespace
 
 bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
@@ -321,6 +363,39 @@ bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* 
     case DType::q5_k: panel_gemm<Q5K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ5K), n0, n1); return true;
     case DType::q6_k: panel_gemm<Q6K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ6K), n0, n1); return true;
     default: return false;
+  }
+}
+
+bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, int64_t group_bytes,
+                     int64_t super, int quad_bytes) {
+  if (ng > kMaxGroups) return false;
+  switch (t) {
+    case DType::q8_0:
+      pack_column<Q8_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q4_0:
+      pack_column<Q4_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q4_1:
+      pack_column<Q4_1>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q5_0:
+      pack_column<Q5_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q5_1:
+      pack_column<Q5_1>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q4_k:
+      pack_column<Q4K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q5_k:
+      pack_column<Q5K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    case DType::q6_k:
+      pack_column<Q6K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
+      return true;
+    default:
+      return false;
   }
 }
 
