@@ -173,38 +173,33 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
   constexpr bool kCanSpread = !std::is_void<Wide>::value;
   static thread_local Scratch<T> scratch;
   const int64_t cgb = ng * T::kStride;  // bytes per column group
-  // A chunk of activation rows that stays in L2 meets every column group of the slice.
-  const int64_t chunk = tile_avx2::chunk_rows(ng), hstride = 2 * ng;
+  const int64_t hstride = 2 * ng;
   // The first tile of a column group asks for the bytes `far` on (at least the next column group,
   // at least kGemvAhead: from DRAM for a batch of decodes, from L2 for a prompt's later chunks).
   const int64_t far = gemm_ahead(T::kStride) > cgb ? gemm_ahead(T::kStride) : cgb;
   const uint8_t* end = w + ((n1 + NC - 1) / NC) * cgb;
   prefetch_slice_start(w + (n0 / NC) * cgb, end - (w + (n0 / NC) * cgb));
-  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
-    const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
+  // Each chunk of activation rows (as many as stay in L2) meets every column group of the slice.
+  tile_avx2::for_chunks<T::kHalves>(act, scratch.hs, m, ng, n0, n1, [&](int64_t i0, int64_t i1, int64_t j, int nc) {
     const BlockQ8Act* a = act + i0 * ng;
-    if constexpr (T::kHalves == 2) tile_avx2::half_sums(scratch.hs, a, i1 - i0, ng);
-    for (int64_t j = n0; j < n1; j += NC) {
-      const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
-      const uint8_t* cg = w + (j / NC) * cgb;
-      const uint8_t* ahead = cg + far + cgb <= end ? cg + far : nullptr;
-      float* yt = y + i0 * ldy + j;
-      if constexpr (kCanSpread) {
-        if (i1 - i0 > kSpreadRows) {
-          for (int64_t g = 0; g < ng; ++g) {
-            if (ahead)
-              for (int o = 0; o < T::kStride; o += 64)
-                _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
-            Wide::spread(scratch.bytes, cg, g);
-          }
-          tile_avx2::tiles<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, scratch.bytes, ng, nc,
-                                 nullptr);
-          continue;
+    const uint8_t* cg = w + (j / NC) * cgb;
+    const uint8_t* ahead = cg + far + cgb <= end ? cg + far : nullptr;
+    float* yt = y + i0 * ldy + j;
+    if constexpr (kCanSpread) {
+      if (i1 - i0 > kSpreadRows) {
+        for (int64_t g = 0; g < ng; ++g) {
+          if (ahead)
+            for (int o = 0; o < T::kStride; o += 64)
+              _mm_prefetch(reinterpret_cast<const char*>(ahead + g * T::kStride + o), _MM_HINT_T0);
+          Wide::spread(scratch.bytes, cg, g);
         }
+        tile_avx2::tiles<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, scratch.bytes, scratch.bytes, ng, nc,
+                               nullptr);
+        return;
       }
-      tile_avx2::tiles<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
     }
-  }
+    tile_avx2::tiles<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
+  });
 }
 
 // Calls f(T{}) with the packed type of t; false when t has none.

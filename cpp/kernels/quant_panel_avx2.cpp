@@ -282,22 +282,15 @@ template <class T>
 void panel_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t rb,
                 int64_t n0, int64_t n1) {
   static thread_local Scratch<T> scratch;
-  // A chunk of activation rows small enough to stay in L2 meets every column group of the slice;
+  // Each chunk of activation rows (as many as stay in L2) meets every column group of the slice;
   // each column group is unpacked once per chunk.
-  const int64_t chunk = tile_avx2::chunk_rows(ng), hstride = 2 * ng;
   const uint8_t* panel = reinterpret_cast<const uint8_t*>(scratch.groups);
-  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
-    const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
-    const BlockQ8Act* a = act + i0 * ng;
-    if constexpr (T::kHalves == 2) tile_avx2::half_sums(scratch.hs, a, i1 - i0, ng);
-    for (int64_t j = n0; j < n1; j += NC) {
-      const int nc = n1 - j < NC ? (int)(n1 - j) : NC;
-      const uint8_t* next = j + 2 * NC <= n1 ? w + (j + NC) * rb : nullptr;
-      fill<T>(scratch.groups, w + j * rb, rb, nc, ng, next);
-      tile_avx2::tiles<PanelSource<T>>(y + i0 * ldy + j, ldy, a, scratch.hs, hstride, 0, i1 - i0, panel, panel, ng,
-                                       nc, nullptr);
-    }
-  }
+  tile_avx2::for_chunks<T::kHalves>(act, scratch.hs, m, ng, n0, n1, [&](int64_t i0, int64_t i1, int64_t j, int nc) {
+    const uint8_t* next = j + 2 * NC <= n1 ? w + (j + NC) * rb : nullptr;
+    fill<T>(scratch.groups, w + j * rb, rb, nc, ng, next);
+    tile_avx2::tiles<PanelSource<T>>(y + i0 * ldy + j, ldy, act + i0 * ng, scratch.hs, 2 * ng, 0, i1 - i0, panel, panel,
+                                     ng, nc, nullptr);
+  });
 }
 
 // Column group w (nc <= NC GGUF rows of rb bytes, ng groups) into quant_packed.h's layout from the
@@ -342,6 +335,31 @@ void pack_column(uint8_t* dst, const uint8_t* w, int64_t rb, int nc, int64_t ng,
   }
 }
 
+// Calls f(T{}) with this file's type of t; false when it has none.
+template <class F>
+bool with_type(DType t, F f) {
+  switch (t) {
+    case DType::q8_0:
+      return f(Q8_0{}), true;
+    case DType::q4_0:
+      return f(Q4_0{}), true;
+    case DType::q4_1:
+      return f(Q4_1{}), true;
+    case DType::q5_0:
+      return f(Q5_0{}), true;
+    case DType::q5_1:
+      return f(Q5_1{}), true;
+    case DType::q4_k:
+      return f(Q4K{}), true;
+    case DType::q5_k:
+      return f(Q5K{}), true;
+    case DType::q6_k:
+      return f(Q6K{}), true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
@@ -353,50 +371,14 @@ bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* 
   // float order), so a lone row differs from the same row in a batch by float rounding.
   if (m < 2 || ng > kMaxGroups) return false;
   const uint8_t* wb = static_cast<const uint8_t*>(w);
-  switch (wtype) {
-    case DType::q8_0: panel_gemm<Q8_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ8_0), n0, n1); return true;
-    case DType::q4_0: panel_gemm<Q4_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ4_0), n0, n1); return true;
-    case DType::q4_1: panel_gemm<Q4_1>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ4_1), n0, n1); return true;
-    case DType::q5_0: panel_gemm<Q5_0>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ5_0), n0, n1); return true;
-    case DType::q5_1: panel_gemm<Q5_1>(y, ldy, act, wb, m, ng, ng * (int64_t)sizeof(BlockQ5_1), n0, n1); return true;
-    case DType::q4_k: panel_gemm<Q4K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ4K), n0, n1); return true;
-    case DType::q5_k: panel_gemm<Q5K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ5K), n0, n1); return true;
-    case DType::q6_k: panel_gemm<Q6K>(y, ldy, act, wb, m, ng, ng / 8 * (int64_t)sizeof(BlockQ6K), n0, n1); return true;
-    default: return false;
-  }
+  return with_type(wtype,
+                   [&](auto T) { panel_gemm<decltype(T)>(y, ldy, act, wb, m, ng, dtype_row_bytes(wtype, k), n0, n1); });
 }
 
 bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, int64_t group_bytes,
                      int64_t super, int quad_bytes) {
   if (ng > kMaxGroups) return false;
-  switch (t) {
-    case DType::q8_0:
-      pack_column<Q8_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q4_0:
-      pack_column<Q4_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q4_1:
-      pack_column<Q4_1>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q5_0:
-      pack_column<Q5_0>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q5_1:
-      pack_column<Q5_1>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q4_k:
-      pack_column<Q4K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q5_k:
-      pack_column<Q5K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    case DType::q6_k:
-      pack_column<Q6K>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes);
-      return true;
-    default:
-      return false;
-  }
+  return with_type(t, [&](auto T) { pack_column<decltype(T)>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes); });
 }
 
 }  // namespace ninestep

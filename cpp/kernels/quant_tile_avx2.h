@@ -55,6 +55,19 @@ inline void half_sums(float* hs, const BlockQ8Act* a, int64_t rows, int64_t ng) 
       }
 }
 
+// Calls f(i0, i1, j, nc) for every chunk of activation rows [i0, i1) (chunk_rows(ng) at a time;
+// with Halves == 2 their half sums made into hs first) and, within it, every column group j of
+// weight rows [n0, n1) (nc <= kCols of them).
+template <int Halves, class F>
+void for_chunks(const BlockQ8Act* act, float* hs, int64_t m, int64_t ng, int64_t n0, int64_t n1, F f) {
+  const int64_t chunk = chunk_rows(ng);
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t i1 = i0 + chunk < m ? i0 + chunk : m;
+    if constexpr (Halves == 2) half_sums(hs, act + i0 * ng, i1 - i0, ng);
+    for (int64_t j = n0; j < n1; j += kCols) f(i0, i1, j, n1 - j < kCols ? (int)(n1 - j) : kCols);
+  }
+}
+
 // y[i, 0 .. nc) for the MR activation rows ar[0..MR) over one column group's ng groups: quads from
 // qb, scales from sb (S::at, S::scales); hs: the half sums ([rows][ng][2], row stride hstride) for
 // kHalves == 2; ahead: the same point of the next column group (prefetched as this one is read),
