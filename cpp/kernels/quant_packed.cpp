@@ -1,4 +1,5 @@
-// Packing GGUF rows into the panel layout (quant_packed.h); scalar, once per model load.
+// Packing GGUF rows into the packed layout (quant_packed.h), once per model load: the quads by the
+// panel's SIMD unpack (quant_panel_avx2.cpp), the K-quant trailers here.
 #include "kernels/quant_packed.h"
 
 #include <cstring>

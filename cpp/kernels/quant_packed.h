@@ -1,7 +1,7 @@
-// Quantized weights repacked once at load into the layout the AVX2 panel GEMM reads, so a batch
+// Quantized weights repacked once at load into the layout the AVX2 batched GEMM reads, so a batch
 // of decodes (or a prompt chunk) no longer unpacks and transposes each group of 8 weight rows
-// every time it meets it (quant_panel_avx2.cpp's fill: about five 4-row tiles' work per group,
-// most of an 8-row decode step's GEMM time).
+// every time it meets it (quant_panel_avx2.cpp's fill; 8 x 1536 x 576 Q4_1, 1 thread: the packed
+// product 1.3-1.7x the panel's).
 //
 // The weight rows go in column groups of 8 (the last padded with zero rows); a column group holds
 // its k / 32 groups in order, each group its 8 rows x 32 elements in the same bytes as the GGUF

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -66,29 +67,41 @@ WeightView TensorSet::lm_head(const ModelConfig& c, const WeightView& embd) {
   return embd;
 }
 
+// Bytes of memory available now (MemAvailable: free plus reclaimable cache), or -1 if unknown.
+static double available_memory() {
+  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    double kb = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    if (kb >= 0) return kb * 1024.0;
+  }
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (double)pages * (double)page : -1.0;
+}
+
 // Each quantized matrix of a type the batched GEMM reads packed (quant_packed.h) gets its packed
 // copy beside the GGUF rows, which decode's GEMV and the embedding lookup keep reading: a second
 // copy of those matrices in memory, skipped when it would take more than a quarter of the memory
-// free now, or with NINESTEP_PACK=off (the panel then unpacks the GGUF rows per batch, as before).
+// available now or cannot be allocated, or with NINESTEP_PACK=off (the panel then unpacks the GGUF
+// rows per batch, as before).
 static void pack_matrices(Weights& w) {
   const char* env = std::getenv("NINESTEP_PACK");
   if (env && std::strcmp(env, "off") == 0) return;
   std::vector<WeightView*> views;
   for (LayerWeights& L : w.layers)
     for (Proj* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-      if (*p) views.push_back(&p->w);
-  views.push_back(&w.lm_head);
+      if (*p && packs_on_this_machine(p->w.type) && p->w.k <= kPackMaxK) views.push_back(&p->w);
+  if (w.lm_head.data && packs_on_this_machine(w.lm_head.type) && w.lm_head.k <= kPackMaxK) views.push_back(&w.lm_head);
   double total = 0;
-  for (WeightView* v : views)
-    if (v->data != nullptr && packs_on_this_machine(v->type) && v->k <= kPackMaxK)
-      total += (double)packed_bytes(v->type, v->n, v->k);
-  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (total == 0 || (pages > 0 && page > 0 && total > 0.25 * (double)pages * (double)page)) return;
+  for (WeightView* v : views) total += (double)packed_bytes(v->type, v->n, v->k);
+  const double avail = available_memory();
+  if (total == 0 || (avail > 0 && total > 0.25 * avail)) return;
   for (WeightView* v : views) {
-    if (v->data == nullptr || !packs_on_this_machine(v->type) || v->k > kPackMaxK) continue;
     const size_t bytes = (size_t)packed_bytes(v->type, v->n, v->k);
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    NS_CHECK(p != nullptr, "weights: out of memory packing " + std::to_string(bytes) + " bytes");
+    if (p == nullptr) return;  // the rest stay unpacked
     w.packed.emplace_back(p, std::free);
     pack_weights(p, v->data, v->type, v->n, v->k);
     v->packed = p;
@@ -103,10 +116,10 @@ Weights Weights::build(const ModelConfig& cfg, const std::map<std::string, Tenso
   w.arch = find_arch(cfg.architecture);
   TensorSet ts(tensors);
   w.arch->load(w, ts);
-  pack_matrices(w);
   for (const auto& kv : tensors)
     NS_CHECK(ts.used().count(kv.first), "tensors: unexpected '" + kv.first + "' for architecture " + cfg.architecture +
                                             (kv.first == "output.weight" ? " (config.tied_embeddings is true)" : ""));
+  pack_matrices(w);
   return w;
 }
 
