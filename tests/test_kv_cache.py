@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers.sanitized import impossible_allocation
 from test_forward import GEMMA3, make_model, quantized
 from test_ops_nn import at_generic, ref_attention
 
@@ -215,6 +216,7 @@ def test_q8_0_cache_needs_head_size_multiple_of_32(rng):
         ops.attention(q, q, q, kv_cache="auto")
 
 
+@impossible_allocation
 @pytest.mark.parametrize("kind, per_32", [("f32", 128), ("f16", 64), ("q8_0", 34)])
 def test_kv_memory_error_counts_the_bytes_of_the_type(rng, kind, per_32):
     config, w = make_model(rng, head_dim=32)
