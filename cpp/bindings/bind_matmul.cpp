@@ -40,7 +40,7 @@ NS_BIND(matmul) {
         if (mrows == 0) return;
         py::gil_scoped_release release;
         std::vector<uint8_t> copy;
-        if (packed && packs_on_this_machine(type) && k <= kPackMaxK) {
+        if (packed && packs_matrix(type, k)) {
           copy.resize((size_t)packed_bytes(type, n, k));
           pack_weights(copy.data(), wv.data, type, n, k);
           wv.packed = copy.data();

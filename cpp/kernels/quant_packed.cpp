@@ -5,52 +5,33 @@
 #include <cstring>
 
 #include "core/check.h"
-#include "core/dispatch.h"
 #include "core/isa.h"
 #include "kernels/quant_k.h"
 
 namespace ninestep {
 
-int64_t packed_group_bytes(DType t) {
-  switch (t) {
-    case DType::q8_0:
-      return 8 * 32 + 16;
-    case DType::q4_0:
-      return 4 * 32 + 16;
-    case DType::q4_1:
-      return 4 * 32 + 32;
-    case DType::q5_0:
-      return 5 * 32 + 16;
-    case DType::q5_1:
-      return 5 * 32 + 32;
-    case DType::q4_k:
-      return (8 * 128 + 160) / 8;  // per group: a super-block over its 8 groups
-    case DType::q5_k:
-      return (8 * 160 + 160) / 8;
-    case DType::q6_k:
-      return (8 * 192 + 144) / 8;
-    default:
-      return 0;
-  }
-}
-
-bool packs_on_this_machine(DType t) {
+// The packed type's byte layout, from its kernel's own types (none without AVX2).
+static PackedLayout layout(DType t) {
 #ifdef NINESTEP_HAVE_AVX2
-  // Q8_0 / Q4_0 / Q4_1 have their own AVX-512 GEMM, which the packed AVX2 one has not been measured
-  // against; the other types run the AVX2 panel there too.
-  const bool own512 = t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_1;
-  if (!(active_isa() == Isa::avx2 || (active_isa() == Isa::avx512 && !own512))) return false;
-  const int64_t stride = packed_stride_avx2(t);
-  NS_CHECK(stride == packed_group_bytes(t), "pack: layout sizes disagree for " + std::string(dtype_info(t).name));
-  return stride != 0;
+  return packed_layout_avx2(t);
 #else
   (void)t;
-  return false;
+  return PackedLayout{};
 #endif
 }
 
+bool packs_on_this_machine(DType t) {
+  // Q8_0 / Q4_0 / Q4_1 have their own AVX-512 GEMM, which the packed AVX2 one has not been measured
+  // against; the other types run the AVX2 panel there too.
+  const bool own512 = t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_1;
+  const Isa isa = active_isa();
+  return (isa == Isa::avx2 || (isa == Isa::avx512 && !own512)) && layout(t).group_bytes != 0;
+}
+
+bool packs_matrix(DType t, int64_t k) { return k <= kPackMaxK && packs_on_this_machine(t); }
+
 int64_t packed_bytes(DType t, int64_t n, int64_t k) {
-  const int64_t gb = packed_group_bytes(t);
+  const int64_t gb = layout(t).group_bytes;
   NS_CHECK(gb != 0, std::string("pack: no packed layout for ") + dtype_info(t).name);
   NS_CHECK(n > 0 && k > 0 && k <= kPackMaxK, "pack: bad shape [" + std::to_string(n) + ", " + std::to_string(k) + "]");
   dtype_row_bytes(t, k);  // k a whole number of the type's blocks
@@ -60,47 +41,29 @@ int64_t packed_bytes(DType t, int64_t n, int64_t k) {
 
 namespace {
 
-// Row c's part of a K-quant super-block's trailer (after its 8 groups' quads at S) from its GGUF
+// Row c's part of a K-quant super-block's trailer tr (after its 8 groups' quads) from its GGUF
 // block: Q4_K / Q5_K sc[8 groups][8 rows], mn[8][8], d[8], dmin[8]; Q6_K scales[16 halves][8 rows], d[8].
-void pack_trailer(uint8_t* S, const uint8_t* block, DType t, int c) {
+void pack_trailer(uint8_t* tr, const uint8_t* block, DType t, int c) {
   if (t == DType::q6_k) {
     const BlockQ6K& b = *reinterpret_cast<const BlockQ6K*>(block);
-    uint8_t* tr = S + 8 * 192;
     for (int h = 0; h < 16; ++h) tr[8 * h + c] = static_cast<uint8_t>(b.scales[h]);
     std::memcpy(tr + 128 + 2 * c, &b.d, 2);
     return;
   }
   const uint8_t* scales = t == DType::q5_k ? reinterpret_cast<const BlockQ5K*>(block)->scales
                                            : reinterpret_cast<const BlockQ4K*>(block)->scales;
-  uint8_t* tr = S + 8 * (t == DType::q5_k ? 160 : 128);
   for (int s = 0; s < 8; ++s) k_scale_min(s, scales, &tr[8 * s + c], &tr[64 + 8 * s + c]);
   std::memcpy(tr + 128 + 2 * c, block, 2);      // d (the first field of both blocks)
   std::memcpy(tr + 144 + 2 * c, block + 2, 2);  // dmin
-}
-
-// Bytes of a group's quads: n[4] plus one 32-byte plane per bit above the fourth (Q8_0: 8 quads).
-int quad_bytes(DType t) {
-  switch (t) {
-    case DType::q8_0:
-      return 256;
-    case DType::q5_0:
-    case DType::q5_1:
-    case DType::q5_k:
-      return 160;
-    case DType::q6_k:
-      return 192;
-    default:
-      return 128;
-  }
 }
 
 }  // namespace
 
 void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k) {
   NS_CHECK(packs_on_this_machine(t), std::string("pack: no packed kernel for ") + dtype_info(t).name + " here");
-  const int64_t total = packed_bytes(t, n, k), gb = packed_group_bytes(t);
-  const bool kq = t == DType::q4_k || t == DType::q5_k || t == DType::q6_k;
-  const int64_t ng = k / QK, rb = dtype_row_bytes(t, k), super = kq ? 8 * gb : 0;
+  const PackedLayout lay = layout(t);
+  const int64_t total = packed_bytes(t, n, k), ng = k / QK, rb = dtype_row_bytes(t, k);
+  const int64_t supers = lay.super_bytes ? ng / 8 : 0, sb = supers ? rb / supers : 0;  // K-quant blocks per row, bytes
   const int64_t cgs = (n + kPackRows - 1) / kPackRows;
   uint8_t* d = static_cast<uint8_t*>(dst);
   const uint8_t* s = static_cast<const uint8_t*>(src);
@@ -109,28 +72,27 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k) {
 #pragma omp parallel for schedule(static) reduction(&& : ok)
   for (int64_t cg = 0; cg < cgs; ++cg) {
     const int nc = (int)(n - cg * kPackRows < kPackRows ? n - cg * kPackRows : kPackRows);
-    uint8_t* out = d + cg * ng * gb;
+    uint8_t* out = d + cg * ng * lay.group_bytes;
     const uint8_t* rows = s + cg * kPackRows * rb;
 #ifdef NINESTEP_HAVE_AVX2
-    ok = ok && pack_panel_avx2(out, rows, t, rb, nc, ng, gb, super, quad_bytes(t));
+    ok = ok && pack_panel_avx2(out, rows, t, rb, nc, ng, lay);
 #else
     ok = false;
 #endif
-    if (kq)
-      for (int c = 0; c < nc; ++c)
-        for (int64_t b = 0; b < ng / 8; ++b) pack_trailer(out + b * super, rows + c * rb + b * (rb / (ng / 8)), t, c);
+    for (int c = 0; c < nc; ++c)
+      for (int64_t b = 0; b < supers; ++b)
+        pack_trailer(out + b * lay.super_bytes + 8 * lay.quad_bytes, rows + c * rb + b * sb, t, c);
   }
   NS_CHECK(ok, std::string("pack: the packing kernel refused ") + dtype_info(t).name);
 }
 
-using PackedGemmFn = bool (*)(float*, int64_t, const BlockQ8Act*, const void*, DType, int64_t, int64_t, int64_t,
-                              int64_t);
-
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1) {
-  static const Dispatch<PackedGemmFn> kGemm{nullptr, NS_AVX2(qgemm_packed_avx2)};
-  const PackedGemmFn f = kGemm.get();
-  return f != nullptr && packs_on_this_machine(t) && f(y, ldy, act, packed, t, m, k, n0, n1);
+#ifdef NINESTEP_HAVE_AVX2
+  return packs_on_this_machine(t) && qgemm_packed_avx2(y, ldy, act, packed, t, m, k, n0, n1);
+#else
+  return false;
+#endif
 }
 
 }  // namespace ninestep

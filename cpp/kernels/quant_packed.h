@@ -32,10 +32,10 @@ namespace ninestep {
 constexpr int64_t kPackRows = 8;     // weight rows per column group
 constexpr int64_t kPackMaxK = 8192;  // longest row packed (the kernel's per-thread panel)
 
-// Bytes of one packed group (8 rows x 32 elements) of `t`, 0 when t has no packed layout.
-int64_t packed_group_bytes(DType t);
 // Whether matmuls on this machine use a packed copy of `t` (a packed GEMM exists for the active ISA).
 bool packs_on_this_machine(DType t);
+// Whether loading packs a matrix of `t` with rows of k elements (the type packs, k <= kPackMaxK).
+bool packs_matrix(DType t, int64_t k);
 // Bytes of W [n, k] of `t` packed (n rounded up to a multiple of kPackRows).
 int64_t packed_bytes(DType t, int64_t n, int64_t k);
 // GGUF rows src [n, dtype_row_bytes(t, k)] -> dst [packed_bytes(t, n, k)]; multithreaded.
@@ -45,12 +45,18 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 // active ISA; false (nothing written) unless n0 is a multiple of kPackRows and t packs here.
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1);
-int64_t packed_stride_avx2(DType t);
-// One column group (nc <= 8 GGUF rows) packed by quant_panel_avx2.cpp's unpack: the quads, and the
-// 32-element types' scales (see pack_weights); false for a type or K it does not take.
-bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, int64_t group_bytes,
-                     int64_t super, int quad_bytes);  // the kernel's bytes per group of t, 0 if it has no packed type
+
+// The byte layout of a packed type, as its kernel (quant_packed_avx2.cpp) reads it.
+struct PackedLayout {
+  int64_t group_bytes = 0;  // per group of 8 rows x 32 (K-quants: a super-block's over its 8 groups); 0: none
+  int64_t super_bytes = 0;  // K-quants: per super-block (8 groups' quads, then the trailer); else 0
+  int quad_bytes = 0;       // a group's quads: n[4] and the bit planes (Q8_0: 8 quads)
+};
+PackedLayout packed_layout_avx2(DType t);
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
+// One column group (nc <= 8 GGUF rows) packed by quant_panel_avx2.cpp's unpack: the quads, and the
+// 32-element types' scales (see pack_weights); false for a type or K it does not take.
+bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, const PackedLayout& lay);
 
 }  // namespace ninestep

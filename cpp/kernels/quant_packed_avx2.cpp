@@ -55,7 +55,7 @@ inline __m256i plane_bit(const uint8_t* plane, int t, int to) {
 // 32-element types: group g = kQuad bytes of quads, then d[8] (and m[8]) fp16.
 template <int Quad, int Depth, bool Signed, bool Min, int Offset>
 struct Layout32 {
-  static constexpr int kQuad = Quad, kDepth = Depth, kHalves = 1, kStride = Quad + (Min ? 32 : 16);
+  static constexpr int kQuad = Quad, kDepth = Depth, kHalves = 1, kStride = Quad + (Min ? 32 : 16), kSuper = 0;
   static constexpr bool kSigned = Signed, kSum = Min || Offset != 0;
   static const uint8_t* at(const uint8_t* cg, int64_t g) { return cg + g * kStride; }
   static void scales(const uint8_t* cg, int64_t g, __m256* sc, __m256* mn) {
@@ -162,14 +162,15 @@ struct Spread<Q8_0> {
 
 template <class T>
 struct Scratch {
-  alignas(64) uint8_t bytes[kMaxGroups * (256 + 64 * T::kHalves)];
+  using Wide = typename Spread<T>::Type;
+  alignas(64) uint8_t bytes[std::is_void<Wide>::value ? 1 : kMaxGroups * (256 + 64 * T::kHalves)];  // Wide's groups
   float hs[T::kHalves == 2 ? tile_avx2::kChunkRows * kMaxGroups * 2 : 1];
 };
 
 template <class T>
 void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, int64_t m, int64_t ng, int64_t n0,
                  int64_t n1) {
-  using Wide = typename Spread<T>::Type;
+  using Wide = typename Scratch<T>::Wide;
   constexpr bool kCanSpread = !std::is_void<Wide>::value;
   static thread_local Scratch<T> scratch;
   const int64_t cgb = ng * T::kStride;  // bytes per column group
@@ -202,37 +203,21 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
   });
 }
 
-// Calls f(T{}) with the packed type of t; false when t has none.
+// Calls f(T{}) with this file's type of t; false when it has none.
 template <class F>
 bool with_type(DType t, F f) {
-  switch (t) {
-    case DType::q8_0:
-      return f(Q8_0{}), true;
-    case DType::q4_0:
-      return f(Q4<false>{}), true;
-    case DType::q4_1:
-      return f(Q4<true>{}), true;
-    case DType::q5_0:
-      return f(Q5<false>{}), true;
-    case DType::q5_1:
-      return f(Q5<true>{}), true;
-    case DType::q4_k:
-      return f(Q4K{}), true;
-    case DType::q5_k:
-      return f(Q5K{}), true;
-    case DType::q6_k:
-      return f(Q6K{}), true;
-    default:
-      return false;
-  }
+  return tile_avx2::with_type<Q8_0, Q4<false>, Q4<true>, Q5<false>, Q5<true>, Q4K, Q5K, Q6K>(t, f);
 }
 
 }  // namespace
 
-int64_t packed_stride_avx2(DType t) {
-  int64_t stride = 0;
-  with_type(t, [&](auto T) { stride = decltype(T)::kStride; });
-  return stride;
+PackedLayout packed_layout_avx2(DType t) {
+  PackedLayout lay;
+  with_type(t, [&](auto T) {
+    using P = decltype(T);
+    lay = PackedLayout{P::kStride, P::kSuper, P::kQuad};
+  });
+  return lay;
 }
 
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,

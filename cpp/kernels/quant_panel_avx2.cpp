@@ -24,6 +24,7 @@
 #include "kernels/quant.h"
 #include "kernels/quant_bits_avx2.h"
 #include "kernels/quant_k.h"
+#include "kernels/quant_packed.h"
 #include "kernels/quant_tile_avx2.h"
 
 namespace ninestep {
@@ -294,19 +295,19 @@ void panel_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w, 
 }
 
 // Column group w (nc <= NC GGUF rows of rb bytes, ng groups) into quant_packed.h's layout from the
-// panel's unpacked groups: group g's quads at dst + g * group_bytes, or for the K-quants (super > 0)
-// at dst + (g / 8) * super + (g % 8) * quad_bytes; the 32-element types' d (and m) fp16 after them
+// panel's unpacked groups (lay: the packed type's sizes): group g's quads at dst + g * group_bytes,
+// or for the K-quants at dst + (g / 8) * super_bytes + (g % 8) * quad_bytes; the 32-element types'
+// d (and m) fp16 after them
 // (the panel's floats came from fp16, so they convert back exactly). The K-quants' trailers are
 // the caller's.
 template <class T>
-void pack_column(uint8_t* dst, const uint8_t* w, int64_t rb, int nc, int64_t ng, int64_t group_bytes, int64_t super,
-                 int quad_bytes) {
+void pack_column(uint8_t* dst, const uint8_t* w, int64_t rb, int nc, int64_t ng, const PackedLayout& lay) {
   static thread_local Scratch<T> scratch;
   fill<T>(scratch.groups, w, rb, nc, ng, nullptr);
-  const int planes = quad_bytes / 32 - 4;
+  const int quad_bytes = lay.quad_bytes, planes = quad_bytes / 32 - 4;
   for (int64_t g = 0; g < ng; ++g) {
     const Group<T>& G = scratch.groups[g];
-    uint8_t* Q = super ? dst + (g / 8) * super + (g % 8) * quad_bytes : dst + g * group_bytes;
+    uint8_t* Q = lay.super_bytes ? dst + (g / 8) * lay.super_bytes + (g % 8) * quad_bytes : dst + g * lay.group_bytes;
     __m256i* out = reinterpret_cast<__m256i*>(Q);
     if constexpr (T::kSigned) {
       for (int t = 0; t < 8; ++t) _mm256_storeu_si256(out + t, G.sg[t]);
@@ -338,26 +339,7 @@ void pack_column(uint8_t* dst, const uint8_t* w, int64_t rb, int nc, int64_t ng,
 // Calls f(T{}) with this file's type of t; false when it has none.
 template <class F>
 bool with_type(DType t, F f) {
-  switch (t) {
-    case DType::q8_0:
-      return f(Q8_0{}), true;
-    case DType::q4_0:
-      return f(Q4_0{}), true;
-    case DType::q4_1:
-      return f(Q4_1{}), true;
-    case DType::q5_0:
-      return f(Q5_0{}), true;
-    case DType::q5_1:
-      return f(Q5_1{}), true;
-    case DType::q4_k:
-      return f(Q4K{}), true;
-    case DType::q5_k:
-      return f(Q5K{}), true;
-    case DType::q6_k:
-      return f(Q6K{}), true;
-    default:
-      return false;
-  }
+  return tile_avx2::with_type<Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4K, Q5K, Q6K>(t, f);
 }
 
 }  // namespace
@@ -375,10 +357,9 @@ bool qgemm_panel_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* 
                    [&](auto T) { panel_gemm<decltype(T)>(y, ldy, act, wb, m, ng, dtype_row_bytes(wtype, k), n0, n1); });
 }
 
-bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, int64_t group_bytes,
-                     int64_t super, int quad_bytes) {
+bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, const PackedLayout& lay) {
   if (ng > kMaxGroups) return false;
-  return with_type(t, [&](auto T) { pack_column<decltype(T)>(dst, w, rb, nc, ng, group_bytes, super, quad_bytes); });
+  return with_type(t, [&](auto T) { pack_column<decltype(T)>(dst, w, rb, nc, ng, lay); });
 }
 
 }  // namespace ninestep

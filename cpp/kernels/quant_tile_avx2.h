@@ -38,6 +38,32 @@ inline __m256i quad(const int8_t* p) {  // 4 activation bytes in every 32-bit la
   return _mm256_set1_epi32(u);
 }
 
+// Calls f(X{}) with X the one of the caller's types Q8, Q40, Q41, Q50, Q51, Q4K, Q5K, Q6K that
+// stands for weight type t; false (f not called) for any other type.
+template <class Q8, class Q40, class Q41, class Q50, class Q51, class Q4K, class Q5K, class Q6K, class F>
+bool with_type(DType t, F f) {
+  switch (t) {
+    case DType::q8_0:
+      return f(Q8{}), true;
+    case DType::q4_0:
+      return f(Q40{}), true;
+    case DType::q4_1:
+      return f(Q41{}), true;
+    case DType::q5_0:
+      return f(Q50{}), true;
+    case DType::q5_1:
+      return f(Q51{}), true;
+    case DType::q4_k:
+      return f(Q4K{}), true;
+    case DType::q5_k:
+      return f(Q5K{}), true;
+    case DType::q6_k:
+      return f(Q6K{}), true;
+    default:
+      return false;
+  }
+}
+
 // Activation rows per chunk: as many as stay in L2 (<= 128 KB), a multiple of kRows, <= kChunkRows.
 inline int64_t chunk_rows(int64_t ng) {
   const int64_t c = (128 * 1024) / (ng * (int64_t)sizeof(BlockQ8Act));

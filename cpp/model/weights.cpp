@@ -92,8 +92,8 @@ static void pack_matrices(Weights& w) {
   std::vector<WeightView*> views;
   for (LayerWeights& L : w.layers)
     for (Proj* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-      if (*p && packs_on_this_machine(p->w.type) && p->w.k <= kPackMaxK) views.push_back(&p->w);
-  if (w.lm_head.data && packs_on_this_machine(w.lm_head.type) && w.lm_head.k <= kPackMaxK) views.push_back(&w.lm_head);
+      if (*p && packs_matrix(p->w.type, p->w.k)) views.push_back(&p->w);
+  if (w.lm_head.data && packs_matrix(w.lm_head.type, w.lm_head.k)) views.push_back(&w.lm_head);
   double total = 0;
   for (WeightView* v : views) total += (double)packed_bytes(v->type, v->n, v->k);
   const double avail = available_memory();
