@@ -165,15 +165,18 @@ def test_engine_mixed_batch_with_typed_cache(isa, rng, kind, variant):
 
 @pytest.mark.parametrize("kind", ["f16", "q8_0"])
 def test_engine_windows_across_pieces_and_copy_with_typed_cache(rng, kind):
-    # chunk 4: the window (5 keys) cuts into every later piece; copy moves the typed rows
+    # chunk 4: the window (5 keys) cuts into every later piece; copy moves the typed rows. The pieces'
+    # float GEMMs (4 rows) and the whole prompt's (30) round apart by ~1e-5, enough to move a K/V
+    # element across an f16 / q8_0 rounding step now and then (seen: 6e-4 on a logit, AVX-512),
+    # hence atol 2e-3; a wrong window or copy moves logits by far more.
     config, w = make_model(rng, **dict(GEMMA3, head_dim=32))
     weights = load_weights(config, w)
     ids = rng.integers(0, 100, 30)
     whole = Session(weights, n_ctx=32, kv_cache=kind).forward(ids, all_logits=True)
     e = Engine(weights, n_ctx=32, n_seq=2, chunk=4, kv_cache=kind)
-    np.testing.assert_allclose(e.step([(1, ids, len(ids))])[0], whole, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(e.step([(1, ids, len(ids))])[0], whole, rtol=2e-4, atol=2e-3)
     e.copy(1, 0, 20)
-    np.testing.assert_allclose(e.step([(0, ids[20:22], 2)])[0], whole[20:22], rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(e.step([(0, ids[20:22], 2)])[0], whole[20:22], rtol=2e-4, atol=2e-3)
     f32 = Session(weights, n_ctx=32, kv_cache="f32").forward(ids, all_logits=True)
     diff = np.max(np.abs(whole - f32)) / np.max(np.abs(f32))
     print(f"{kind}: max logit difference {diff:.2e} of the largest logit")

@@ -318,10 +318,11 @@ PACKED_SHAPES = [(2, 8, 32), (3, 13, 64), (8, 1536, 576), (4, 5, 96), (9, 20, 57
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("m,n,k", PACKED_SHAPES)
 def test_packed_weights_give_the_same_bits(isa, kind, m, n, k, rng):
-    # A loaded model packs its 32-element quantized matrices for batches (cpp/kernels/quant_packed.h,
-    # AVX2): the packed product rounds as the panel over the GGUF rows, so equal bits, in column
-    # groups of 8 with a padded last one (n = 13, 5, ...), every tile remainder and chunk. (K above
-    # 8192 has no panel: the GGUF rows then take another kernel, equal to float rounding.)
+    # A loaded model packs its 32-element quantized matrices for batches (cpp/kernels/quant_packed.h;
+    # AVX2 maddubs or AVX-512 VNNI dpbusd): the packed product rounds as the AVX2 panel over the
+    # GGUF rows, so equal bits, in column groups of 8 with a padded last one (n = 13, 5, ...), every
+    # tile remainder and chunk. (K above 8192 has no panel: the GGUF rows then take another kernel,
+    # equal to float rounding.)
     x, t = inputs(rng, m, n, k, kind)
     y = ops.matmul(x, t, packed=True)
     if k <= 8192:
@@ -336,8 +337,8 @@ def test_packed_weights_give_the_same_bits(isa, kind, m, n, k, rng):
 @pytest.mark.parametrize("m,n,k", [(2, 8, 256), (3, 13, 512), (8, 40, 2048), (17, 9, 256), (40, 20, 768),
                                    (150, 10, 512)])
 def test_packed_k_quants_give_the_same_bits(isa, kind, m, n, k, rng):
-    # The K-quants pack by super-block (the 8 groups' quads, then the rows' scales): as the panel
-    # over the GGUF rows, bit for bit, including Q6_K's two scales per group.
+    # The K-quants pack by super-block (the 8 groups' quads, then the rows' scales): as the AVX2
+    # panel over the GGUF rows, bit for bit, including Q6_K's two scales per group.
     x, t = inputs(rng, m, n, k, kind)
     y = ops.matmul(x, t, packed=True)
     np.testing.assert_array_equal(y, ops.matmul(x, t))
@@ -348,7 +349,5 @@ def test_which_kinds_pack(isa):
     from ninestep import _core
     kq = ["q4_k", "q5_k", "q6_k"]
     packs = {kind: _core.packs(kind) for kind in KINDS + kq + ["f32", "f16"]}
-    own512 = ("q8_0", "q4_0", "q4_1")  # their own AVX-512 GEMM
-    want = {kind: kind in KINDS + kq and (isa == "avx2" or (isa == "avx512" and kind not in own512))
-            for kind in packs}
+    want = {kind: kind in KINDS + kq and isa in ("avx2", "avx512") for kind in packs}
     assert packs == want

@@ -27,8 +27,7 @@ void dequantize_row_q5_1(float* y, const void* x, int64_t k);
 
 // y[i * ldy + j] = sum_c x[i, c] * W[j, c], i in [0, m), j in [n0, n1); act holds m rows of k / QK
 // blocks made by quantize_act_row_*. Single-threaded, no allocation. These take the weight type
-// (q8_0, q4_0, q4_1, q5_0, q5_1; the AVX-512 variant only the first three, its trait slot is null
-// for the others) and are reached through the trait table (traits.cpp).
+// (q8_0, q4_0, q4_1, q5_0, q5_1) and are reached through the trait table (traits.cpp).
 // Variants behind the dispatch in quant.cpp (same contracts as above); *_generic is the reference.
 void quantize_act_row_generic(BlockQ8Act* dst, const float* x, int64_t k);
 void quantize_act_row_avx2(BlockQ8Act* dst, const float* x, int64_t k);
@@ -38,8 +37,6 @@ void qgemm_rows_generic(float* y, int64_t ldy, const BlockQ8Act* act, const void
                         int64_t k, int64_t n0, int64_t n1);
 void qgemm_rows_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                      int64_t n0, int64_t n1);
-void qgemm_rows_avx512(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m,
-                       int64_t k, int64_t n0, int64_t n1);
 void qgemm_rows_neon(float* y, int64_t ldy, const BlockQ8Act* act, const void* w, DType wtype, int64_t m, int64_t k,
                      int64_t n0, int64_t n1);
 

@@ -20,12 +20,19 @@ static PackedLayout layout(DType t) {
 #endif
 }
 
+// Whether the packed GEMM runs with VNNI here: the AVX-512 ISA is active and the CPU has VNNI.
+static bool packed_vnni() {
+#ifdef NINESTEP_HAVE_AVX512VNNI
+  static const bool cpu = __builtin_cpu_supports("avx512vnni");
+  return cpu && active_isa() == Isa::avx512;
+#else
+  return false;
+#endif
+}
+
 bool packs_on_this_machine(DType t) {
-  // Q8_0 / Q4_0 / Q4_1 have their own AVX-512 GEMM, which the packed AVX2 one has not been measured
-  // against; the other types run the AVX2 panel there too.
-  const bool own512 = t == DType::q8_0 || t == DType::q4_0 || t == DType::q4_1;
   const Isa isa = active_isa();
-  return (isa == Isa::avx2 || (isa == Isa::avx512 && !own512)) && layout(t).group_bytes != 0;
+  return (isa == Isa::avx2 || isa == Isa::avx512) && layout(t).group_bytes != 0;
 }
 
 bool packs_matrix(DType t, int64_t k) { return k <= kPackMaxK && packs_on_this_machine(t); }
@@ -89,7 +96,11 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k) {
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1) {
 #ifdef NINESTEP_HAVE_AVX2
-  return packs_on_this_machine(t) && qgemm_packed_avx2(y, ldy, act, packed, t, m, k, n0, n1);
+  if (!packs_on_this_machine(t)) return false;
+#ifdef NINESTEP_HAVE_AVX512VNNI
+  if (packed_vnni()) return qgemm_packed_vnni(y, ldy, act, packed, t, m, k, n0, n1);
+#endif
+  return qgemm_packed_avx2(y, ldy, act, packed, t, m, k, n0, n1);
 #else
   return false;
 #endif

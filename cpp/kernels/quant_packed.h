@@ -46,7 +46,7 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1);
 
-// The byte layout of a packed type, as its kernel (quant_packed_avx2.cpp) reads it.
+// The byte layout of a packed type, as its kernels (quant_packed_x86.h) read it.
 struct PackedLayout {
   int64_t group_bytes = 0;  // per group of 8 rows x 32 (K-quants: a super-block's over its 8 groups); 0: none
   int64_t super_bytes = 0;  // K-quants: per super-block (8 groups' quads, then the trailer); else 0
@@ -54,6 +54,9 @@ struct PackedLayout {
 };
 PackedLayout packed_layout_avx2(DType t);
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
+                       int64_t n0, int64_t n1);
+// The same product and bits with AVX-512 VNNI (quant_packed_avx512.cpp); call only where the CPU has it.
+bool qgemm_packed_vnni(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
 // One column group (nc <= 8 GGUF rows) packed by quant_panel_avx2.cpp's unpack: the quads, and the
 // 32-element types' scales (see pack_weights); false for a type or K it does not take.
