@@ -176,6 +176,7 @@ struct Scratch {
   alignas(
       64) uint8_t bytes[std::is_void<Wide>::value ? 1 : tile_avx2::kStep / NC * kMaxGroups * (256 + 64 * T::kHalves)];
   float hs[T::kHalves == 2 ? tile_avx2::kChunkRows * kMaxGroups * 2 : 1];
+  int32_t base[T::kSigned && tile_avx2::kVnni ? tile_avx2::kChunkRows * kMaxGroups : 1];  // offset_sums
 };
 
 template <class T>
@@ -195,7 +196,10 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
   tile_avx2::for_chunks<T::kHalves>(act, scratch.hs, m, ng, n0, n1, [&](int64_t i0, int64_t i1, int64_t j, int nc) {
     const BlockQ8Act* a = act + i0 * ng;
     const int ncg = nc > NC ? 2 : 1;  // column groups in this tile
-    const uint8_t* cg[2] = {w + (j / NC) * cgb, w + (j / NC + 1) * cgb};
+#if NS_TILE_VNNI
+    if (T::kSigned && j == n0) tile_avx2::offset_sums(scratch.base, a, i1 - i0, ng);  // once per chunk
+#endif
+    const uint8_t* cg[2] = {w + (j / NC) * cgb, ncg == 2 ? w + (j / NC + 1) * cgb : nullptr};
     const uint8_t* ahead[2] = {nullptr, nullptr};
     for (int c = 0; c < ncg; ++c) {
       const uint8_t* next = cg[c] + (ncg - 1) * cgb + far;  // at least the same column group of the next tile
@@ -215,13 +219,15 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
         const uint8_t* none[2] = {nullptr, nullptr};
         const uint8_t* p[2] = {panel[0], panel[1]};
 #if NS_TILE_VNNI
-        if (ncg == 2) return tile_avx2::tiles2<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, p, p, ng, nc, none);
+        if (ncg == 2)
+          return tile_avx2::tiles2<Wide>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, p, p, ng, nc, none);
 #endif
         return tile_avx2::tiles<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, p[0], p[0], ng, nc, none[0]);
       }
     }
 #if NS_TILE_VNNI
-    if (ncg == 2) return tile_avx2::tiles2<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg, cg, ng, nc, ahead);
+    if (ncg == 2)
+      return tile_avx2::tiles2<T>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, cg, cg, ng, nc, ahead);
 #endif
     tile_avx2::tiles<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg[0], cg[0], ng, nc, ahead[0]);
   });

@@ -215,7 +215,9 @@ void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_
 // Two column groups side by side (16 weight rows) in 512-bit vectors: micro's arithmetic lane for
 // lane, so the same bits, with one vpdpbusd per activation row doing 16 rows' quads. The quads,
 // scales and terms of each column group come from S as above (qb[c], sb[c]: column group c's
-// bases); Q8_0's sign(w) * x is a masked negate (no 512-bit vpsignb), equal to it wherever |w| != 0.
+// bases). Signed weights (Q8_0) go in as w + 128 (one XOR per quad for all the rows) and each dot
+// starts from base[i * ng + g] = -128 * the sum of the row's block quants (offset_sums), so the
+// integer dot is exactly sum(w * x), as |w| * sign(w) x is for activation quants within +-127.
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 inline __m512 join(__m256 lo, __m256 hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1); }
 inline __m512i quad16(const int8_t* p) {
@@ -224,8 +226,17 @@ inline __m512i quad16(const int8_t* p) {
   return _mm512_set1_epi32(u);
 }
 
+// base[i * ng + g] = -128 * the sum of the quants of block g of activation row i.
+inline void offset_sums(int32_t* base, const BlockQ8Act* a, int64_t rows, int64_t ng) {
+  for (int64_t i = 0; i < rows * ng; ++i) {
+    int sum = 0;
+    for (int e = 0; e < QK; ++e) sum += a[i].qs[e];
+    base[i] = -128 * sum;
+  }
+}
+
 template <class S, int MR>
-void micro2(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride,
+void micro2(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const int32_t* base,
             const uint8_t* const* qb, const uint8_t* const* sb, int64_t ng, int nc, const uint8_t* const* ahead) {
   constexpr int TH = 8 / S::kHalves;
   __m512 acc[MR];
@@ -244,19 +255,17 @@ void micro2(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs,
 #pragma GCC unroll 2
     for (int h = 0; h < S::kHalves; ++h) {
       __m512i s32[MR];
-      for (int i = 0; i < MR; ++i) s32[i] = _mm512_setzero_si512();
+      for (int i = 0; i < MR; ++i) s32[i] = S::kSigned ? _mm512_set1_epi32(base[i * ng + g]) : _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int e = 0; e < TH; ++e) {
         const int t = TH * h + e;
-        const __m512i wq = join(S::quads(Q[0], t), S::quads(Q[1], t));
-        __mmask64 neg = 0;
-        if constexpr (S::kSigned) neg = _mm512_movepi8_mask(join(S::signs(Q[0], t), S::signs(Q[1], t)));
+        __m512i wq;
+        if constexpr (S::kSigned)
+          wq = _mm512_xor_si512(join(S::signs(Q[0], t), S::signs(Q[1], t)), _mm512_set1_epi8(static_cast<char>(0x80)));
+        else
+          wq = join(S::quads(Q[0], t), S::quads(Q[1], t));
 #pragma GCC unroll 12
-        for (int i = 0; i < MR; ++i) {
-          __m512i x = quad16(ar[i][g].qs + 4 * t);
-          if constexpr (S::kSigned) x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-          s32[i] = _mm512_dpbusd_epi32(s32[i], wq, x);
-        }
+        for (int i = 0; i < MR; ++i) s32[i] = _mm512_dpbusd_epi32(s32[i], wq, quad16(ar[i][g].qs + 4 * t));
       }
       const __m512 sch = join(sc[0][h], sc[1][h]), mnh = join(mn[0][h], mn[1][h]);
 #pragma GCC unroll 12
@@ -274,16 +283,18 @@ void micro2(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs,
   for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(y + i * ldy, keep, acc[i]);
 }
 
-// tiles for two column groups (nc <= 16 rows of them).
+// tiles for two column groups (nc <= 16 rows of them); base: the chunk's offset_sums (signed S).
 template <class S>
-void tiles2(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, int64_t i, int64_t i1,
-            const uint8_t* const* qb, const uint8_t* const* sb, int64_t ng, int nc, const uint8_t* const* ahead) {
+void tiles2(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_t hstride, const int32_t* base,
+            int64_t i, int64_t i1, const uint8_t* const* qb, const uint8_t* const* sb, int64_t ng, int nc,
+            const uint8_t* const* ahead) {
   const uint8_t* none[2] = {nullptr, nullptr};
   row_tiles<kRows>(i, i1, [&](auto rows, int64_t r0, bool first) {
     constexpr int MR = decltype(rows)::value;
     const BlockQ8Act* ar[MR];
     for (int r = 0; r < MR; ++r) ar[r] = act + (r0 + r) * ng;
-    micro2<S, MR>(y + r0 * ldy, ldy, ar, hs + r0 * hstride, hstride, qb, sb, ng, nc, first ? ahead : none);
+    micro2<S, MR>(y + r0 * ldy, ldy, ar, hs + r0 * hstride, hstride, S::kSigned ? base + r0 * ng : nullptr, qb, sb, ng,
+                  nc, first ? ahead : none);
   });
 }
 #endif
