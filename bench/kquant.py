@@ -24,8 +24,7 @@ from pathlib import Path
 from bandwidth import read_bandwidth
 
 HERE = Path(__file__).parent
-GEMMA = "/work/models/gemma-3-270m-q4_k_m.gguf"
-QWEN = "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+GEMMA, QWEN = "gemma3-270m", "qwen2.5-coder-0.5b"  # ninestep.hub names
 # (label, file, tensor, kind, k, n): y [m, n] = x [m, k] @ W^T
 CASES = [
     ("Gemma attn_output", GEMMA, "blk.0.attn_output.weight", "q4_k", 1024, 640),
@@ -42,8 +41,14 @@ def weights(label, path, name, kind, k, n, rng):
     import ninestep
     from ninestep.formats.gguf import GGUFFile
 
-    if Path(path).exists():
-        f = GGUFFile(path)
+    from ninestep import hub
+
+    try:
+        path = hub.path(path, progress=False)
+    except FileNotFoundError:  # its packages are not installed: random weights of the same shape
+        path = None
+    if path is not None:
+        f = GGUFFile(str(path))
         t = f.tensors[name]
         assert t.kind == kind and t.shape == (n, k), (t.kind, t.shape)
         return ninestep.QuantizedTensor(np.array(f.raw(name)).reshape(n, -1), kind, (n, k)), "model"

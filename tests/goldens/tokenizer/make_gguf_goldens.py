@@ -35,10 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from make_goldens import CORPUS as BASE_CORPUS  # noqa: E402
 
-MODELS = {
-    "gemma3": Path("/work/models/gemma-3-270m-q4_k_m.gguf"),
-    "qwen2": Path("/work/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-}
+MODELS = {"gemma3": "gemma3-270m", "qwen2": "qwen2.5-coder-0.5b"}  # ninestep.hub names
 LLAMA_CPP_PY = Path("/work/peers/llama_cpp_python-0.3.36")
 LIB = LLAMA_CPP_PY / "vendor" / "llama.cpp" / "build" / "bin"
 
@@ -256,8 +253,10 @@ def model_goldens(name, path):
 
 def main():
     out = {"corpus": CORPUS}
-    for name, path in MODELS.items():
-        hf, g = model_goldens(name, path)
+    from ninestep import hub
+
+    for name, model in MODELS.items():
+        hf, g = model_goldens(name, hub.path(model))
         out[name] = g
         print(f"{name}: {len(CORPUS)} strings; differ from expected: HF {len(g['hf_where_different'])}, "
               f"llama.cpp {len(g['llama_where_different'])}")
