@@ -199,7 +199,7 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
 #if NS_TILE_VNNI
     if (T::kSigned && j == n0) tile_avx2::offset_sums(scratch.base, a, i1 - i0, ng);  // once per chunk
 #endif
-    const uint8_t* cg[2] = {w + (j / NC) * cgb, ncg == 2 ? w + (j / NC + 1) * cgb : nullptr};
+    const uint8_t* cg[2] = {w + (j / NC) * cgb, w + (j / NC + ncg - 1) * cgb};  // a lone one twice
     const uint8_t* ahead[2] = {nullptr, nullptr};
     for (int c = 0; c < ncg; ++c) {
       const uint8_t* next = cg[c] + (ncg - 1) * cgb + far;  // at least the same column group of the next tile
@@ -208,7 +208,7 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
     float* yt = y + i0 * ldy + j;
     if constexpr (kCanSpread) {
       if (i1 - i0 > kSpreadRows) {
-        uint8_t* panel[2] = {scratch.bytes, scratch.bytes + kMaxGroups * Wide::kStride};
+        uint8_t* panel[2] = {scratch.bytes, scratch.bytes + (ncg - 1) * kMaxGroups * Wide::kStride};
         for (int c = 0; c < ncg; ++c)
           for (int64_t g = 0; g < ng; ++g) {
             if (ahead[c])
@@ -216,20 +216,20 @@ void packed_gemm(float* y, int64_t ldy, const BlockQ8Act* act, const uint8_t* w,
                 _mm_prefetch(reinterpret_cast<const char*>(ahead[c] + g * T::kStride + o), _MM_HINT_T0);
             Wide::spread(panel[c], cg[c], g);
           }
-        const uint8_t* none[2] = {nullptr, nullptr};
         const uint8_t* p[2] = {panel[0], panel[1]};
+        const uint8_t* none[2] = {nullptr, nullptr};
 #if NS_TILE_VNNI
-        if (ncg == 2)
-          return tile_avx2::tiles2<Wide>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, p, p, ng, nc, none);
-#endif
+        return tile_avx2::tiles2<Wide>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, p, p, ng, nc, none);
+#else
         return tile_avx2::tiles<Wide>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, p[0], p[0], ng, nc, none[0]);
+#endif
       }
     }
 #if NS_TILE_VNNI
-    if (ncg == 2)
-      return tile_avx2::tiles2<T>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, cg, cg, ng, nc, ahead);
-#endif
+    tile_avx2::tiles2<T>(yt, ldy, a, scratch.hs, hstride, scratch.base, 0, i1 - i0, cg, cg, ng, nc, ahead);
+#else
     tile_avx2::tiles<T>(yt, ldy, a, scratch.hs, hstride, 0, i1 - i0, cg[0], cg[0], ng, nc, ahead[0]);
+#endif
   });
 }
 

@@ -1,10 +1,10 @@
-// The 256-bit tile of the quantized GEMMs over eight interleaved weight rows, shared by the panel
-// over GGUF rows (quant_panel_avx2.cpp) and the packed weights (quant_packed_x86.h). It is compiled
-// once per including file's ISA flags (its contents have internal linkage, so the copies never
-// meet at link time): with AVX2, each quad's integer dot is _mm256_maddubs_epi16 summed in int16
-// and widened with _mm256_madd_epi16; with AVX-512 VNNI + VL (quant_packed_avx512.cpp), one
-// _mm256_dpbusd_epi32 straight into int32, and 32 YMM registers hold a taller tile. The integer
-// sums are exact either way, so both give the same bits.
+// The tiles of the quantized GEMMs over eight interleaved weight rows, shared by the panel over
+// GGUF rows (quant_panel_avx2.cpp) and the packed weights (quant_packed_x86.h). It is compiled once
+// per including file's ISA flags (its contents have internal linkage, so the copies never meet at
+// link time): with AVX2, micro's 256-bit tile, each quad's integer dot _mm256_maddubs_epi16 summed
+// in int16 and widened with _mm256_madd_epi16; with AVX-512 VNNI + VL (quant_packed_avx512.cpp),
+// micro2's 512-bit tile over two column groups, each dot one vpdpbusd straight into int32. The
+// integer sums are exact either way and the float steps the same, so both give the same bits.
 //
 // A source S of weight groups gives, per group g of a column group of 8 weight rows:
 //   at(base, g)            the group's quad bytes
@@ -117,9 +117,8 @@ void for_chunks(const BlockQ8Act* act, float* hs, int64_t m, int64_t ng, int64_t
 template <class S, int MR>
 void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, int64_t hstride, const uint8_t* qb,
            const uint8_t* sb, int64_t ng, int nc, const uint8_t* ahead) {
-  [[maybe_unused]] constexpr int D = S::kDepth;  // quads per int16 partial (AVX2)
-  constexpr int TH = 8 / S::kHalves;             // quads per half
-  [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);
+  constexpr int D = S::kDepth, TH = 8 / S::kHalves;  // quads per int16 partial, per half
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -132,20 +131,6 @@ void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, 
 #pragma GCC unroll 2
     for (int h = 0; h < S::kHalves; ++h) {
       __m256i s32[MR];
-#if NS_TILE_VNNI
-      for (int i = 0; i < MR; ++i) s32[i] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int e = 0; e < TH; ++e) {
-        const int t = TH * h + e;
-        const __m256i wq = S::quads(Q, t);
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
-          __m256i x = quad(ar[i][g].qs + 4 * t);
-          if constexpr (S::kSigned) x = _mm256_sign_epi8(x, S::signs(Q, t));
-          s32[i] = _mm256_dpbusd_epi32(s32[i], wq, x);
-        }
-      }
-#else
 #pragma GCC unroll 8
       for (int p = 0; p < TH / D; ++p) {
         __m256i a16[MR];
@@ -167,7 +152,6 @@ void micro(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs, 
           s32[i] = p == 0 ? v : _mm256_add_epi32(s32[i], v);
         }
       }
-#endif
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256 scd = _mm256_mul_ps(sc[h], _mm256_broadcast_ss(&ar[i][g].d));
@@ -215,9 +199,10 @@ void tiles(float* y, int64_t ldy, const BlockQ8Act* act, const float* hs, int64_
 // Two column groups side by side (16 weight rows) in 512-bit vectors: micro's arithmetic lane for
 // lane, so the same bits, with one vpdpbusd per activation row doing 16 rows' quads. The quads,
 // scales and terms of each column group come from S as above (qb[c], sb[c]: column group c's
-// bases). Signed weights (Q8_0) go in as w + 128 (one XOR per quad for all the rows) and each dot
-// starts from base[i * ng + g] = -128 * the sum of the row's block quants (offset_sums), so the
-// integer dot is exactly sum(w * x), as |w| * sign(w) x is for activation quants within +-127.
+// bases; a lone column group goes in as both, and only its nc <= 8 lanes are stored). Signed
+// weights (Q8_0) go in as w + 128 (one XOR per quad for all the rows) and each dot starts from
+// base[i * ng + g] = -128 * the sum of the row's block quants (offset_sums), so the integer dot is
+// exactly sum(w * x), as |w| * sign(w) x is for activation quants within +-127.
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 inline __m512 join(__m256 lo, __m256 hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1); }
 inline __m512i quad16(const int8_t* p) {
@@ -243,8 +228,8 @@ void micro2(float* y, int64_t ldy, const BlockQ8Act* const* ar, const float* hs,
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* Q[2] = {S::at(qb[0], g), S::at(qb[1], g)};
-    if (ahead[0])
-      for (int c = 0; c < 2; ++c)
+    for (int c = 0; c < 2; ++c)
+      if (ahead[c])
         for (int o = 0; o < S::kStride; o += 64)
           _mm_prefetch(reinterpret_cast<const char*>(ahead[c] + g * S::kStride + o), _MM_HINT_T0);
     __m256 sc[2][S::kHalves], mn[2][S::kHalves];
