@@ -209,8 +209,13 @@ def formats(folder):
         s[s == 0] = 1
         return (np.round(r / s) * s).reshape(a.shape)
 
+    def bf16(a):  # round to nearest even, as vcvtne2ps2bf16 does
+        b = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+        return b.astype(np.uint32).view(np.float32).astype(np.float64)
+
     same = lambda a: a  # noqa: E731
-    rows = [("f32 x, f32 W", same, same), ("f32 x, Q8_0 W", same, q8_0), ("Q8_0 x, Q8_0 W", q8_0, q8_0),
+    rows = [("f32 x, f32 W", same, same), ("f32 x, Q8_0 W", same, q8_0), ("f32 x, bf16 W", same, bf16), ("bf16 x, bf16 W", bf16, bf16), ("Q8_0 x, Q8_0 W", q8_0, q8_0),
             ("int16/row x, int8/row W", per_row(16), per_row(8)), ("int16/row x, int12/row W", per_row(16), per_row(12)),
             ("int14/row x, int14/row W", per_row(14), per_row(14)), ("int12/row x, int16/row W", per_row(12), per_row(16))]
     print(f"{len(ids)} golden sentences, cosine against sentence-transformers (NumPy reference, rounded GEMM inputs)")
