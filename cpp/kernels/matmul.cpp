@@ -28,10 +28,16 @@ void matmul_rows(float* y, int64_t ldy, const float* x, const void* scratch, con
                  int64_t n0, int64_t n1) {
   const TypeTraits& t = type_traits(w.type);
   // Two or more rows read the packed copy when there is one; a lone decode row keeps the type's
-  // GEMV over the GGUF rows (same integer dots, another float order: see quant_panel_avx2.cpp).
+  // GEMV over the GGUF rows (same integer dots, another float order: see quant_panel_avx2.cpp),
+  // with VNNI the 32-element types' own one (quant_gemv_avx512.cpp).
   if (w.packed && m >= 2 &&
       qgemm_packed(y, ldy, static_cast<const BlockQ8Act*>(scratch), w.packed, w.type, m, w.k, n0, n1))
     return;
+#ifdef NINESTEP_HAVE_AVX512VNNI
+  if (m == 1 && t.act == ActFormat::q8_32 && vnni_active() &&
+      qgemv_vnni(y, static_cast<const BlockQ8Act*>(scratch), w.data, w.type, w.k, n0, n1))
+    return;
+#endif
   t.gemm.get()(y, ldy, t.act == ActFormat::f32 ? static_cast<const void*>(x) : scratch, w.data, m, w.k, n0, n1);
 }
 

@@ -20,8 +20,7 @@ static PackedLayout layout(DType t) {
 #endif
 }
 
-// Whether the packed GEMM runs with VNNI here: the AVX-512 ISA is active and the CPU has VNNI.
-static bool packed_vnni() {
+bool vnni_active() {
 #ifdef NINESTEP_HAVE_AVX512VNNI
   static const bool cpu = __builtin_cpu_supports("avx512vnni");
   return cpu && active_isa() == Isa::avx512;
@@ -98,7 +97,7 @@ bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* pack
 #ifdef NINESTEP_HAVE_AVX2
   if (!packs_on_this_machine(t)) return false;
 #ifdef NINESTEP_HAVE_AVX512VNNI
-  if (packed_vnni()) return qgemm_packed_vnni(y, ldy, act, packed, t, m, k, n0, n1);
+  if (vnni_active()) return qgemm_packed_vnni(y, ldy, act, packed, t, m, k, n0, n1);
 #endif
   return qgemm_packed_avx2(y, ldy, act, packed, t, m, k, n0, n1);
 #else

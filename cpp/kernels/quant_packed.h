@@ -55,11 +55,17 @@ struct PackedLayout {
 PackedLayout packed_layout_avx2(DType t);
 bool qgemm_packed_avx2(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
-// The same product and bits with AVX-512 VNNI (quant_packed_avx512.cpp); call only where the CPU has it.
+// Whether the VNNI kernels run here: the AVX-512 ISA is active and the CPU has VNNI.
+bool vnni_active();
+// The same product and bits with AVX-512 VNNI (quant_packed_avx512.cpp); call only where vnni_active().
 bool qgemm_packed_vnni(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                        int64_t n0, int64_t n1);
 // One column group (nc <= 8 GGUF rows) packed by quant_panel_avx2.cpp's unpack: the quads, and the
 // 32-element types' scales (see pack_weights); false for a type or K it does not take.
 bool pack_panel_avx2(uint8_t* dst, const uint8_t* w, DType t, int64_t rb, int nc, int64_t ng, const PackedLayout& lay);
+
+// The decode GEMV (one activation row) over GGUF rows with AVX-512 VNNI (quant_gemv_avx512.cpp) for
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; false (nothing written) for other types. Call only where vnni_active().
+bool qgemv_vnni(float* y, const BlockQ8Act* act, const void* w, DType t, int64_t k, int64_t n0, int64_t n1);
 
 }  // namespace ninestep

@@ -29,9 +29,8 @@ void panel_gemm_avx2(float* y, int64_t ldy, const void* act, const void* w, int6
 }
 #define NS_PANEL_AVX2(T, F) NS_AVX2((panel_gemm_avx2<T, F>))
 
-// No AVX-512 variant: Dispatch falls back to the AVX2 one on AVX-512 machines (the packed GEMM
-// takes VNNI there, quant_packed.cpp; the AVX2 decode GEMV measured 1.4-1.6x an AVX-512 one on
-// SmolLM2 Q4_1 decode, Zen 4).
+// No AVX-512 variant: Dispatch falls back to the AVX2 one on AVX-512 machines; with VNNI,
+// matmul_rows takes the packed GEMM (two or more rows) and the VNNI decode GEMV (one row) first.
 #define NS_Q32_GEMM(T)                                                                          \
   Dispatch<GemmRowsFn> {                                                                        \
     q32_gemm<T, qgemm_rows_generic>, NS_PANEL_AVX2(T, (q32_gemm<T, qgemm_rows_avx2>)), nullptr, \
