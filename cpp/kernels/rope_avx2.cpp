@@ -6,13 +6,13 @@
 #include <cmath>
 
 #include "kernels/nn.h"
+#include "kernels/rope_freqs.h"
 #include "kernels/simd_avx2.h"
 
 namespace ninestep {
 
 namespace {
 
-constexpr int64_t kFreqBlock = 512;  // frequencies whose f = theta^(-2i/D) sit in a stack table at once
 
 // pos * f reduced modulo pi/2 for 4 frequencies: the float remainder and the quadrant.
 inline void reduce4(double pos, __m256d f, __m128* r_out, __m128i* q_out) {
@@ -56,30 +56,6 @@ inline void rotate_pairs(float* p, __m256i mk, __m256 c2, __m256 s2) {
   _mm256_maskstore_ps(p, mk, _mm256_fmadd_ps(v, c2, _mm256_mul_ps(_mm256_permute_ps(v, 0xB1), s2)));
 }
 
-// The frequencies f[i] = theta^(-2 i / D), i < min(D / 2, kFreqBlock), of the last two (theta, D)
-// this thread used: a decode step calls rope_rows twice per layer for one token, and the 32-128
-// std::pow calls cost more than the rotation (~2 us per call). Two entries, as Gemma 3's layers
-// alternate a local and a global base. Same values as computing them afresh.
-struct FreqTable {
-  float theta = 0.0f;
-  int64_t D = 0;
-  alignas(32) double f[kFreqBlock];
-};
-
-const double* cached_freqs(float theta, int64_t D) {
-  static thread_local FreqTable tab[2];
-  static thread_local int older = 0;
-  for (FreqTable& t : tab)
-    if (t.D == D && t.theta == theta) return t.f;
-  FreqTable& t = tab[older];
-  older ^= 1;
-  const int64_t nf = std::min(kFreqBlock, D / 2);
-  for (int64_t i = 0; i < nf; ++i) t.f[i] = std::pow((double)theta, -2.0 * (double)i / (double)D);
-  for (int64_t i = nf; i < ((nf + 7) & ~int64_t(7)); ++i) t.f[i] = 0.0;  // tail lanes: angle 0, masked off
-  t.theta = theta, t.D = D;
-  return t.f;
-}
-
 }  // namespace
 
 void rope_rows_avx2(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, RopeStyle style, int64_t t0,
@@ -90,13 +66,7 @@ void rope_rows_avx2(float* x, const int32_t* pos, int64_t H, int64_t D, float th
   const __m256 alt = _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1);
   for (int64_t ib = 0; ib < half; ib += kFreqBlock) {
     const int64_t nf = std::min(kFreqBlock, half - ib);
-    const double* f = fbuf;
-    if (ib == 0) {  // the first block: the thread's table
-      f = cached_freqs(theta, D);
-    } else {
-      for (int64_t i = 0; i < nf; ++i) fbuf[i] = std::pow((double)theta, -2.0 * (double)(ib + i) / (double)D);
-      for (int64_t i = nf; i < ((nf + 7) & ~int64_t(7)); ++i) fbuf[i] = 0.0;  // tail lanes: angle 0, masked off below
-    }
+    const double* f = freq_block(fbuf, theta, D, ib, nf);
     for (int64_t t = t0; t < t1; ++t) {
       float* xt = x + t * H * D;
       for (int64_t i = 0; i < nf; i += 8) {

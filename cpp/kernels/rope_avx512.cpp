@@ -8,12 +8,11 @@
 #include <cmath>
 
 #include "kernels/nn.h"
+#include "kernels/rope_freqs.h"
 
 namespace ninestep {
 
 namespace {
-
-constexpr int64_t kFreqBlock = 512;  // frequencies whose f = theta^(-2i/D) sit in a stack table at once
 
 // cos and sin of pos * f for 8 frequencies f.
 inline void sincos8(double pos, __m512d f, __m256* c_out, __m256* s_out) {
@@ -46,19 +45,18 @@ inline void sincos8(double pos, __m512d f, __m256* c_out, __m256* s_out) {
 void rope_rows_avx512(float* x, const int32_t* pos, int64_t H, int64_t D, float theta, RopeStyle style, int64_t t0,
                       int64_t t1) {
   const int64_t half = D / 2;
-  alignas(64) double f[kFreqBlock];
+  alignas(64) double fbuf[kFreqBlock];
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512 alt = _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
   for (int64_t ib = 0; ib < half; ib += kFreqBlock) {
     const int64_t nf = std::min(kFreqBlock, half - ib);
-    for (int64_t i = 0; i < nf; ++i) f[i] = std::pow((double)theta, -2.0 * (double)(ib + i) / (double)D);
-    for (int64_t i = nf; i < ((nf + 7) & ~int64_t(7)); ++i) f[i] = 0.0;  // tail lanes: angle 0, masked off below
+    const double* f = freq_block(fbuf, theta, D, ib, nf);
     for (int64_t t = t0; t < t1; ++t) {
       float* xt = x + t * H * D;
       for (int64_t i = 0; i < nf; i += 8) {
         const int64_t n = std::min<int64_t>(8, nf - i), a = ib + i;
         __m256 c, s;
-        sincos8((double)pos[t], _mm512_load_pd(f + i), &c, &s);
+        sincos8((double)pos[t], _mm512_loadu_pd(f + i), &c, &s);
         if (style == RopeStyle::norm) {
           // 16 floats (x[2a], x[2a+1], ...): y = x * (c, c) + swap_pairs(x) * (-s, s)
           const __m512 cc = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(c));
