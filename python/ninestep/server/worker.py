@@ -1,6 +1,8 @@
 """The engine thread: it owns the stepping of the model's scheduler (each step runs in C++ with the
 GIL released), while asyncio serves HTTP. Requests come in with submit(); their updates go back to
-the event loop through call_soon_threadsafe."""
+the event loop through call_soon_threadsafe, once per step for all of them (each call wakes the
+loop through a socket write: one per request and step was 6% of the engine thread's time with
+8 streams)."""
 import collections
 import threading
 import time
@@ -8,6 +10,11 @@ import time
 
 class QueueFull(Exception):
     pass
+
+
+def _deliver(items):
+    for queue, item in items:
+        queue.put_nowait(item)
 
 
 class Worker:
@@ -24,6 +31,7 @@ class Worker:
         self.prompt_tokens = self.completion_tokens = 0
         self._recent = collections.deque()       # (time, generated tokens) of recent steps
         self.error = None
+        self._outbox = {}                         # event loop -> [(queue, update)] of this step
 
     def start(self):
         self._thread.start()
@@ -36,8 +44,8 @@ class Worker:
             self.rejected += 1
             raise QueueFull("queue full")
 
-        def update(r):
-            loop.call_soon_threadsafe(queue.put_nowait, (r, r.take(), r.done))
+        def update(r):  # on the engine thread, which flushes after the step
+            self._outbox.setdefault(loop, []).append((queue, (r, r.take(), r.done)))
 
         for r in reqs:
             r.on_update = update
@@ -62,6 +70,8 @@ class Worker:
             except Exception as e:  # the scheduler failed the running requests and told them
                 self.error = e
                 continue
+            finally:
+                self._flush()
             n = self.sched.tokens_generated - before
             for r in touched:
                 if r.done and r.finish_reason in ("stop", "length", "context"):
@@ -79,6 +89,15 @@ class Worker:
         for r in left:
             if r.on_update is not None:
                 r.on_update(r)
+        self._flush()
+
+    def _flush(self):
+        outbox, self._outbox = self._outbox, {}
+        for loop, items in outbox.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop has closed: nobody is waiting any more
+                pass
 
     def shutdown(self, timeout=10):
         self._stop = True
