@@ -1,5 +1,8 @@
-// Decode-shaped attention items (see attention_decode.cpp), AVX2 + FMA: the same walk as
-// attention_decode_avx512.cpp with 8 lanes, 8 keys per block.
+// Decode-shaped attention items (see attention_decode.cpp), AVX2 + FMA (AVX-512 machines too): up
+// to kRows queries of one KV head walk a key block together, 8 keys at a time. Each K row is loaded
+// once for all of them (lanes over D), the 8 dot products of a query are summed across lanes by
+// one transposing tree instead of 8 horizontal sums, and each V row is loaded once for all their
+// accumulators.
 #include <immintrin.h>
 
 #include <algorithm>
