@@ -23,9 +23,12 @@ const char* const kEncPhaseNames[kNumEncPhases] = {"embed", "qkv", "attention", 
 namespace {
 
 // GEMM work items: kRowBlock rows of x (in L2 while the W panels pass) x kColChunk output columns
-// (a multiple of the 16-row W panel); the item's output block is still in cache for the epilogue.
-constexpr int64_t kRowBlock = 120;
-constexpr int64_t kColChunk = 128;
+// (a multiple of the W panels, 16 rows with AVX2 and NEON, 48 with AVX-512, so no panel is part
+// padding); the item's output block is still in cache for the epilogue. Each item packs its W
+// panels again, so taller items pack less per multiply-add. MiniLM, 1,000 texts, 2 threads, Zen 5,
+// 5 alternating runs: 120 x 128 213 sentences/s, 240 x 144 238, 360 x 144 238, 240 x 192 242.
+constexpr int64_t kRowBlock = 240;
+constexpr int64_t kColChunk = 144;
 // Projections followed by residual + LayerNorm (out_proj, ffn_down) take whole rows per item, so the
 // item normalizes its rows while they are in cache: no LayerNorm phase, no extra barrier.
 constexpr int64_t kNormRowBlock = 48;
