@@ -14,7 +14,7 @@ ninestep's embeddings against sentence-transformers'.
 
 --formats: the NumPy reference (reference_bert) on the committed golden sentences
 (tests/goldens/minilm_goldens.npz) with every projection's input and weights rounded to a number
-format first (Q8_0 blocks; integers of b bits with one scale per row), min / mean cosine against
+format first (Q8_0 blocks; bf16; integers of b bits with one scale per row), min / mean cosine against
 the sentence-transformers goldens: which fast formats could keep 4 nines before one is written.
 """
 import argparse
@@ -215,7 +215,8 @@ def formats(folder):
         return b.astype(np.uint32).view(np.float32).astype(np.float64)
 
     same = lambda a: a  # noqa: E731
-    rows = [("f32 x, f32 W", same, same), ("f32 x, Q8_0 W", same, q8_0), ("f32 x, bf16 W", same, bf16), ("bf16 x, bf16 W", bf16, bf16), ("Q8_0 x, Q8_0 W", q8_0, q8_0),
+    rows = [("f32 x, f32 W", same, same), ("f32 x, Q8_0 W", same, q8_0), ("f32 x, bf16 W", same, bf16),
+            ("bf16 x, bf16 W", bf16, bf16), ("Q8_0 x, Q8_0 W", q8_0, q8_0),
             ("int16/row x, int8/row W", per_row(16), per_row(8)), ("int16/row x, int12/row W", per_row(16), per_row(12)),
             ("int14/row x, int14/row W", per_row(14), per_row(14)), ("int12/row x, int16/row W", per_row(12), per_row(16))]
     print(f"{len(ids)} golden sentences, cosine against sentence-transformers (NumPy reference, rounded GEMM inputs)")
