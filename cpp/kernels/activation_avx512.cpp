@@ -24,9 +24,9 @@ inline __m512 gelu_tanh16(__m512 x) {
 }
 
 // 0.5 x (1 + erf(x / sqrt 2)), the 16-lane form of activation_avx2.cpp's gelu_erf8 (the same
-// Chebyshev fit of erfc and the same error-compensated exponent; see there). The reciprocal is
-// rcp14 and one Newton step (~1e-8 relative), not a division: the division was most of this
-// function's time, and this function was a third of BERT's FFN-up projection (measured, Zen 5).
+// Chebyshev fit of erfc and the same error-compensated exponent; see there), with the reciprocal as
+// rcp14 and one Newton step (~1e-8 relative) instead of a division. Run as the AVX2 kernel, it was
+// a third of BERT's FFN-up phase (measured, Zen 5).
 inline __m512 gelu_erf16(__m512 x) {
   const __m512 z = _mm512_min_ps(_mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.7071067811865476f)),
                                  _mm512_set1_ps(12.0f));  // erfc(12) underflows: keeps the two-sum finite

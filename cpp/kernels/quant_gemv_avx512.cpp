@@ -57,6 +57,14 @@ inline void fifth4(const Block* r0, const Block* r1, const Block* r2, const Bloc
   *lo = _cvtu64_mask64(l), *hi = _cvtu64_mask64(h);
 }
 
+// Per 128-bit lane of v, the sum of its four floats: [lane 0, lane 1, lane 2, lane 3].
+inline __m128 lane_sums(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+
 // Nibble types: y[0..4) = rows w, w + rb, w + 2 rb, w + 3 rb times the activation row.
 template <class Block, bool kMin, int kOffset, bool kFifth>
 void gemv4_nibbles(float* y, const BlockQ8Act* act, int64_t nb, const uint8_t* w, int64_t rb, const char* ahead) {
@@ -97,11 +105,7 @@ void gemv4_nibbles(float* y, const BlockQ8Act* act, int64_t nb, const uint8_t* w
       acc = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, da), acc);
     }
   }
-  // per row (128-bit lane) the sum of its four lanes, then lane 0 of each row
-  acc = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0x4E));
-  acc = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0xB1));
-  __m128 r = _mm512_castps512_ps128(
-      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), acc));
+  __m128 r = lane_sums(acc);  // a row per 128-bit lane
   if constexpr (kMin)
     r = _mm_add_ps(r, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(macc, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7))));
   _mm_storeu_ps(y, r);
@@ -137,13 +141,9 @@ void gemv4_q8_0(float* y, const BlockQ8Act* act, int64_t nb, const uint8_t* w, i
     acc01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot(w01, x)), _mm512_permutexvar_ps(idx01, dd), acc01);
     acc23 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot(w23, x)), _mm512_permutexvar_ps(idx23, dd), acc23);
   }
-  // per row (256-bit half) the sum of its eight lanes
-  const __m512 h = _mm512_add_ps(_mm512_shuffle_f32x4(acc01, acc23, 0x88), _mm512_shuffle_f32x4(acc01, acc23, 0xDD));
-  // h: 128-bit lanes [row 0, row 1, row 2, row 3], four partial sums each
-  const __m512 h1 = _mm512_add_ps(h, _mm512_permute_ps(h, 0x4E));
-  const __m512 h2 = _mm512_add_ps(h1, _mm512_permute_ps(h1, 0xB1));
-  _mm_storeu_ps(y, _mm512_castps512_ps128(
-                       _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), h2)));
+  // a row per 256-bit half: add the halves' two 128-bit lanes, so a row per 128-bit lane
+  _mm_storeu_ps(y, lane_sums(_mm512_add_ps(_mm512_shuffle_f32x4(acc01, acc23, 0x88),
+                                           _mm512_shuffle_f32x4(acc01, acc23, 0xDD))));
 }
 
 // One row (a slice's last rows): the same arithmetic through the four-row kernel, rows repeated.

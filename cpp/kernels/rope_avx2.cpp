@@ -13,7 +13,6 @@ namespace ninestep {
 
 namespace {
 
-
 // pos * f reduced modulo pi/2 for 4 frequencies: the float remainder and the quadrant.
 inline void reduce4(double pos, __m256d f, __m128* r_out, __m128i* q_out) {
   const __m256d ang = _mm256_mul_pd(_mm256_set1_pd(pos), f);
