@@ -101,7 +101,8 @@ def round_of(url, n_streams, tokens):
     decoded = sum(r["tokens"] - 1 for r in out)
     ttft = [r["stamps"][0] - r["start"] for r in out]
     gaps = [b - a for r in out for a, b in zip(r["stamps"], r["stamps"][1:])]
-    return {"decode_tps": decoded / (last - first), "ttft": ttft, "gaps": gaps}
+    return {"decode_tps": decoded / (last - first), "ttft": ttft, "gaps": gaps,
+            "streamed": sum(r["tokens"] for r in out)}
 
 
 def p95(xs):
@@ -109,9 +110,9 @@ def p95(xs):
     return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of process `pid` (all its threads) so far."""
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid, tid=None):
+    """User + system CPU seconds of process `pid` (all its threads; or its thread `tid`) so far."""
+    f = Path(f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -119,10 +120,11 @@ def measure(name, url, streams, tokens, rounds, pid):
     rows = []
     round_of(url, 1, 8)  # warm up
     for n in streams:
-        s0, c0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        s0, m0, c0, t0 = cpu_seconds(pid), cpu_seconds(pid, pid), time.process_time(), time.perf_counter()
         rs = [round_of(url, n, tokens) for _ in range(rounds)]
         wall = time.perf_counter() - t0
         server_cpu, client_cpu = cpu_seconds(pid) - s0, time.process_time() - c0
+        main_cpu, streamed = cpu_seconds(pid, pid) - m0, sum(r["streamed"] for r in rs)
         ttft = [x for r in rs for x in r["ttft"]]
         gaps = [x for r in rs for x in r["gaps"]]
         rows.append({"server": name, "streams": n, "decode_tps": statistics.median(r["decode_tps"] for r in rs),
@@ -130,6 +132,8 @@ def measure(name, url, streams, tokens, rounds, pid):
                      "token_median_ms": 1e3 * statistics.median(gaps), "token_p95_ms": 1e3 * p95(gaps),
                      # cores busy on average over the rounds: the server's threads, this load generator's
                      "server_cores": server_cpu / wall, "client_cores": client_cpu / wall,
+                     # the server's main thread (ninestep: the asyncio event loop) per streamed token
+                     "main_thread_us_per_token": 1e6 * main_cpu / streamed,
                      "load": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -106,27 +107,27 @@ void attention(float* out, const float* q, const void* k, const void* v, DType k
     const int nth = parallel ? num_threads() : 1;
     const int64_t n_split = attention_splits(S, Hkv, nth), items = attention_split_items(Hkv, n_split);
     std::vector<float> part(attention_part_floats(T, Hq, D, n_split));  // [Hkv, n_split, T, Hq / Hkv, D + 2]
+    std::atomic<int64_t> next_item{0}, next_row{0};
 #pragma omp parallel num_threads(nth)
     {
-      const int ith = omp_get_thread_num(), n = omp_get_num_threads();
-      int64_t b, e;
-      split_range(items, n, ith, &b, &e);
-      attention_split_range(part.data(), q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
-                            n_split, b, e);
+      const int n = omp_get_num_threads();
+      claim_chunks(next_item, items, n, [&](int64_t b, int64_t e) {
+        attention_split_range(part.data(), q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
+                              n_split, b, e);
+      });
 #pragma omp barrier
-      split_range(T * Hq, n, ith, &b, &e);
-      attention_merge_rows(out, part.data(), T, Hq, Hkv, D, n_split, b, e);
+      claim_chunks(next_row, T * Hq, n,
+                   [&](int64_t b, int64_t e) { attention_merge_rows(out, part.data(), T, Hq, Hkv, D, n_split, b, e); });
     }
     return;
   }
   const AttnFn fn = kAttn.get();
   const int64_t items = attention_items(T, Hq, Hkv);
+  std::atomic<int64_t> next_item{0};
 #pragma omp parallel num_threads(num_threads()) if(parallel)
-  {
-    int64_t b, e;
-    split_range(items, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
+  claim_chunks(next_item, items, omp_get_num_threads(), [&](int64_t b, int64_t e) {
     fn(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, b, e);
-  }
+  });
 }
 
 }  // namespace ninestep
