@@ -123,3 +123,53 @@ def test_greedy_fast_path_equals_the_cpp_sampler(case):
     fast = Sampler(SamplingParams(temperature=0), seed=1)
     ref = Sampler(SamplingParams(temperature=0, repetition_penalty=1.0000001), seed=1)
     assert fast(x) == ref(x, [])
+
+
+FILTERS = {  # each of the sampler's paths: top-k (+ top-p, min-p), top-p alone, min-p alone, a penalty
+    "defaults": dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05),
+    "top_k": dict(temperature=1.0, top_k=7, top_p=1.0, min_p=0.0),
+    "top_p": dict(temperature=0.7, top_k=0, top_p=0.9, min_p=0.0),
+    "min_p": dict(temperature=1.2, top_k=0, top_p=1.0, min_p=0.1),
+    "penalty": dict(temperature=0.9, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.3),
+}
+
+
+def edge_logits(case, n):
+    x = np.random.default_rng(n).normal(scale=3.0, size=n).astype(np.float32)
+    if case == "nan":
+        x[::7] = np.nan
+    elif case == "ties":
+        x[:] = np.round(x)  # many equal values at the k-th place
+    elif case == "inf":
+        x[[0, n - 1]] = np.inf
+    elif case == "flat":
+        x[:] = 0.25
+    return x
+
+
+@pytest.mark.parametrize("filters", sorted(FILTERS))
+@pytest.mark.parametrize("case", ["random", "nan", "ties", "inf", "flat"])
+@pytest.mark.parametrize("n", [1, 3, 31, 1000, 49157])
+def test_vector_scans_pick_the_tokens_of_the_scalar_ones(isa, filters, case, n):
+    # argmax, the top-k scan, the top-p / min-p filters: exact comparisons, so every ISA's scans
+    # must give the generic ones' tokens for the same seed (the plain-temperature walk sums in
+    # blocks and is checked by its frequencies above)
+    import ninestep
+
+    x = edge_logits(case, n)
+    got = [Sampler(SamplingParams(**FILTERS[filters]), seed=s)(x, [0, n // 2]) for s in range(20)]
+    ninestep.set_isa("generic")
+    try:
+        want = [Sampler(SamplingParams(**FILTERS[filters]), seed=s)(x, [0, n // 2]) for s in range(20)]
+    finally:
+        ninestep.set_isa(isa)
+    assert got == want
+    assert all(0 <= t < n and not np.isnan(x[t]) for t in got) or case == "nan" and np.isnan(x).all()
+
+
+def test_top_p_over_a_flat_large_vocabulary_keeps_the_prefix_by_mass():
+    # 20,000 equal logits: top-p 0.5 keeps the best-first prefix holding half the mass, i.e. the
+    # 10,000 lowest ids (ties go to the lower id), found by halving rather than sorting them all
+    f = draws(np.zeros(20000), n=20000, temperature=1.0, top_p=0.5)
+    assert f[:10000].sum() == 1.0
+    assert abs(f[:5000].sum() - 0.5) < 0.02  # and uniform within it

@@ -3,9 +3,57 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "kernels/nn.h"
 
 namespace ninestep {
+
+// ---- the scans, scalar, and their dispatch ----------------------------------------------------
+
+static int64_t argmax_generic(const float* v, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = v[i] > m ? v[i] : m;
+  int64_t best = 0;
+  while (best < n - 1 && !(v[best] == m)) ++best;
+  return best;
+}
+
+static int64_t first_at_least_generic(const float* v, int64_t i, int64_t n, float thr) {
+  for (; i < n; ++i)
+    if (v[i] >= thr) return i;
+  return n;
+}
+
+static void scale_generic(float* dst, const float* z, int64_t n, float inv_t) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
+}
+
+static int64_t walk_generic(const float* p, int64_t n, double r) {
+  for (int64_t i = 0; i < n; ++i)
+    if ((r -= p[i]) < 0) return i;
+  return -1;
+}
+
+int64_t sample_argmax_avx2(const float* v, int64_t n);
+int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float thr);
+void sample_scale_avx2(float* dst, const float* z, int64_t n, float inv_t);
+int64_t sample_walk_avx2(const float* p, int64_t n, double r);
+
+static const Dispatch<int64_t (*)(const float*, int64_t)> kArgmax{argmax_generic, NS_AVX2(sample_argmax_avx2)};
+static const Dispatch<int64_t (*)(const float*, int64_t, int64_t, float)> kFirstAtLeast{
+    first_at_least_generic, NS_AVX2(sample_first_at_least_avx2)};
+static const Dispatch<void (*)(float*, const float*, int64_t, float)> kScale{scale_generic,
+                                                                             NS_AVX2(sample_scale_avx2)};
+static const Dispatch<int64_t (*)(const float*, int64_t, double)> kWalk{walk_generic, NS_AVX2(sample_walk_avx2)};
+
+int64_t sample_argmax(const float* v, int64_t n) { return kArgmax.get()(v, n); }
+int64_t sample_first_at_least(const float* v, int64_t i, int64_t n, float thr) {
+  return kFirstAtLeast.get()(v, i, n, thr);
+}
+void sample_scale(float* dst, const float* z, int64_t n, float inv_t) { kScale.get()(dst, z, n, inv_t); }
+int64_t sample_walk(const float* p, int64_t n, double r) { return kWalk.get()(p, n, r); }
+
+// ---- the sampler -------------------------------------------------------------------------------
 
 static uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -37,20 +85,26 @@ using Cand = std::pair<float, int32_t>;  // (score, id): a logit or a probabilit
 static bool better(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
 
 // The m largest of v [n] (NaN never chosen), best first: one pass with a min-heap of size m, so
-// the cost is ~n comparisons rather than a sort of the vocabulary.
+// the cost is ~n comparisons rather than a sort of the vocabulary; once the heap is full, a
+// vectorised scan skips to the next value above its smallest (the rest cannot enter).
 static void top_m(std::vector<Cand>& heap, const float* v, int64_t n, size_t m) {
   heap.clear();
   m = std::min<size_t>(m, (size_t)n);
-  for (int64_t i = 0; i < n; ++i) {
-    if (heap.size() < m) {
-      if (std::isnan(v[i])) continue;
-      heap.push_back({v[i], (int32_t)i});
-      std::push_heap(heap.begin(), heap.end(), better);
-    } else if (v[i] > heap.front().first) {
-      std::pop_heap(heap.begin(), heap.end(), better);
-      heap.back() = {v[i], (int32_t)i};
-      std::push_heap(heap.begin(), heap.end(), better);
-    }
+  int64_t i = 0;
+  for (; i < n && heap.size() < m; ++i) {
+    if (std::isnan(v[i])) continue;
+    heap.push_back({v[i], (int32_t)i});
+    std::push_heap(heap.begin(), heap.end(), better);
+  }
+  while (i < n && heap.size() == m && m > 0) {
+    const float low = heap.front().first;
+    if (low == INFINITY) break;  // nothing is larger
+    i = sample_first_at_least(v, i, n, std::nextafter(low, INFINITY));  // v[i] > low
+    if (i == n) break;
+    std::pop_heap(heap.begin(), heap.end(), better);
+    heap.back() = {v[i], (int32_t)i};
+    std::push_heap(heap.begin(), heap.end(), better);
+    ++i;
   }
   std::sort_heap(heap.begin(), heap.end(), better);
 }
@@ -80,6 +134,37 @@ static void cut_top_p(std::vector<Cand>& cand, float top_p, double total) {
   }
 }
 
+// cut_top_p for candidates in any order: the same tokens are kept (the smallest best-first
+// prefix holding top_p of `total`), found by halving the candidates with nth_element, so only
+// the last few dozen are sorted; the kept ones come out best first only at the cut's end.
+static void cut_top_p_unsorted(std::vector<Cand>& c, float top_p, double total) {
+  const double target = top_p * total;
+  size_t lo = 0, hi = c.size();  // the cut lies in [lo, hi); c[0, lo) all better, holding `have`
+  double have = 0.0;
+  while (hi - lo > 64) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(c.begin() + lo, c.begin() + mid, c.begin() + hi, better);
+    double upper = 0.0;  // c[lo, mid): the better half
+    for (size_t i = lo; i < mid; ++i) upper += c[i].first;
+    if (have + upper >= target) {
+      hi = mid;
+    } else {
+      have += upper;
+      lo = mid;
+    }
+  }
+  std::sort(c.begin() + lo, c.begin() + hi, better);
+  double cum = have;
+  for (size_t i = lo; i < hi; ++i) {
+    cum += c[i].first;
+    if (cum >= target) {
+      c.resize(i + 1);
+      return;
+    }
+  }
+  c.resize(hi);  // rounding: the listed mass fell short of the target, keep all of it
+}
+
 int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int64_t n_recent,
                      const SampleParams& p, Rng& rng, SampleWork& w) {
   // Penalised logits: a copy only when a penalty changes some of them.
@@ -92,11 +177,8 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
     for (int32_t id : w.ids) w.z[id] = w.z[id] > 0 ? w.z[id] / p.repetition_penalty : w.z[id] * p.repetition_penalty;
     z = w.z.data();
   }
-  // First maximum; NaN logits never win a comparison. The max pass vectorises, the find is short.
-  float zmax = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) zmax = z[i] > zmax ? z[i] : zmax;
-  int64_t best = 0;
-  while (best < n - 1 && !(z[best] == zmax)) ++best;
+  // First maximum; NaN logits never win a comparison.
+  const int64_t best = sample_argmax(z, n);
   if (p.temperature <= 0.0f || !std::isfinite(z[best])) return best;
 
   const float inv_t = 1.0f / p.temperature, lmax = z[best];
@@ -114,32 +196,30 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
     // at top_p of the whole distribution's mass, not of the listed part's.
     std::vector<float>& pr = w.probs;
     pr.resize(n);
-    for (int64_t i = 0; i < n; ++i) pr[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
+    sample_scale(pr.data(), z, n, inv_t);
     softmax_rows(pr.data(), pr.data(), n, 0, 1);
-    const float floor_p = (1.0f - p.top_p) / (float)n;
+    const float floor_p = std::nextafter((1.0f - p.top_p) / (float)n, INFINITY);  // pr > (1 - top_p) / n
     c.clear();
-    for (int64_t i = 0; i < n; ++i)
-      if (pr[i] > floor_p) c.push_back({pr[i], (int32_t)i});
+    for (int64_t i = sample_first_at_least(pr.data(), 0, n, floor_p); i < n;
+         i = sample_first_at_least(pr.data(), i + 1, n, floor_p))
+      c.push_back({pr[i], (int32_t)i});
     double total = 0.0;
     for (int64_t i = 0; i < n; ++i) total += pr[i];
-    std::sort(c.begin(), c.end(), better);
-    cut_top_p(c, p.top_p, total);
+    cut_top_p_unsorted(c, p.top_p, total);
   } else if (p.min_p > 0.0f) {
     // no ranking needed: only tokens whose weight can pass min-p get an exp
     const float floor_l = lmax + std::log(p.min_p) / inv_t;
     c.clear();
-    for (int64_t i = 0; i < n; ++i)
-      if (z[i] >= floor_l) c.push_back({std::exp((z[i] - lmax) * inv_t), (int32_t)i});
+    for (int64_t i = sample_first_at_least(z, 0, n, floor_l); i < n; i = sample_first_at_least(z, i + 1, n, floor_l))
+      c.push_back({std::exp((z[i] - lmax) * inv_t), (int32_t)i});
   } else {
     // plain temperature: the whole distribution (vectorised softmax), drawn in one walk
     std::vector<float>& pr = w.probs;
     pr.resize(n);
-    for (int64_t i = 0; i < n; ++i) pr[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
+    sample_scale(pr.data(), z, n, inv_t);
     softmax_rows(pr.data(), pr.data(), n, 0, 1);
-    double r = rng.uniform();
-    for (int64_t i = 0; i < n; ++i)
-      if ((r -= pr[i]) < 0) return i;
-    return best;
+    const int64_t i = sample_walk(pr.data(), n, rng.uniform());
+    return i >= 0 ? i : best;
   }
   if (p.min_p > 0.0f) {  // keep weight >= min_p * best weight (the ratio is unchanged by renormalising)
     float wmax = 0.0f;

@@ -31,6 +31,17 @@ struct SampleWork {
   std::vector<int32_t> ids;                    // deduplicated penalty ids
 };
 
+// The scans sample_token makes over a row (sample.cpp: the scalar versions and the dispatch;
+// sample_avx2.cpp). NaN is never chosen, never >= anything.
+// The first index of the largest value of v [n] (n >= 1); n - 1 if every value is NaN.
+int64_t sample_argmax(const float* v, int64_t n);
+// The first j in [i, n) with v[j] >= thr, else n.
+int64_t sample_first_at_least(const float* v, int64_t i, int64_t n, float thr);
+// dst[i] = z[i] * inv_t, NaN -> -inf (dst may be z).
+void sample_scale(float* dst, const float* z, int64_t n, float inv_t);
+// The first i where r - (p[0] + ... + p[i]) < 0, else -1.
+int64_t sample_walk(const float* p, int64_t n, double r);
+
 // logits [n]; recent [n_recent] ids the penalty applies to (each counted once). All ids must be
 // in [0, n) (checked by the caller). Order as HF: penalty, temperature, top-k, top-p, min-p.
 int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int64_t n_recent,
