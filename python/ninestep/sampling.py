@@ -60,9 +60,9 @@ class Sampler:
     def __call__(self, logits, history=()):
         p = self.params
         if p.temperature <= 0 and p.repetition_penalty == 1.0 and _plain(logits):
-            # Greedy without a penalty (history unused): NumPy's SIMD argmax, the first maximum as
-            # the C++ sampler's; only a NaN (which argmax returns, the C++ loop never picks) goes
-            # there. The C++ loop's max is a scalar chain: ~50 us per token at 49k, ~0.3 ms at 262k.
+            # Greedy without a penalty (history unused): NumPy's argmax, the first maximum as the
+            # C++ sampler's; only a NaN (which argmax returns, the C++ scan never picks) goes there.
+            # Both cost about the same (49k: 5.8 / 6.7 us, 262k: 33.5 / 24.1 us, Intel Xeon).
             i = int(np.argmax(logits))
             if logits[i] == logits[i]:
                 return i
