@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/dispatch.h"
-#include "kernels/nn.h"
 
 namespace ninestep {
 
@@ -24,8 +23,10 @@ static int64_t first_at_least_generic(const float* v, int64_t i, int64_t n, floa
   return n;
 }
 
-static void scale_generic(float* dst, const float* z, int64_t n, float inv_t) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
+static double exp_weights_generic(float* w, const float* z, int64_t n, float lmax, float inv_t) {
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += (w[i] = z[i] > -INFINITY ? std::exp((z[i] - lmax) * inv_t) : 0.0f);
+  return total;
 }
 
 static int64_t walk_generic(const float* p, int64_t n, double r) {
@@ -36,21 +37,24 @@ static int64_t walk_generic(const float* p, int64_t n, double r) {
 
 int64_t sample_argmax_avx2(const float* v, int64_t n);
 int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float thr);
-void sample_scale_avx2(float* dst, const float* z, int64_t n, float inv_t);
+double sample_exp_weights_avx2(float* w, const float* z, int64_t n, float lmax, float inv_t);
+double sample_exp_weights_avx512(float* w, const float* z, int64_t n, float lmax, float inv_t);
 int64_t sample_walk_avx2(const float* p, int64_t n, double r);
 
 static const Dispatch<int64_t (*)(const float*, int64_t)> kArgmax{argmax_generic, NS_AVX2(sample_argmax_avx2)};
 static const Dispatch<int64_t (*)(const float*, int64_t, int64_t, float)> kFirstAtLeast{
     first_at_least_generic, NS_AVX2(sample_first_at_least_avx2)};
-static const Dispatch<void (*)(float*, const float*, int64_t, float)> kScale{scale_generic,
-                                                                             NS_AVX2(sample_scale_avx2)};
+static const Dispatch<double (*)(float*, const float*, int64_t, float, float)> kExpWeights{
+    exp_weights_generic, NS_AVX2(sample_exp_weights_avx2), NS_AVX512(sample_exp_weights_avx512)};
 static const Dispatch<int64_t (*)(const float*, int64_t, double)> kWalk{walk_generic, NS_AVX2(sample_walk_avx2)};
 
 int64_t sample_argmax(const float* v, int64_t n) { return kArgmax.get()(v, n); }
 int64_t sample_first_at_least(const float* v, int64_t i, int64_t n, float thr) {
   return kFirstAtLeast.get()(v, i, n, thr);
 }
-void sample_scale(float* dst, const float* z, int64_t n, float inv_t) { kScale.get()(dst, z, n, inv_t); }
+double sample_exp_weights(float* w, const float* z, int64_t n, float lmax, float inv_t) {
+  return kExpWeights.get()(w, z, n, lmax, inv_t);
+}
 int64_t sample_walk(const float* p, int64_t n, double r) { return kWalk.get()(p, n, r); }
 
 // ---- the sampler -------------------------------------------------------------------------------
@@ -191,20 +195,18 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
     for (Cand& x : c) total += (x.first = std::exp((x.first - lmax) * inv_t));
     if (use_p) cut_top_p(c, p.top_p, total);
   } else if (use_p) {
-    // Full softmax (vectorised). Tokens with p <= (1 - top_p) / n hold at most 1 - top_p of the
-    // mass together, so the kept prefix never reaches them: sort only the rest. The prefix is cut
-    // at top_p of the whole distribution's mass, not of the listed part's.
+    // Every token's weight exp((z - max) / T) and their total. Tokens with weight <= (1 - top_p)
+    // / n of the total hold at most 1 - top_p of the mass together, so the kept prefix never
+    // reaches them: list only the rest. The prefix is cut at top_p of the whole distribution's
+    // mass, not of the listed part's.
     std::vector<float>& pr = w.probs;
     pr.resize(n);
-    sample_scale(pr.data(), z, n, inv_t);
-    softmax_rows(pr.data(), pr.data(), n, 0, 1);
-    const float floor_p = std::nextafter((1.0f - p.top_p) / (float)n, INFINITY);  // pr > (1 - top_p) / n
+    const double total = sample_exp_weights(pr.data(), z, n, lmax, inv_t);
+    const float floor_w = std::nextafter(float((1.0 - p.top_p) / (double)n * total), INFINITY);  // weight > it
     c.clear();
-    for (int64_t i = sample_first_at_least(pr.data(), 0, n, floor_p); i < n;
-         i = sample_first_at_least(pr.data(), i + 1, n, floor_p))
+    for (int64_t i = sample_first_at_least(pr.data(), 0, n, floor_w); i < n;
+         i = sample_first_at_least(pr.data(), i + 1, n, floor_w))
       c.push_back({pr[i], (int32_t)i});
-    double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) total += pr[i];
     cut_top_p_unsorted(c, p.top_p, total);
   } else if (p.min_p > 0.0f) {
     // no ranking needed: only tokens whose weight can pass min-p get an exp
@@ -213,12 +215,11 @@ int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int6
     for (int64_t i = sample_first_at_least(z, 0, n, floor_l); i < n; i = sample_first_at_least(z, i + 1, n, floor_l))
       c.push_back({std::exp((z[i] - lmax) * inv_t), (int32_t)i});
   } else {
-    // plain temperature: the whole distribution (vectorised softmax), drawn in one walk
+    // plain temperature: every token's weight, drawn in one walk
     std::vector<float>& pr = w.probs;
     pr.resize(n);
-    sample_scale(pr.data(), z, n, inv_t);
-    softmax_rows(pr.data(), pr.data(), n, 0, 1);
-    const int64_t i = sample_walk(pr.data(), n, rng.uniform());
+    const double total = sample_exp_weights(pr.data(), z, n, lmax, inv_t);
+    const int64_t i = sample_walk(pr.data(), n, rng.uniform() * total);
     return i >= 0 ? i : best;
   }
   if (p.min_p > 0.0f) {  // keep weight >= min_p * best weight (the ratio is unchanged by renormalising)

@@ -26,19 +26,19 @@ class Rng {
 
 struct SampleWork {
   std::vector<float> z;                        // [n] penalised logits
-  std::vector<float> probs;                    // [n] probabilities (top-p without top-k)
+  std::vector<float> probs;                    // [n] weights exp((z - max) / T) (no top-k)
   std::vector<std::pair<float, int32_t>> cand; // (weight, id) candidates
   std::vector<int32_t> ids;                    // deduplicated penalty ids
 };
 
 // The scans sample_token makes over a row (sample.cpp: the scalar versions and the dispatch;
-// sample_avx2.cpp). NaN is never chosen, never >= anything.
+// sample_avx2.cpp, sample_avx512.cpp). NaN is never chosen, never >= anything.
 // The first index of the largest value of v [n] (n >= 1); n - 1 if every value is NaN.
 int64_t sample_argmax(const float* v, int64_t n);
 // The first j in [i, n) with v[j] >= thr, else n.
 int64_t sample_first_at_least(const float* v, int64_t i, int64_t n, float thr);
-// dst[i] = z[i] * inv_t, NaN -> -inf (dst may be z).
-void sample_scale(float* dst, const float* z, int64_t n, float inv_t);
+// w[i] = exp((z[i] - lmax) * inv_t), 0 for NaN and -inf; returns their sum (lmax: the finite max).
+double sample_exp_weights(float* w, const float* z, int64_t n, float lmax, float inv_t);
 // The first i where r - (p[0] + ... + p[i]) < 0, else -1.
 int64_t sample_walk(const float* p, int64_t n, double r);
 

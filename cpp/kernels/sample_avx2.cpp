@@ -3,11 +3,13 @@
 // ~0.7 ms at Gemma's 262k (default filters; the forward step itself is a few ms).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "kernels/sample.h"
 #include "kernels/simd_avx2.h"
+#include "kernels/vexp_avx2.h"
 
 namespace ninestep {
 
@@ -51,14 +53,23 @@ int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float t
   return n;
 }
 
-void sample_scale_avx2(float* dst, const float* z, int64_t n, float inv_t) {
-  const __m256 s = _mm256_set1_ps(inv_t), ninf = _mm256_set1_ps(-INFINITY);
+double sample_exp_weights_avx2(float* w, const float* z, int64_t n, float lmax, float inv_t) {
+  const __m256 mx = _mm256_set1_ps(lmax), s = _mm256_set1_ps(inv_t), ninf = _mm256_set1_ps(-INFINITY);
+  double total = 0.0;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(z + i);
-    _mm256_storeu_ps(dst + i, _mm256_blendv_ps(_mm256_mul_ps(x, s), ninf, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  while (i + 8 <= n) {  // float sums of up to 1024 weights <= 1 each, then into the double total
+    __m256 acc = _mm256_setzero_ps();
+    for (const int64_t end = std::min(n, i + 1024); i + 8 <= end; i += 8) {
+      const __m256 x = _mm256_loadu_ps(z + i);
+      // NaN and -inf logits weigh exactly 0 (vexp's clamp would give them 1e-45)
+      const __m256 e = _mm256_and_ps(vexp(_mm256_mul_ps(_mm256_sub_ps(x, mx), s)), _mm256_cmp_ps(x, ninf, _CMP_GT_OQ));
+      _mm256_storeu_ps(w + i, e);
+      acc = _mm256_add_ps(acc, e);
+    }
+    total += hsum(acc);
   }
-  for (; i < n; ++i) dst[i] = std::isnan(z[i]) ? -INFINITY : z[i] * inv_t;
+  for (; i < n; ++i) total += (w[i] = z[i] > -INFINITY ? std::exp((z[i] - lmax) * inv_t) : 0.0f);
+  return total;
 }
 
 int64_t sample_walk_avx2(const float* p, int64_t n, double r) {
