@@ -83,6 +83,9 @@ def test_chat_prompt_ends_with_the_generation_prompt(model):
     ids = tok.encode(text, add_special=False)
     reply = model.chat(messages, temperature=0, max_new_tokens=16)
     assert reply.stats.prompt_tokens == len(ids)  # the generation prompt's tokens are part of the prompt
-    assert reply.text == "The capital of France is Paris." and reply.finish_reason == "stop"
+    # The reply's first token is a near-tie ("The" 24.48 vs "La" 24.14 with this f32 cache; a build
+    # without LTO, as the sanitizers', picks "La"): the text is checked for its subject only, and
+    # exactly against generate() of the same ids just below.
+    assert "France" in reply.text or "Paris" in reply.text, reply.text
     assert reply.tokens == model.generate(ids, temperature=0, max_new_tokens=16, _stop_ids={tok.eot_id, tok.eos_id}).tokens
     assert not reply.text.startswith(("<|im_start|>", "assistant"))
