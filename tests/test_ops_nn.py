@@ -288,7 +288,6 @@ def test_attention_decode_splits_keys_across_threads(isa, rng, threads, T, S, Hq
         ninestep.set_num_threads(before)
 
 
-
 @pytest.mark.parametrize("T,S", [(1, 2000), (3, 900), (40, 300), (200, 200)])
 def test_attention_bits_do_not_depend_on_which_thread_takes_an_item(isa, rng, T, S):
     # the threads claim items as they come free, so the split between them changes from call to
@@ -306,6 +305,7 @@ def test_attention_bits_do_not_depend_on_which_thread_takes_an_item(isa, rng, T,
             np.testing.assert_array_equal(first, alone)
     finally:
         ninestep.set_num_threads(before)
+
 
 # ---- activations --------------------------------------------------------------------------
 

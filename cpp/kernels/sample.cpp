@@ -125,17 +125,23 @@ static int64_t draw(const std::vector<Cand>& cand, Rng& rng) {
   return cand.back().second;
 }
 
-// Keep the smallest best-first prefix holding top_p of `total`, the weight of the whole
-// distribution the candidates come from (not only of the candidates listed).
-static void cut_top_p(std::vector<Cand>& cand, float top_p, double total) {
-  double cum = 0.0;
-  for (size_t i = 0; i < cand.size(); ++i) {
-    cum += cand[i].first;
-    if (cum >= top_p * total) {
-      cand.resize(i + 1);
+// Keep c[0, end) up to the first i in [from, end) where have + c[from].first + ... + c[i].first
+// reaches target (all of [0, end) if none does); c[from, end) best first.
+static void cut_at_mass(std::vector<Cand>& c, size_t from, size_t end, double have, double target) {
+  for (size_t i = from; i < end; ++i) {
+    have += c[i].first;
+    if (have >= target) {
+      c.resize(i + 1);
       return;
     }
   }
+  c.resize(end);
+}
+
+// Keep the smallest best-first prefix holding top_p of `total`, the weight of the whole
+// distribution the candidates come from (not only of the candidates listed).
+static void cut_top_p(std::vector<Cand>& cand, float top_p, double total) {
+  cut_at_mass(cand, 0, cand.size(), 0.0, top_p * total);
 }
 
 // cut_top_p for candidates in any order: the same tokens are kept (the smallest best-first
@@ -158,15 +164,7 @@ static void cut_top_p_unsorted(std::vector<Cand>& c, float top_p, double total) 
     }
   }
   std::sort(c.begin() + lo, c.begin() + hi, better);
-  double cum = have;
-  for (size_t i = lo; i < hi; ++i) {
-    cum += c[i].first;
-    if (cum >= target) {
-      c.resize(i + 1);
-      return;
-    }
-  }
-  c.resize(hi);  // rounding: the listed mass fell short of the target, keep all of it
+  cut_at_mass(c, lo, hi, have, target);  // short of the target (rounding): keeps [0, hi)
 }
 
 int64_t sample_token(const float* logits, int64_t n, const int32_t* recent, int64_t n_recent,

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "kernels/sample.h"
 #include "kernels/simd_avx2.h"
@@ -34,8 +33,6 @@ int64_t sample_argmax_avx2(const float* v, int64_t n) {
 
 int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float thr) {
   const __m256 t = _mm256_set1_ps(thr);
-  for (; i < n && (i & 7); ++i)
-    if (v[i] >= thr) return i;
   for (; i + 32 <= n; i += 32) {
     const __m256 c0 = _mm256_cmp_ps(_mm256_loadu_ps(v + i), t, _CMP_GE_OQ);
     const __m256 c1 = _mm256_cmp_ps(_mm256_loadu_ps(v + i + 8), t, _CMP_GE_OQ);
