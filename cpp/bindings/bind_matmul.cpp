@@ -54,6 +54,9 @@ NS_BIND(matmul) {
   m.def(
       "packs", [](const std::string& kind) { return packs_on_this_machine(dtype_from_name(kind)); }, py::arg("kind"),
       "whether matmuls on this machine read a packed copy of `kind` weights");
+  m.def(
+      "packed_gemv", [](const std::string& kind) { return packed_gemv_here(dtype_from_name(kind)); },
+      py::arg("kind"), "whether a lone activation row reads the packed copy of `kind` here (quant_packed.h)");
 
   m.def("quantize", [](py::handle dst, py::handle src, const std::string& kind) {
     const DType type = dtype_from_name(kind);

@@ -27,10 +27,10 @@ void matmul_prepare(void* scratch, const float* x, DType wtype, int64_t m, int64
 void matmul_rows(float* y, int64_t ldy, const float* x, const void* scratch, const WeightView& w, int64_t m,
                  int64_t n0, int64_t n1) {
   const TypeTraits& t = type_traits(w.type);
-  // Two or more rows read the packed copy when there is one; a lone decode row keeps the type's
-  // GEMV over the GGUF rows (same integer dots, another float order: see quant_panel_avx2.cpp),
-  // with VNNI the 32-element types' own one (quant_gemv_avx512.cpp).
-  if (w.packed && m >= 2 &&
+  // Two or more rows read the packed copy when there is one; a lone decode row too where that pays
+  // (packed_gemv_here), else it keeps the type's GEMV over the GGUF rows (same integer dots, another
+  // float order: see quant_panel_avx2.cpp), with VNNI the 32-element types' own one (quant_gemv_avx512.cpp).
+  if (w.packed && (m >= 2 || packed_gemv_here(w.type)) &&
       qgemm_packed(y, ldy, static_cast<const BlockQ8Act*>(scratch), w.packed, w.type, m, w.k, n0, n1))
     return;
 #ifdef NINESTEP_HAVE_AVX512VNNI

@@ -92,6 +92,22 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k) {
   NS_CHECK(ok, std::string("pack: the packing kernel refused ") + dtype_info(t).name);
 }
 
+bool packed_gemv_here(DType t) {
+  if (vnni_active() || active_isa() != Isa::avx2) return false;
+  switch (t) {
+    case DType::q4_0:
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1:
+    case DType::q4_k:
+    case DType::q5_k:
+    case DType::q6_k:
+      return packs_on_this_machine(t);
+    default:
+      return false;
+  }
+}
+
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
                   int64_t n0, int64_t n1) {
 #ifdef NINESTEP_HAVE_AVX2

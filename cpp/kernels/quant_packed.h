@@ -41,6 +41,15 @@ int64_t packed_bytes(DType t, int64_t n, int64_t k);
 // GGUF rows src [n, dtype_row_bytes(t, k)] -> dst [packed_bytes(t, n, k)]; multithreaded.
 void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 
+// Whether a lone activation row (a decode GEMV) reads the packed copy of `t` here rather than the
+// GGUF rows: with AVX2 alone (no VNNI), for every packed type but Q8_0. There the packed tile at
+// one row (one broadcast activation quad meets 8 rows' quads per maddubs, where the GGUF GEMVs
+// unpack and widen per row or row pair) streams a matrix larger than the caches 1.1-1.2x (Q4_1),
+// 1.4-1.6x (Q4_0, Q5_0, Q6_K) and 1.8-2.1x (Q4_K, Q5_K) as fast, 1 thread, Zen 3; Q8_0's own GEMV
+// streams DRAM faster (packed 0.8-1.07x). With VNNI the 32-element types keep their own GEMV
+// (quant_gemv_avx512.cpp). A row read packed has the same bits alone as in a batch.
+bool packed_gemv_here(DType t);
+
 // y[i * ldy + j] = sum_c x[i, c] * W[j, c], i in [0, m), j in [n0, n1) from the packed W at the
 // active ISA; false (nothing written) unless n0 is a multiple of kPackRows and t packs here.
 bool qgemm_packed(float* y, int64_t ldy, const BlockQ8Act* act, const void* packed, DType t, int64_t m, int64_t k,
