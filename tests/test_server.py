@@ -192,6 +192,37 @@ def test_stop_strings(client):
     assert "".join(x.choices[0].text for x in s if x.choices) == c.choices[0].text
 
 
+def test_echo_and_max_tokens_zero(server, client):
+    # max_tokens 0 answers at once (the request is done before it reaches the scheduler)
+    z = client.completions.create(model="m", prompt="Hi there", max_tokens=0, echo=True, timeout=20)
+    assert z.choices[0].text == "Hi there" and z.choices[0].finish_reason == "length"
+    assert z.usage.completion_tokens == 0 and z.usage.prompt_tokens == 2
+    zc = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=0,
+                                        timeout=20)
+    assert zc.choices[0].message.content == "" and zc.usage.completion_tokens == 0
+    zs = client.completions.create(model="m", prompt="Hi", max_tokens=0, stream=True, timeout=20)
+    assert [x.choices[0].finish_reason for x in zs if x.choices][-1] == "length"
+    # echo: each choice's text starts with its prompt's, streamed or not, token prompts as their text
+    plain = client.completions.create(model="m", prompt="The capital of France is", max_tokens=3, temperature=0)
+    e = client.completions.create(model="m", prompt=["The capital of France is", "Hi"], max_tokens=3,
+                                  temperature=0, echo=True, n=2)
+    assert [c.index for c in e.choices] == [0, 1, 2, 3]
+    assert e.choices[0].text == e.choices[1].text == "The capital of France is" + plain.choices[0].text
+    assert e.choices[2].text.startswith("Hi") and len(e.choices[2].text) > 2
+    t = client.completions.create(model="m", prompt=[504, 3458], max_tokens=2, temperature=0, echo=True)
+    head = httpx.post(server.url + "/detokenize", json={"tokens": [504, 3458]}, headers=auth()).json()["content"]
+    assert t.choices[0].text.startswith(head) and len(t.choices[0].text) > len(head)
+    s = client.completions.create(model="m", prompt="The capital of France is", max_tokens=3, temperature=0,
+                                  echo=True, stream=True)
+    assert "".join(x.choices[0].text for x in s if x.choices) == e.choices[0].text
+    # what this server does not do is refused, not ignored
+    post = lambda body: httpx.post(server.url + "/v1/completions", json=body, headers=auth(), timeout=30)  # noqa: E731
+    error_of(post({"prompt": "Hi", "echo": True, "logprobs": 1}), 400, "echo")
+    error_of(post({"prompt": "Hi", "best_of": 3}), 400, "best_of")
+    error_of(post({"prompt": "Hi", "suffix": "end"}), 400, "suffix")
+    assert post({"prompt": "Hi", "best_of": 1, "max_tokens": 1}).status_code == 200
+
+
 # Prompts no other test sends, without near-ties (at AVX2 the engine's logits move with the batch by
 # up to ~0.6-0.7, which flips a greedy near-tie; each greedy token here leads by more than 1.0). Each
 # is read once alone; the concurrent run reuses that prompt and decodes the 8 together.
@@ -250,6 +281,10 @@ def test_bad_chat_requests_and_long_prompts(server, client):
     post = lambda path, body: httpx.post(server.url + path, json=body, headers=auth(), timeout=30)  # noqa: E731
     error_of(post("/v1/chat/completions", {"messages": "hi"}), 400, "messages")
     error_of(post("/v1/chat/completions", {"messages": [{"content": "hi"}]}), 400, "messages[0]")
+    error_of(post("/v1/chat/completions", {"messages": [{"role": "user"}]}), 400, "messages[0].content")
+    ok = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant"},
+                                                    {"role": "user", "content": "Hi"}], "max_tokens": 1})
+    assert ok.status_code == 200  # an assistant turn may come without content
     error_of(post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}), 400,
              "top_logprobs")
     e = error_of(post("/v1/completions", {"prompt": "word " * 1500}), 400, "prompt")

@@ -136,12 +136,14 @@ def create_app(state):
         body = await body_of(request)
         model = state.ready()
         kw = params.sampling(body, chat=False)
+        echo = params.echo(body, kw)
         stream, usage = params.stream_options(body)
-        prompts = []
-        for i, p in enumerate(params.prompts(body)):
-            ids = _encode(model, p, "prompt")
-            prompts.append(ids)
-        return await _generate(request, model, prompts, kw, stream, usage, chat=False)
+        given = params.prompts(body)
+        prompts = [_encode(model, p, "prompt") for p in given]
+        echoes = None
+        if echo:  # the prompt as given; token prompts as their text
+            echoes = [p if isinstance(p, str) else model.tokenizer.decode(ids) for p, ids in zip(given, prompts)]
+        return await _generate(request, model, prompts, kw, stream, usage, chat=False, echoes=echoes)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -160,7 +162,7 @@ def create_app(state):
         kw["_stop_ids"] = {t for t in (tok.eot_id, tok.eos_id) if t is not None}
         return await _generate(request, model, [ids], kw, stream, usage, chat=True)
 
-    async def _generate(request, model, prompts, kw, stream, include_usage, chat):
+    async def _generate(request, model, prompts, kw, stream, include_usage, chat, echoes=None):
         if kw["max_new_tokens"] is None:
             kw["max_new_tokens"] = model.n_ctx
         try:
@@ -178,7 +180,7 @@ def create_app(state):
                            headers={"Retry-After": "1"}) from None
         state.worker.requests["chat" if chat else "completions"] += 1
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-        fmt = _Format(model, state.name, rid, chat, prompts, n)
+        fmt = _Format(model, state.name, rid, chat, prompts, n, echoes)
         if stream:
             return StreamingResponse(_stream(reqs, queue, fmt, include_usage), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -201,9 +203,11 @@ def create_app(state):
     async def _stream(reqs, queue, fmt, include_usage):
         pending = set(reqs)
         try:
-            if fmt.chat:
-                for i in range(len(reqs)):
+            for i in range(len(reqs)):
+                if fmt.chat:
                     yield _sse(fmt.chunk(i, {"role": "assistant", "content": ""}, None, None))
+                elif fmt.echo(i):
+                    yield _sse(fmt.chunk(i, fmt.echo(i), None, None))
             while pending:
                 r, pieces, done = await queue.get()
                 i = reqs.index(r)
@@ -264,10 +268,11 @@ def _encode(model, p, param):
 class _Format:
     """OpenAI's response and chunk shapes for one request."""
 
-    def __init__(self, model, name, rid, chat, prompts, n):
+    def __init__(self, model, name, rid, chat, prompts, n, echoes=None):
         self.tok, self.name, self.id, self.chat = model.tokenizer, name, rid, chat
         self.prompt_tokens = sum(len(p) for p in prompts)
         self.n = n
+        self._echoes = echoes  # per prompt: its text before each of its n choices
         self.created = int(time.time())
         self._piece = {}
 
@@ -276,6 +281,10 @@ class _Format:
         if s is None:
             s = self._piece[t] = self.tok.decode([t])
         return s
+
+    def echo(self, i):
+        """The prompt text choice i starts with ("" without echo)."""
+        return self._echoes[i // self.n] if self._echoes else ""
 
     def logprobs(self, lps, offset=0):
         if lps is None:
@@ -312,7 +321,8 @@ class _Format:
                 choices.append({"index": i, "message": {"role": "assistant", "content": c.text},
                                 "logprobs": lp, "finish_reason": _reason(c.finish_reason)})
             else:
-                choices.append({"index": i, "text": c.text, "logprobs": lp, "finish_reason": _reason(c.finish_reason)})
+                choices.append({"index": i, "text": self.echo(i) + c.text, "logprobs": lp,
+                                "finish_reason": _reason(c.finish_reason)})
         obj = "chat.completion" if self.chat else "text_completion"
         return dict(self._head(obj), choices=choices, usage=self.usage(reqs))
 

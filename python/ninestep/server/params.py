@@ -72,9 +72,25 @@ def sampling(body, chat):
     else:
         lp = _num(body, "logprobs", None, lo=0, hi=5, integer=True)
         kw["logprobs"] = lp
+        best_of = _num(body, "best_of", None, lo=1, hi=MAX_N, integer=True)
+        if best_of is not None and best_of != kw["n"]:
+            raise bad("'best_of' other than 'n' is not supported by this server (every choice made is returned)",
+                      "best_of", "unsupported_value")
+        if body.get("suffix"):
+            raise bad("'suffix' (insertion) is not supported by this server", "suffix", "unsupported_value")
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise bad("'user' must be a string", "user", "invalid_type")
     return kw
+
+
+def echo(body, kw):
+    """A completion's 'echo': the prompt's text before each choice's (not with logprobs: those of the
+    prompt's tokens are not computed here)."""
+    e = _bool(body, "echo")
+    if e and kw["logprobs"] is not None:
+        raise bad("'echo' with 'logprobs' is not supported by this server (prompt tokens get no logprobs)",
+                  "echo", "unsupported_value")
+    return e
 
 
 def stream_options(body):
@@ -105,6 +121,9 @@ def messages(body):
                 raise bad(f"'messages[{i}].content' parts must be {{'type': 'text', 'text': ...}}",
                           f"messages[{i}].content", "invalid_type") from None
         if c is None:
+            if msg["role"] != "assistant":  # an assistant turn may carry tool calls instead
+                raise bad(f"Missing required parameter: 'messages[{i}].content'", f"messages[{i}].content",
+                          "missing_required_parameter")
             c = ""
         if not isinstance(c, str):
             raise bad(f"'messages[{i}].content' must be a string or a list of text parts",

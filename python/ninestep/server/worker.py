@@ -37,7 +37,8 @@ class Worker:
         self._thread.start()
 
     def submit(self, reqs, loop, queue):
-        """Queues `reqs`; every change of one puts (request, [(text, logprobs)], done) on `queue`."""
+        """Queues `reqs`; every change of one puts (request, [(text, logprobs)], done) on `queue`.
+        Called on the event loop that reads `queue`."""
         if self._stop:
             raise QueueFull("shutting down")
         if self.sched.n_waiting + len(reqs) > self.max_queue + max(0, self.model.n_seq - self.sched.n_running):
@@ -49,6 +50,10 @@ class Worker:
 
         for r in reqs:
             r.on_update = update
+            if r.done:  # nothing to generate (max_tokens 0): the scheduler never sees it
+                self.prompt_tokens += len(r.prompt)
+                queue.put_nowait((r, r.take(), True))
+                continue
             self.sched.submit(r)
         self._wake.set()
 
