@@ -86,6 +86,12 @@ def auth():
 def test_models_health_and_metrics(server, client):
     ids = [m.id for m in client.models.list()]
     assert ids == ["SmolLM2-135M-Instruct.Q4_1"]
+    assert client.models.retrieve(ids[0]).id == ids[0]
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("gpt-4")
+    assert e.value.body["code"] == "model_not_found"
+    error_of(httpx.get(server.url + "/v1/completions", headers=auth()), 405)  # a 4xx body names no server error
+    assert httpx.get(server.url + "/v1/completions").json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
     client.completions.create(model=ids[0], prompt="Hello", max_tokens=3, temperature=0)
     text = httpx.get(server.url + "/metrics", headers=auth()).text

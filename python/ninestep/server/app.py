@@ -92,11 +92,21 @@ def create_app(state):
             return JSONResponse({"status": status}, status_code=503)
         return {"status": "ok"}
 
+    def model_card():
+        return {"id": state.name, "object": "model", "created": state.started, "owned_by": "ninestep"}
+
     @app.get("/v1/models")
     async def models(request: Request):
         auth(request)
-        return {"object": "list", "data": [{"id": state.name, "object": "model", "created": state.started,
-                                            "owned_by": "ninestep"}]}
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request):
+        auth(request)
+        if model_id != state.name:
+            raise APIError(404, f"The model '{model_id}' does not exist (this server serves '{state.name}')",
+                           param="model", code="model_not_found", type_="invalid_request_error")
+        return model_card()
 
     @app.get("/metrics")
     async def metrics(request: Request):

@@ -5,8 +5,8 @@ class APIError(Exception):
     def __init__(self, status, message, param=None, code=None, type_=None, headers=None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
-        self.type = type_ or {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                              503: "server_error"}.get(status, "server_error")
+        self.type = type_ or {401: "authentication_error", 404: "not_found_error"}.get(
+            status, "invalid_request_error" if 400 <= status < 500 else "server_error")
         self.headers = headers or {}
 
     def body(self):
