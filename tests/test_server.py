@@ -380,3 +380,17 @@ def test_full_queue_gets_503_and_ctrl_c_shuts_down():
                 pass
     finally:
         s.stop()
+
+
+def test_a_model_that_fails_to_load_or_bad_flags_stop_the_server(tmp_path):
+    env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"root:x:0:0::/root:/bin/sh\n" * 8)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ninestep", "serve", *a], env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    r = run("-m", str(bad), "--port", str(free_port()))
+    assert r.returncode == 1 and "failed to load" in r.stderr and "not a GGUF file" in r.stderr, r.stderr
+    for flags, word in ((["--port", "99999"], "port"), (["--parallel", "0"], "parallel"),
+                        (["--max-queue", "-1"], "max_queue")):
+        r = run("-m", str(smollm2_path()), *flags)
+        assert r.returncode == 2 and f"{word}: must be" in r.stderr, r.stderr

@@ -11,7 +11,14 @@ from pathlib import Path
 def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, n_ctx=None, n_threads=None,
           ctx_override=False, max_queue=64, log_level="warning", kv_cache="auto"):
     """Runs the server until SIGINT/SIGTERM. The model loads in the background (/health says 503
-    until it is ready); Ctrl-C ends running requests and exits."""
+    until it is ready); a model that fails to load stops the server (returns 1, the error on stderr);
+    Ctrl-C ends running requests and exits."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port: must be an int in [0, 65535], got {port!r}")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel: must be an int >= 1, got {parallel!r}")
+    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0:
+        raise ValueError(f"max_queue: must be an int >= 0, got {max_queue!r}")
     try:
         import uvicorn
     except ImportError:
@@ -39,7 +46,13 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                             lifespan="off")
     server = Server(config)
-    loader = threading.Thread(target=state.load, name="ninestep-load", daemon=True)
+    def load():
+        state.load()
+        if state.load_error is not None:  # nothing to serve: say why and stop
+            print(f"ninestep serve: the model failed to load: {state.load_error}", file=sys.stderr, flush=True)
+            server.should_exit = True
+
+    loader = threading.Thread(target=load, name="ninestep-load", daemon=True)
     loader.start()
     print(f"ninestep serve: {path} on http://{host}:{port} ({parallel} parallel)", file=sys.stderr, flush=True)
     try:
@@ -49,4 +62,4 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
     finally:
         loader.join()
         state.close()
-    return 0
+    return 1 if state.load_error is not None else 0

@@ -33,7 +33,7 @@ class State:
             if worker is not None:
                 worker.start()
             self.model, self.worker = model, worker
-        except Exception as e:  # reported by /health and every route
+        except Exception as e:  # reported by /health and every route until serve() stops the server
             self.load_error = e
 
     def ready(self):
