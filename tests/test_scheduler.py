@@ -168,3 +168,63 @@ def test_engine_refuses_bad_items(model):
     with pytest.raises(ValueError):
         eng.step([(0, [1] * (eng.n_ctx + 1), 1)])
     assert eng.seq_len(0) == 0
+
+
+def close(got, want):
+    # Within float rounding of model.logits, where a rounding that differs with the step's other
+    # rows can flip one 8-bit activation step (AVX2: seen moving later scores by up to ~0.09; a lone
+    # row, which scored prompts never run as, by up to ~0.3): most scores agree to 1e-5, none by 0.5.
+    d = np.abs(np.asarray(got) - np.asarray(want))
+    assert np.median(d) < 1e-2 and d.max() < 0.5, d
+
+
+def test_a_request_that_scores_its_prompt_gets_every_prompt_tokens_logprob(model):
+    # (the server's echo + logprobs) the whole prompt runs, SCORED_ROWS rows a step, beside a decode,
+    # even over a prefix another sequence holds; each prompt token after the first gets the logprob
+    # that the log-softmax of model.logits gives it
+    text = "The capital of France is Paris, and the capital of Italy is Rome. " * 12
+    ids = model.tokenizer.encode(text)
+    assert len(ids) > 2 * Scheduler.SCORED_ROWS
+    model.reset()
+    full = model.logits(ids)
+    lse = full.max(1) + np.log(np.exp(full - full.max(1, keepdims=True)).sum(1))
+    want = full[np.arange(len(ids) - 1), ids[1:]] - lse[:-1]
+    model.reset()
+    model.generate(ids[:40], max_new_tokens=1, temperature=0)  # a prefix it must not reuse
+    sched = model._scheduler
+    other = greedy_request(model, model.tokenizer.encode(PROMPTS[0]), 12)
+    scored = greedy_request(model, ids, 0, prompt_logprobs=2)
+    scored_gen = greedy_request(model, ids[:30], 3, prompt_logprobs=0, logprobs=0)
+    with model._use():
+        for r in (other, scored, scored_gen):
+            sched.submit(r)
+        while not all(r.done for r in (other, scored, scored_gen)):
+            sched.step()
+    assert scored.finish_reason == "length" and scored.tokens == [] and scored.stats.cached_tokens == 0
+    got = np.array([x.logprob for x in scored.prompt_logprobs])
+    assert [x.token for x in scored.prompt_logprobs] == ids[1:]
+    close(got, want)
+    assert all(len(x.top) == 2 and x.top[0][1] >= x.top[1][1] and x.logprob <= x.top[0][1] + 1e-9
+               for x in scored.prompt_logprobs)
+    assert len(scored_gen.prompt_logprobs) == 29 and len(scored_gen.tokens) == 3
+    close([x.logprob for x in scored_gen.prompt_logprobs], want[:29])
+    assert other.done and len(other.tokens) == 12
+
+
+def test_requests_scoring_their_prompts_share_the_scored_rows_of_a_step(model):
+    ids = model.tokenizer.encode("one two three four five six seven eight nine ten " * 10)
+    model.reset()
+    sched = model._scheduler
+    reqs = [greedy_request(model, ids, 0, prompt_logprobs=0) for _ in range(3)]
+    with model._use():
+        for r in reqs:
+            sched.submit(r)
+        steps = 0
+        while not all(r.done for r in reqs):
+            sched.step()
+            steps += 1
+    assert steps >= -(-3 * len(ids) // Scheduler.SCORED_ROWS)  # never more scored rows in one step
+    got = [[x.logprob for x in r.prompt_logprobs] for r in reqs]
+    assert len(got[0]) == len(got[1]) == len(got[2]) == len(ids) - 1
+    close(got[1], got[0])
+    close(got[2], got[0])

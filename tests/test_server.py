@@ -221,9 +221,25 @@ def test_echo_and_max_tokens_zero(server, client):
     s = client.completions.create(model="m", prompt="The capital of France is", max_tokens=3, temperature=0,
                                   echo=True, stream=True)
     assert "".join(x.choices[0].text for x in s if x.choices) == e.choices[0].text
-    # what this server does not do is refused, not ignored
+    # echo + logprobs (lm-evaluation-harness's loglikelihood request): the prompt's tokens get theirs,
+    # the first none; the last prompt token's equals the one a plain completion of the rest gives it
     post = lambda body: httpx.post(server.url + "/v1/completions", json=body, headers=auth(), timeout=30)  # noqa: E731
-    error_of(post({"prompt": "Hi", "echo": True, "logprobs": 1}), 400, "echo")
+    first = client.completions.create(model="m", prompt="The capital of France is", max_tokens=1, temperature=0,
+                                      logprobs=1)
+    scored = client.completions.create(model="m", prompt="The capital of France is" + first.choices[0].text,
+                                       max_tokens=0, echo=True, logprobs=1)
+    lp = scored.choices[0].logprobs
+    assert scored.choices[0].text == "The capital of France is" + first.choices[0].text
+    assert lp.tokens[0] == "The" and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset) == scored.usage.prompt_tokens == 6
+    assert lp.tokens[-1] == first.choices[0].logprobs.tokens[0]
+    assert lp.token_logprobs[-1] == pytest.approx(first.choices[0].logprobs.token_logprobs[0], abs=2e-3)
+    assert lp.text_offset[:3] == [0, 3, 11] and all(v <= 0 for v in lp.token_logprobs[1:])
+    both = client.completions.create(model="m", prompt="The capital of France is", max_tokens=2, temperature=0,
+                                     echo=True, logprobs=0)
+    assert len(both.choices[0].logprobs.tokens) == 7 and both.usage.completion_tokens == 2
+    # what this server does not do is refused, not ignored
+    error_of(post({"prompt": "Hi", "echo": True, "logprobs": 1, "stream": True}), 400, "echo")
     error_of(post({"prompt": "Hi", "best_of": 3}), 400, "best_of")
     error_of(post({"prompt": "Hi", "suffix": "end"}), 400, "suffix")
     assert post({"prompt": "Hi", "best_of": 1, "max_tokens": 1}).status_code == 200

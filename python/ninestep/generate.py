@@ -119,7 +119,7 @@ class Request:
 
     def __init__(self, prompt_ids, sampler, *, max_new_tokens, tokenizer=None, stop=(), stop_ids=(),
                  ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, group=None,
-                 length_reason="length"):
+                 length_reason="length", prompt_logprobs=None):
         self.prompt = list(prompt_ids)
         self.sampler = sampler
         self.max_new_tokens = max_new_tokens
@@ -134,6 +134,9 @@ class Request:
         self.next_token = None                # sampled, to be run by the next step
         self.tokens, self.text, self.emitted = [], "", 0
         self.token_logprobs = [] if logprobs is not None else None
+        # k: every prompt token after the first gets its logprob and top-k (the whole prompt runs)
+        self.prompt_logprobs_k = prompt_logprobs
+        self.prompt_logprobs = [] if prompt_logprobs is not None else None
         self.history = list(self.prompt)      # what the repetition penalty looks back on
         self._counts = {}                     # generated token -> times (presence/frequency penalties)
         self.pieces = []                      # [(text, [TokenLogprob])] not taken yet
@@ -145,7 +148,7 @@ class Request:
         self.on_update = None
         self._t_admit = self._t_first = None
         self._lock = threading.Lock()
-        if max_new_tokens == 0:
+        if max_new_tokens == 0 and prompt_logprobs is None:
             self._finish("length")
 
     # -- called by the scheduler (the stepping thread) ---------------------------------------
@@ -157,11 +160,21 @@ class Request:
     def prefilling(self):
         return self.pos < len(self.prompt)
 
+    def score_prompt(self, rows):
+        """rows [n, vocab]: the logits after prompt tokens [pos, pos + n) (before pos moves on); each
+        gives the logprob of the prompt token it predicts."""
+        for j, row in enumerate(rows):
+            nxt = self.pos + j + 1
+            if nxt < len(self.prompt):
+                self.prompt_logprobs.append(token_logprob(row, self.prompt[nxt], self.prompt_logprobs_k))
+
     def feed(self, logits):
         """The logits after the last token in the cache: sample, scan for stops, queue text."""
         if self._t_first is None:
             self._t_first = time.perf_counter()
             self.stats.prefill_seconds = self._t_first - (self._t_admit or self._t_first)
+        if self.max_new_tokens == 0:  # only a prompt to score
+            return self._finish("length")
         raw = logits
         if self._counts and (self.presence or self.frequency):
             logits = np.array(logits, dtype=np.float32)

@@ -141,7 +141,7 @@ class Model:
 
     def requests(self, prompt, *, max_new_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None, stop=None,
-                 ignore_eos=False, n=1, logprobs=None, _stop_ids=None):
+                 ignore_eos=False, n=1, logprobs=None, _stop_ids=None, _prompt_logprobs=None):
         """The scheduler's Request objects for generate()'s arguments (every argument checked);
         returns (requests, whether it was one prompt with n=1)."""
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
@@ -176,7 +176,7 @@ class Model:
                     length_reason="context" if int(max_new_tokens) > room else "length",
                     stop=stop, stop_ids=stop_ids, ignore_eos=ignore_eos,
                     logprobs=None if logprobs is None else int(logprobs), presence_penalty=presence_penalty,
-                    frequency_penalty=frequency_penalty, group=group))
+                    frequency_penalty=frequency_penalty, group=group, prompt_logprobs=_prompt_logprobs))
         return reqs, not many and n == 1
 
     def _drive(self, reqs):

@@ -5,7 +5,9 @@ Each step():
 2. admits waiting requests to free sequences, reusing the longest prompt prefix any sequence still
    holds: a free one by truncate(), a busy one by copy(); a prompt that a sequence holds exactly with
    the logits of its last prefill reuses those logits too (so `n > 1` runs its prompt once and the
-   others copy it, and a repeated prompt gets the very same logits);
+   others copy it, and a repeated prompt gets the very same logits); a request that scores its
+   prompt (prompt_logprobs) reuses nothing and gets every prompt row's logits (SCORED_ROWS a step
+   for all such requests together);
 3. runs one engine step within a token budget (the engine's `chunk`): every decoding request's next
    token first, then prompt chunks in admission order, so decodes keep flowing beside long prompts;
 4. hands each request its logits; finished requests leave their sequence (its tokens stay for reuse).
@@ -36,6 +38,8 @@ def _common(a, b, limit):
 
 
 class Scheduler:
+    SCORED_ROWS = 64  # prompt rows per step of the requests that score their prompts (their logits come back)
+
     def __init__(self, engine, budget=None):
         self.engine = engine
         self.budget = budget or engine.chunk
@@ -147,6 +151,14 @@ class Scheduler:
 
     def _place(self, req):
         p = req.prompt
+        if req.prompt_logprobs is not None:  # every prompt position must run to give its logits
+            dst = min((s for s in self.slots if s.req is None), key=lambda s: (s.used, s.index))
+            self.engine.truncate(dst.index, 0)
+            dst.ids, dst.last = [], None
+            dst.req, dst.used = req, next(self._clock)
+            self._order[req] = dst.used
+            req.admitted(0)
+            return
         best, best_keep, exact = None, 0, False
         for s in self.slots:
             k = _common(s.ids, p, len(p))
@@ -182,7 +194,7 @@ class Scheduler:
 
     def _plan(self):
         """[(slot, ids, is_prompt)] within the token budget: decodes first, then prompt chunks."""
-        budget, plan = self.budget, []
+        budget, plan, scored_left = self.budget, [], self.SCORED_ROWS
         running = [s for s in self.slots if s.req is not None]
         for s in running:
             if s.req.next_token is not None and budget > 0:
@@ -192,6 +204,14 @@ class Scheduler:
             if budget <= 0:
                 break
             take = min(budget, len(s.req.prompt) - s.req.pos)
+            if s.req.prompt_logprobs is not None:  # each row's logits come back: [take, vocab] floats
+                rest = len(s.req.prompt) - s.req.pos
+                take = min(take, scored_left)
+                if rest - take == 1:  # no token left for a chunk of its own: a lone row takes the
+                    take -= 1         # decode kernels, whose rounding moves the scores after it
+                if take < min(2, rest):
+                    continue
+                scored_left -= take
             plan.append((s, s.req.prompt[s.req.pos:s.req.pos + take], True))
             budget -= take
         return plan
@@ -200,7 +220,8 @@ class Scheduler:
         items = []
         for s, ids, is_prompt in plan:
             last = not is_prompt or s.req.pos + len(ids) == len(s.req.prompt)
-            items.append((s.index, ids, 1 if last else 0))
+            scored = is_prompt and s.req.prompt_logprobs is not None
+            items.append((s.index, ids, len(ids) if scored else 1 if last else 0))
         for s, ids, _ in plan:
             s.ids.extend(ids)
         outs = self.engine.step(items)
@@ -209,14 +230,16 @@ class Scheduler:
             req = s.req
             if is_prompt:
                 self.prompt_tokens_run += len(ids)
+                if req.prompt_logprobs is not None:
+                    req.score_prompt(out)
                 req.pos += len(ids)
                 if req.prefilling:
                     continue
-                s.last = (list(req.prompt), out[0].copy())
+                s.last = (list(req.prompt), out[-1].copy())
             else:
                 req.next_token = None
             before = len(req.tokens)
-            req.feed(out[0])
+            req.feed(out[-1])
             self.tokens_generated += len(req.tokens) - before
             touched.append(req)
             if req.done:

@@ -146,8 +146,8 @@ def create_app(state):
         body = await body_of(request)
         model = state.ready()
         kw = params.sampling(body, chat=False)
-        echo = params.echo(body, kw)
         stream, usage = params.stream_options(body)
+        echo = params.echo(body, kw, stream)
         given = params.prompts(body)
         prompts = [_encode(model, p, "prompt") for p in given]
         echoes = None
@@ -313,6 +313,18 @@ class _Format:
         return {"tokens": toks, "token_logprobs": [x.logprob for x in lps],
                 "top_logprobs": [{self._token(t): lp for t, lp in x.top} for x in lps], "text_offset": offsets}
 
+    def _echo_logprobs(self, r, lps):
+        """A completion's logprobs with the prompt's tokens before its own (the first one has none)."""
+        first = self.logprobs(r.prompt_logprobs)
+        toks = [self._token(r.prompt[0])] + first["tokens"]
+        offsets = [0]
+        for s in toks[:-1]:
+            offsets.append(offsets[-1] + len(s))
+        own = self.logprobs(lps, offset=offsets[-1] + len(toks[-1]))
+        return {"tokens": toks + own["tokens"], "token_logprobs": [None] + first["token_logprobs"] + own["token_logprobs"],
+                "top_logprobs": [None] + first["top_logprobs"] + own["top_logprobs"],
+                "text_offset": offsets + own["text_offset"]}
+
     def _head(self, obj):
         return {"id": self.id, "object": obj, "created": self.created, "model": self.name}
 
@@ -331,6 +343,8 @@ class _Format:
                 choices.append({"index": i, "message": {"role": "assistant", "content": c.text},
                                 "logprobs": lp, "finish_reason": _reason(c.finish_reason)})
             else:
+                if lp is not None and r.prompt_logprobs is not None:  # echo: the prompt's tokens first
+                    lp = self._echo_logprobs(r, c.logprobs)
                 choices.append({"index": i, "text": self.echo(i) + c.text, "logprobs": lp,
                                 "finish_reason": _reason(c.finish_reason)})
         obj = "chat.completion" if self.chat else "text_completion"

@@ -83,13 +83,15 @@ def sampling(body, chat):
     return kw
 
 
-def echo(body, kw):
-    """A completion's 'echo': the prompt's text before each choice's (not with logprobs: those of the
-    prompt's tokens are not computed here)."""
+def echo(body, kw, stream):
+    """A completion's 'echo': the prompt's text before each choice's; with 'logprobs' the prompt's
+    tokens get theirs too (the first none), as OpenAI's legacy completions do, not streamed."""
     e = _bool(body, "echo")
     if e and kw["logprobs"] is not None:
-        raise bad("'echo' with 'logprobs' is not supported by this server (prompt tokens get no logprobs)",
-                  "echo", "unsupported_value")
+        if stream:
+            raise bad("'echo' with 'logprobs' is not supported with 'stream': true by this server",
+                      "echo", "unsupported_value")
+        kw["_prompt_logprobs"] = kw["logprobs"]
     return e
 
 
