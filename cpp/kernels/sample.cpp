@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/dispatch.h"
+#include "kernels/sample_scalar.h"
 
 namespace ninestep {
 
@@ -17,23 +18,11 @@ static int64_t argmax_generic(const float* v, int64_t n) {
   return best;
 }
 
-static int64_t first_at_least_generic(const float* v, int64_t i, int64_t n, float thr) {
-  for (; i < n; ++i)
-    if (v[i] >= thr) return i;
-  return n;
-}
-
 static double exp_weights_generic(float* w, const float* z, int64_t n, float lmax, float inv_t) {
-  double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) total += (w[i] = z[i] > -INFINITY ? std::exp((z[i] - lmax) * inv_t) : 0.0f);
-  return total;
+  return exp_weights_from(w, z, 0, n, lmax, inv_t, 0.0);
 }
 
-static int64_t walk_generic(const float* p, int64_t n, double r) {
-  for (int64_t i = 0; i < n; ++i)
-    if ((r -= p[i]) < 0) return i;
-  return -1;
-}
+static int64_t walk_generic(const float* p, int64_t n, double r) { return walk_from(p, 0, n, r); }
 
 int64_t sample_argmax_avx2(const float* v, int64_t n);
 int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float thr);
@@ -43,7 +32,7 @@ int64_t sample_walk_avx2(const float* p, int64_t n, double r);
 
 static const Dispatch<int64_t (*)(const float*, int64_t)> kArgmax{argmax_generic, NS_AVX2(sample_argmax_avx2)};
 static const Dispatch<int64_t (*)(const float*, int64_t, int64_t, float)> kFirstAtLeast{
-    first_at_least_generic, NS_AVX2(sample_first_at_least_avx2)};
+    first_at_least_from, NS_AVX2(sample_first_at_least_avx2)};
 static const Dispatch<double (*)(float*, const float*, int64_t, float, float)> kExpWeights{
     exp_weights_generic, NS_AVX2(sample_exp_weights_avx2), NS_AVX512(sample_exp_weights_avx512)};
 static const Dispatch<int64_t (*)(const float*, int64_t, double)> kWalk{walk_generic, NS_AVX2(sample_walk_avx2)};

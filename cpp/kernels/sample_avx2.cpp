@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/sample.h"
+#include "kernels/sample_scalar.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/vexp_avx2.h"
 
@@ -45,9 +46,7 @@ int64_t sample_first_at_least_avx2(const float* v, int64_t i, int64_t n, float t
         if (const int hit = _mm256_movemask_ps(c[u])) return i + 8 * u + __builtin_ctz(hit);
     }
   }
-  for (; i < n; ++i)
-    if (v[i] >= thr) return i;
-  return n;
+  return first_at_least_from(v, i, n, thr);
 }
 
 double sample_exp_weights_avx2(float* w, const float* z, int64_t n, float lmax, float inv_t) {
@@ -65,8 +64,7 @@ double sample_exp_weights_avx2(float* w, const float* z, int64_t n, float lmax, 
     }
     total += hsum(acc);
   }
-  for (; i < n; ++i) total += (w[i] = z[i] > -INFINITY ? std::exp((z[i] - lmax) * inv_t) : 0.0f);
-  return total;
+  return exp_weights_from(w, z, i, n, lmax, inv_t, total);
 }
 
 int64_t sample_walk_avx2(const float* p, int64_t n, double r) {
@@ -78,9 +76,7 @@ int64_t sample_walk_avx2(const float* p, int64_t n, double r) {
     if (r - b < 0) break;
     r -= b;
   }
-  for (; i < n; ++i)
-    if ((r -= p[i]) < 0) return i;
-  return -1;
+  return walk_from(p, i, n, r);
 }
 
 }  // namespace ninestep

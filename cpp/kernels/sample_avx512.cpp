@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/sample.h"
+#include "kernels/sample_scalar.h"
 #include "kernels/vexp_avx512.h"
 
 namespace ninestep {
@@ -26,8 +27,7 @@ double sample_exp_weights_avx512(float* w, const float* z, int64_t n, float lmax
     }
     total += _mm512_reduce_add_ps(acc);
   }
-  for (; i < n; ++i) total += (w[i] = z[i] > -INFINITY ? std::exp((z[i] - lmax) * inv_t) : 0.0f);
-  return total;
+  return exp_weights_from(w, z, i, n, lmax, inv_t, total);
 }
 
 }  // namespace ninestep
