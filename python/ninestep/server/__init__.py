@@ -13,12 +13,12 @@ def serve(model=None, *, host="127.0.0.1", port=8080, parallel=4, api_key=None, 
     """Runs the server until SIGINT/SIGTERM. The model loads in the background (/health says 503
     until it is ready); a model that fails to load stops the server (returns 1, the error on stderr);
     Ctrl-C ends running requests and exits."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port: must be an int in [0, 65535], got {port!r}")
-    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise ValueError(f"parallel: must be an int >= 1, got {parallel!r}")
-    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0:
-        raise ValueError(f"max_queue: must be an int >= 0, got {max_queue!r}")
+    from .._checks import positive_int
+
+    if positive_int(port, "port", allow_zero=True) > 65535:
+        raise ValueError(f"port: must be in [0, 65535], got {port}")
+    positive_int(parallel, "parallel")
+    positive_int(max_queue, "max_queue", allow_zero=True)
     try:
         import uvicorn
     except ImportError:
