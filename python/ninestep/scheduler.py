@@ -151,17 +151,10 @@ class Scheduler:
 
     def _place(self, req):
         p = req.prompt
-        if req.prompt_logprobs is not None:  # every prompt position must run to give its logits
-            dst = min((s for s in self.slots if s.req is None), key=lambda s: (s.used, s.index))
-            self.engine.truncate(dst.index, 0)
-            dst.ids, dst.last = [], None
-            dst.req, dst.used = req, next(self._clock)
-            self._order[req] = dst.used
-            req.admitted(0)
-            return
+        reuse = 0 if req.prompt_logprobs is not None else len(p)  # scored: every position must run
         best, best_keep, exact = None, 0, False
         for s in self.slots:
-            k = _common(s.ids, p, len(p))
+            k = _common(s.ids, p, reuse)
             ex = k == len(p) and s.last is not None and s.last[0] == p
             keep = k if ex else min(k, len(p) - 1)  # at least one token must run to give logits
             if keep > best_keep or (ex and not exact and keep >= best_keep):
@@ -171,7 +164,7 @@ class Scheduler:
             dst = best
         else:
             dst = min(free, key=lambda s: (s.used, s.index))
-        own = _common(dst.ids, p, len(p) - 1)
+        own = _common(dst.ids, p, min(reuse, len(p) - 1))
         if dst is best or best is None or best_keep <= own:
             keep = best_keep if dst is best else own
             self.engine.truncate(dst.index, keep)
