@@ -29,7 +29,7 @@ void matmul_rows(float* y, int64_t ldy, const float* x, const void* scratch, con
   const TypeTraits& t = type_traits(w.type);
   // Two or more rows read the packed copy when there is one; a lone decode row too where that pays
   // (packed_gemv_here), else it keeps the type's GEMV over the GGUF rows (same integer dots, another
-  // float order: see quant_panel_avx2.cpp), with VNNI the 32-element types' own one (quant_gemv_avx512.cpp).
+  // float order: see quant_panel_avx2.cpp), with VNNI Q8_0's own one (quant_gemv_avx512.cpp).
   if (w.packed && (m >= 2 || packed_gemv_here(w.type)) &&
       qgemm_packed(y, ldy, static_cast<const BlockQ8Act*>(scratch), w.packed, w.type, m, w.k, n0, n1))
     return;

@@ -93,7 +93,7 @@ void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k) {
 }
 
 bool packed_gemv_here(DType t) {
-  if (vnni_active() || active_isa() != Isa::avx2) return false;
+  if (active_isa() != Isa::avx2 && !vnni_active()) return false;
   switch (t) {
     case DType::q4_0:
     case DType::q4_1:

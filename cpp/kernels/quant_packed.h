@@ -42,12 +42,14 @@ int64_t packed_bytes(DType t, int64_t n, int64_t k);
 void pack_weights(void* dst, const void* src, DType t, int64_t n, int64_t k);
 
 // Whether a lone activation row (a decode GEMV) reads the packed copy of `t` here rather than the
-// GGUF rows: with AVX2 alone (no VNNI), for every packed type but Q8_0. There the packed tile at
-// one row (one broadcast activation quad meets 8 rows' quads per maddubs, where the GGUF GEMVs
-// unpack and widen per row or row pair) streams a matrix larger than the caches 1.1-1.2x (Q4_1),
-// 1.4-1.6x (Q4_0, Q5_0, Q6_K) and 1.8-2.1x (Q4_K, Q5_K) as fast, 1 thread, Zen 3; Q8_0's own GEMV
-// streams DRAM faster (packed 0.8-1.07x). With VNNI the 32-element types keep their own GEMV
-// (quant_gemv_avx512.cpp). A row read packed has the same bits alone as in a batch.
+// GGUF rows: with AVX2 or AVX-512 VNNI, for every packed type but Q8_0. There the packed tile at
+// one row (one broadcast activation quad meets 8 rows' quads per maddubs / vpdpbusd, where the
+// GGUF GEMVs unpack and widen per row or row pair) streams a matrix larger than the caches faster,
+// 1 thread: AVX2 (Zen 3) 1.1-1.2x (Q4_1), 1.4-1.6x (Q4_0, Q5_0, Q6_K), 1.8-2.1x (Q4_K, Q5_K);
+// VNNI (Zen 5) 1.15x (Q4_1), 1.3-1.5x (Q4_0), 1.6-2.1x (Q5_0), 2.3-2.4x (Q4_K, Q6_K), 1.4x (Q5_K).
+// Q8_0 keeps its own GEMV: AVX2 streams DRAM faster with it (packed 0.8-1.07x), and with VNNI
+// SmolLM2 (its head Q8_0) decoded 0.90x with the packed one. A row read packed has the same bits
+// alone as in a batch.
 bool packed_gemv_here(DType t);
 
 // y[i * ldy + j] = sum_c x[i, c] * W[j, c], i in [0, m), j in [n0, n1) from the packed W at the
