@@ -39,19 +39,24 @@ inline __m256 sum_lanes8(const __m256* a) {
 }
 
 // Softmax states st[i] [D + 2] of NQ queries qr[i] [D] over keys [lo, hi) of one KV head (the head
-// of row s at kg / vg + s * row_bytes); query i sees keys up to last[i] only.
+// of row s at kg / vg + s * row_bytes); query i sees keys up to last[i] only. The online softmax
+// steps kBlock keys at a time (kSub sub-blocks of 8 keys' scores): one running-max update, one
+// rescale and one pass of the output through the registers per 32 keys instead of per 8, whose
+// serial max / exp / sum chain had bound the kernel (1 thread, 9/3 heads, D 64, f16: the same
+// 20 ns per key and head from L2 as from DRAM).
 template <DType KT, int NQ>
 void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kg, const uint8_t* vg,
                  int64_t row_bytes, int64_t lo, int64_t hi, int64_t D, float scale) {
   using L = KvAvx2<KT>;
   constexpr int KJ = NQ == 1 ? 8 : NQ <= 3 ? 4 : 2;  // keys per pass of the scores
   constexpr int DG = NQ <= 3 ? 4 : 2;                // 8-float columns per pass of the values
+  constexpr int kSub = 4, kBlock = 8 * kSub;
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
   const int64_t head_bytes = int64_t(L::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
   float m[NQ], l[NQ];
-  alignas(32) float p[NQ][8];
+  alignas(32) float p[NQ][kBlock];
   alignas(32) __m256 dots[NQ][8];
   int64_t hi_all = lo;  // past the last key any of the queries sees
   for (int i = 0; i < NQ; ++i) {
@@ -59,64 +64,78 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
     m[i] = kNegInf, l[i] = 0.0f;
     hi_all = std::max(hi_all, std::min(hi, last[i] + 1));
   }
-  for (int64_t s0 = lo; s0 < hi_all; s0 += 8) {
-    const int64_t nb = std::min<int64_t>(8, hi_all - s0);
-    // The K / V rows of the block kPrefetchKeys further on. The hardware prefetcher does not follow
-    // strided rows ([S, Hkv, D] arrays of ops.attention) and starts late on the head-major cache's
-    // contiguous ones: SmolLM2 at depth 4096, f16, decoded 47-52 tok/s without this, 54-61 with it
-    // (16-64 keys ahead did alike; per key inside the score passes was slower than none).
-    if (s0 + kPrefetchKeys + 8 <= hi_all)
-      for (int64_t j = 0; j < 8; ++j) {
-        const int64_t ahead = (s0 + kPrefetchKeys + j) * row_bytes;
-        for (int64_t b = 0; b < head_bytes; b += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
+  for (int64_t s0 = lo; s0 < hi_all; s0 += kBlock) {
+    const int64_t nb = std::min<int64_t>(kBlock, hi_all - s0);
+    const int nsub = int((nb + 7) / 8);
+    __m256 sc[NQ][kSub];
+    for (int sub = 0; sub < nsub; ++sub) {
+      const int64_t b0 = s0 + 8 * sub;
+      // The K / V rows of the 8 keys kPrefetchKeys further on. The hardware prefetcher does not
+      // follow strided rows ([S, Hkv, D] arrays of ops.attention) and starts late on the head-major
+      // cache's contiguous ones: SmolLM2 at depth 4096, f16, decoded 47-52 tok/s without this,
+      // 54-61 with it (16-64 keys ahead did alike; per key inside the score passes was slower).
+      if (b0 + kPrefetchKeys + 8 <= hi_all)
+        for (int64_t j = 0; j < 8; ++j) {
+          const int64_t ahead = (b0 + kPrefetchKeys + j) * row_bytes;
+          for (int64_t b = 0; b < head_bytes; b += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
+          }
         }
-      }
-    // KJ keys at a time, so NQ * KJ independent FMA chains hide the FMA latency
-    for (int jb = 0; jb < 8; jb += KJ) {
-      const uint8_t* kr[KJ];
-      for (int jj = 0; jj < KJ; ++jj)
-        kr[jj] = kg + std::min<int64_t>(s0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
-      __m256 a[NQ][KJ];
-      for (int i = 0; i < NQ; ++i)
-        for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
-      for (int64_t d = 0; d < dv; d += 8) {
-        __m256 qv[NQ];
-        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_loadu_ps(qr[i] + d);
-        for (int jj = 0; jj < KJ; ++jj) {
-          const __m256 kv = L::load8(kr[jj], d);
-          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+      // KJ keys at a time, so NQ * KJ independent FMA chains hide the FMA latency
+      for (int jb = 0; jb < 8; jb += KJ) {
+        const uint8_t* kr[KJ];
+        for (int jj = 0; jj < KJ; ++jj)
+          kr[jj] = kg + std::min<int64_t>(b0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+        __m256 a[NQ][KJ];
+        for (int i = 0; i < NQ; ++i)
+          for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dv; d += 8) {
+          __m256 qv[NQ];
+          for (int i = 0; i < NQ; ++i) qv[i] = _mm256_loadu_ps(qr[i] + d);
+          for (int jj = 0; jj < KJ; ++jj) {
+            const __m256 kv = L::load8(kr[jj], d);
+            for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+          }
         }
-      }
-      if (dtail) {
-        __m256 qv[NQ];
-        for (int i = 0; i < NQ; ++i) qv[i] = _mm256_maskload_ps(qr[i] + dv, md);
-        for (int jj = 0; jj < KJ; ++jj) {
-          const __m256 kv = L::load_part(kr[jj], dv, D - dv);
-          for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+        if (dtail) {
+          __m256 qv[NQ];
+          for (int i = 0; i < NQ; ++i) qv[i] = _mm256_maskload_ps(qr[i] + dv, md);
+          for (int jj = 0; jj < KJ; ++jj) {
+            const __m256 kv = L::load_part(kr[jj], dv, D - dv);
+            for (int i = 0; i < NQ; ++i) a[i][jj] = _mm256_fmadd_ps(qv[i], kv, a[i][jj]);
+          }
         }
+        for (int i = 0; i < NQ; ++i)
+          for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
       }
-      for (int i = 0; i < NQ; ++i)
-        for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
+      for (int i = 0; i < NQ; ++i) {
+        const int64_t seen = std::min<int64_t>(8, last[i] + 1 - b0);  // keys of this sub-block query i sees
+        sc[i][sub] = seen <= 0 ? _mm256_set1_ps(kNegInf)
+                               : _mm256_blendv_ps(_mm256_set1_ps(kNegInf),
+                                                  _mm256_mul_ps(sum_lanes8(dots[i]), _mm256_set1_ps(scale)),
+                                                  _mm256_castsi256_ps(first_n(seen)));
+      }
     }
     __m256 corr[NQ];
     for (int i = 0; i < NQ; ++i) {
-      const int64_t seen = std::min(nb, last[i] + 1 - s0);  // keys of this block query i sees
-      if (seen <= 0) {
+      __m256 mx = sc[i][0];
+      for (int sub = 1; sub < nsub; ++sub) mx = _mm256_max_ps(mx, sc[i][sub]);
+      const float bmax = hmax(mx);
+      if (bmax == kNegInf) {  // query i sees none of this block's keys
         corr[i] = _mm256_set1_ps(1.0f);
-        _mm256_store_ps(p[i], _mm256_setzero_ps());
+        std::fill(p[i], p[i] + kBlock, 0.0f);
         continue;
       }
-      const __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(kNegInf),
-                                         _mm256_mul_ps(sum_lanes8(dots[i]), _mm256_set1_ps(scale)),
-                                         _mm256_castsi256_ps(first_n(seen)));
-      const float m_new = std::max(m[i], hmax(sc));
-      const __m256 pv = vexp(_mm256_sub_ps(sc, _mm256_set1_ps(m_new)));
-      _mm256_store_ps(p[i], pv);
+      const float m_new = std::max(m[i], bmax);
+      __m256 sum = _mm256_setzero_ps();
+      for (int sub = 0; sub < nsub; ++sub) {
+        const __m256 pv = vexp(_mm256_sub_ps(sc[i][sub], _mm256_set1_ps(m_new)));
+        _mm256_store_ps(p[i] + 8 * sub, pv);
+        sum = _mm256_add_ps(sum, pv);
+      }
       corr[i] = vexp(_mm256_set1_ps(m[i] - m_new));  // 0 on the first block
-      // fused, as the compiler fuses it in attention_avx2.cpp: one key block gives the same bits
-      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(pv));
+      l[i] = std::fma(l[i], _mm256_cvtss_f32(corr[i]), hsum(sum));
       m[i] = m_new;
     }
     // the values: NQ * DG accumulators, one FMA chain step per key
