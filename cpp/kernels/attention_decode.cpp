@@ -60,9 +60,10 @@ using SplitFn = void (*)(float*, const float*, const void*, const void*, DType, 
                          int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_split_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t,
                                 int64_t, int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
-// No AVX-512 kernel: AVX-512 machines run the AVX2 one (an AVX-512 walk over f32 caches without
-// its prefetch and blocking decoded SmolLM2 after 2,048 tokens at 114 tok/s against its 149, Zen 5).
-static const Dispatch<SplitFn> kSplit{attention_split_range_generic, NS_AVX2(attention_split_range_avx2), nullptr};
+void attention_split_range_avx512(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t,
+                                  int64_t, int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+static const Dispatch<SplitFn> kSplit{attention_split_range_generic, NS_AVX2(attention_split_range_avx2),
+                                      NS_AVX512(attention_split_range_avx512)};
 
 void attention_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                            int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,

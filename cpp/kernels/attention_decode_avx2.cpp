@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/threads.h"
+#include "kernels/attention_decode_items.h"
 #include "kernels/nn.h"
 #include "kernels/attention_kv_avx2.h"
 #include "kernels/simd_avx2.h"
@@ -21,7 +22,7 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
-constexpr int64_t kPrefetchKeys = 32;  // how far ahead the K / V rows are prefetched (and the next item's first ones)
+constexpr int64_t kPrefetchKeys = kDecodePrefetchKeys;  // how far ahead the K / V rows are prefetched
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
@@ -178,49 +179,13 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
 }
 
-using AttendFn = void (*)(float* const*, const float* const*, const int64_t*, const uint8_t*, const uint8_t*,
-                          int64_t, int64_t, int64_t, int64_t, float);
-
 template <DType KT>
 void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
                int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
                int64_t i0, int64_t i1) {
-  static constexpr AttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>, attend_keys<KT, 3>,
-                                                  attend_keys<KT, 4>};
-  // query i of KV head g: token i / group, head g * group + i % group
-  const int64_t group = Hq / Hkv, rows = T * group;
-  const int64_t head_bytes = int64_t(KvAvx2<KT>::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
-  for (int64_t item = i0; item < i1; ++item) {
-    const int64_t g = item / n_split;
-    int64_t lo, hi;
-    split_range(S, int(n_split), int(item % n_split), &lo, &hi, 16);
-    if (item + 1 < i1) {  // the next item's first rows, which its own prefetch (kPrefetchKeys on) never asks for
-      int64_t lo2, hi2;
-      split_range(S, int(n_split), int((item + 1) % n_split), &lo2, &hi2, 16);
-      const int64_t g2 = (item + 1) / n_split;
-      const uint8_t* k2 = KvAvx2<KT>::head(k, g2 * hs) + lo2 * row_bytes;
-      const uint8_t* v2 = KvAvx2<KT>::head(v, g2 * hs) + lo2 * row_bytes;
-      const int64_t n2 = std::min<int64_t>(kPrefetchKeys, hi2 - lo2);
-      for (int64_t r = 0; r < n2; ++r)
-        for (int64_t b = 0; b < head_bytes; b += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(k2 + r * row_bytes + b), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(v2 + r * row_bytes + b), _MM_HINT_T0);
-        }
-    }
-    for (int64_t i0r = 0; i0r < rows; i0r += kRows) {
-      const int nq = int(std::min<int64_t>(kRows, rows - i0r));
-      float* st[kRows];
-      const float* qr[kRows];
-      int64_t last[kRows];
-      for (int i = 0; i < nq; ++i) {
-        const int64_t t = (i0r + i) / group, h = g * group + (i0r + i) % group;
-        st[i] = part + (item * rows + i0r + i) * (D + 2);
-        qr[i] = q + (t * Hq + h) * D;
-        last[i] = causal ? S - T + t : S - 1;
-      }
-      kAttend[nq](st, qr, last, KvAvx2<KT>::head(k, g * hs), KvAvx2<KT>::head(v, g * hs), row_bytes, lo, hi, D, scale);
-    }
-  }
+  static constexpr DecodeAttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>,
+                                                        attend_keys<KT, 3>, attend_keys<KT, 4>};
+  for_decode_items<kRows, KT>(kAttend, part, q, k, v, row_bytes, hs, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
 }
 
 }  // namespace

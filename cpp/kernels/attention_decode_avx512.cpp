@@ -1,0 +1,187 @@
+// Decode-shaped attention items (see attention_decode.cpp) with AVX-512, for f32 and f16 caches
+// whose head size is a multiple of 16 (others go to the AVX2 kernel): attention_decode_avx2.cpp's
+// walk with 16 lanes, so half the multiply-adds and conversions per key. Up to kRows queries of one
+// KV head walk a key block together, 16 keys at a time; each K row is loaded once for all of them
+// (lanes over D), a query's 16 dot products are summed across lanes by one transposing tree, each
+// V row is loaded once for all their accumulators, and the online softmax steps 32 keys at a time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/attention_decode_items.h"
+#include "kernels/nn.h"
+#include "kernels/vexp_avx512.h"
+
+namespace ninestep {
+
+void attention_split_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t,
+                                int64_t, int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
+
+namespace {
+
+constexpr int kRows = 4;  // queries per pass
+const float kNegInf = -std::numeric_limits<float>::infinity();
+
+template <DType KT>
+struct Kv16;
+template <>
+struct Kv16<DType::f32> {
+  static __m512 load(const uint8_t* h, int64_t d) { return _mm512_loadu_ps(reinterpret_cast<const float*>(h) + d); }
+};
+template <>
+struct Kv16<DType::f16> {
+  static __m512 load(const uint8_t* h, int64_t d) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 2 * d)));
+  }
+};
+
+// Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = j / 4 + 4 (j % 4): four rounds
+// of shuffles, each halving the vectors and the lanes still to add.
+inline int slot(int j) { return (j >> 2) + 4 * (j & 3); }
+inline __m512 sum_lanes16(const __m512* a) {
+  __m512 b[8], c[4], e[2];
+  for (int i = 0; i < 8; ++i)  // 256-bit halves: lanes 0-7 a[2i]'s, 8-15 a[2i + 1]'s
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // 128-bit chunk m: a[4i + m]'s
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // in chunk m, lanes 0-1: a[8i + m]'s, 2-3: a[8i + 4 + m]'s
+    e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44), _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
+}
+
+// attention_decode_avx2.cpp's attend_keys (the same contract) for D % 16 == 0.
+template <DType KT, int NQ>
+void attend_keys(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kg, const uint8_t* vg,
+                 int64_t row_bytes, int64_t lo, int64_t hi, int64_t D, float scale) {
+  using L = Kv16<KT>;
+  constexpr int KJ = NQ <= 2 ? 8 : 4;  // keys per pass of the scores: NQ * KJ accumulators
+  constexpr int DG = 4;                // 16-float columns per pass of the values
+  constexpr int kSub = 2, kBlock = 16 * kSub;
+  const int64_t head_bytes = D * int64_t(KT == DType::f32 ? 4 : 2);
+  float m[NQ], l[NQ];
+  alignas(64) float p[NQ][kBlock];
+  __m512 dots[NQ][16];
+  int64_t hi_all = lo;  // past the last key any of the queries sees
+  for (int i = 0; i < NQ; ++i) {
+    std::fill(st[i], st[i] + D, 0.0f);
+    m[i] = kNegInf, l[i] = 0.0f;
+    hi_all = std::max(hi_all, std::min(hi, last[i] + 1));
+  }
+  for (int64_t s0 = lo; s0 < hi_all; s0 += kBlock) {
+    const int64_t nb = std::min<int64_t>(kBlock, hi_all - s0);
+    const int nsub = int((nb + 15) / 16);
+    __m512 sc[NQ][kSub];
+    for (int sub = 0; sub < nsub; ++sub) {
+      const int64_t b0 = s0 + 16 * sub;
+      if (b0 + kDecodePrefetchKeys + 16 <= hi_all)  // the K / V rows of the 16 keys that far on
+        for (int64_t j = 0; j < 16; ++j) {
+          const int64_t ahead = (b0 + kDecodePrefetchKeys + j) * row_bytes;
+          for (int64_t b = 0; b < head_bytes; b += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
+          }
+        }
+      for (int jb = 0; jb < 16; jb += KJ) {
+        const uint8_t* kr[KJ];
+        for (int jj = 0; jj < KJ; ++jj)
+          kr[jj] = kg + std::min<int64_t>(b0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+        __m512 a[NQ][KJ];
+        for (int i = 0; i < NQ; ++i)
+          for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < D; d += 16) {
+          __m512 qv[NQ];
+          for (int i = 0; i < NQ; ++i) qv[i] = _mm512_loadu_ps(qr[i] + d);
+          for (int jj = 0; jj < KJ; ++jj) {
+            const __m512 kv = L::load(kr[jj], d);
+            for (int i = 0; i < NQ; ++i) a[i][jj] = _mm512_fmadd_ps(qv[i], kv, a[i][jj]);
+          }
+        }
+        for (int i = 0; i < NQ; ++i)
+          for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
+      }
+      for (int i = 0; i < NQ; ++i) {
+        const int64_t seen = std::min<int64_t>(16, last[i] + 1 - b0);  // keys of this sub-block query i sees
+        sc[i][sub] = seen <= 0 ? _mm512_set1_ps(kNegInf)
+                               : _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), __mmask16((1u << seen) - 1),
+                                                    _mm512_mul_ps(sum_lanes16(dots[i]), _mm512_set1_ps(scale)));
+      }
+    }
+    float corr[NQ];
+    for (int i = 0; i < NQ; ++i) {
+      __m512 mx = sc[i][0];
+      for (int sub = 1; sub < nsub; ++sub) mx = _mm512_max_ps(mx, sc[i][sub]);
+      const float bmax = _mm512_reduce_max_ps(mx);
+      if (bmax == kNegInf) {  // query i sees none of this block's keys
+        corr[i] = 1.0f;
+        std::fill(p[i], p[i] + kBlock, 0.0f);
+        continue;
+      }
+      const float m_new = std::max(m[i], bmax);
+      __m512 sum = _mm512_setzero_ps();
+      for (int sub = 0; sub < nsub; ++sub) {
+        const __m512 pv = vexp(_mm512_sub_ps(sc[i][sub], _mm512_set1_ps(m_new)));
+        _mm512_store_ps(p[i] + 16 * sub, pv);
+        sum = _mm512_add_ps(sum, pv);
+      }
+      corr[i] = _mm512_cvtss_f32(vexp(_mm512_set1_ps(m[i] - m_new)));  // 0 on the first block
+      l[i] = std::fma(l[i], corr[i], _mm512_reduce_add_ps(sum));
+      m[i] = m_new;
+    }
+    // the values: NQ * DG accumulators, one FMA chain step per key
+    auto values = [&](auto cols, int64_t d0) {
+      constexpr int C = decltype(cols)::value;
+      __m512 o[NQ][C];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < C; ++c) o[i][c] = _mm512_mul_ps(_mm512_loadu_ps(st[i] + d0 + 16 * c), _mm512_set1_ps(corr[i]));
+      for (int64_t j = 0; j < nb; ++j) {
+        const uint8_t* vr = vg + (s0 + j) * row_bytes;
+        __m512 pj[NQ];
+        for (int i = 0; i < NQ; ++i) pj[i] = _mm512_set1_ps(p[i][j]);
+        for (int c = 0; c < C; ++c) {
+          const __m512 vv = L::load(vr, d0 + 16 * c);
+          for (int i = 0; i < NQ; ++i) o[i][c] = _mm512_fmadd_ps(pj[i], vv, o[i][c]);
+        }
+      }
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < C; ++c) _mm512_storeu_ps(st[i] + d0 + 16 * c, o[i][c]);
+    };
+    int64_t d0 = 0;
+    for (; d0 + 16 * DG <= D; d0 += 16 * DG) values(std::integral_constant<int, DG>{}, d0);
+    for (; d0 < D; d0 += 16) values(std::integral_constant<int, 1>{}, d0);
+  }
+  for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
+}
+
+template <DType KT>
+void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
+               int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
+               int64_t i0, int64_t i1) {
+  static constexpr DecodeAttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>,
+                                                        attend_keys<KT, 3>, attend_keys<KT, 4>};
+  for_decode_items<kRows, KT>(kAttend, part, q, k, v, row_bytes, hs, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+}
+
+}  // namespace
+
+void attention_split_range_avx512(float* part, const float* q, const void* k, const void* v, DType kv_type,
+                                  int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
+                                  int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
+                                  int64_t i1) {
+  if ((kv_type != DType::f32 && kv_type != DType::f16) || D % 16 != 0)
+    return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
+                                      n_split, i0, i1);
+  const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
+  const auto* kb = static_cast<const uint8_t*>(k);
+  const auto* vb = static_cast<const uint8_t*>(v);
+  if (kv_type == DType::f32)
+    run_items<DType::f32>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  else
+    run_items<DType::f16>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+}
+
+}  // namespace ninestep

@@ -1,0 +1,66 @@
+// The walk over decode-shaped attention items (see attention_decode.cpp) shared by the ISA kernels
+// (attention_decode_avx2.cpp, attention_decode_avx512.cpp): item (g, j) is KV head g's key block
+// j of n_split; its T * group queries go in passes of up to Rows, each pass one call
+//   attend[nq](st, qr, last, kh, vh, row_bytes, lo, hi, D, scale)
+// with st[i] [D + 2] the query's softmax state in part, qr[i] [D] the query, last[i] the last key
+// it sees, kh / vh the head's first K / V row (rows row_bytes apart) and the block's keys [lo, hi).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/threads.h"
+
+namespace ninestep {
+
+// Rows of the next item's keys asked for before an item starts (its own walk prefetches further on).
+constexpr int64_t kDecodePrefetchKeys = 32;
+
+using DecodeAttendFn = void (*)(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kh,
+                                const uint8_t* vh, int64_t row_bytes, int64_t lo, int64_t hi, int64_t D, float scale);
+
+// attend: [Rows + 1] kernels by the pass's query count (attend[0] unused).
+template <int Rows, DType KT>
+void for_decode_items(const DecodeAttendFn* attend, float* part, const float* q, const uint8_t* k, const uint8_t* v,
+                      int64_t row_bytes, int64_t hs, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D,
+                      float scale, bool causal, int64_t n_split, int64_t i0, int64_t i1) {
+  // query i of KV head g: token i / group, head g * group + i % group
+  const int64_t group = Hq / Hkv, rows = T * group;
+  const DTypeInfo& info = dtype_info(KT);
+  const int64_t head_bytes = D / info.block_elems * info.block_bytes;
+  auto head = [&](const uint8_t* c, int64_t g) {  // heads start on a block
+    return c + g * hs / info.block_elems * info.block_bytes;
+  };
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t g = item / n_split;
+    int64_t lo, hi;
+    split_range(S, int(n_split), int(item % n_split), &lo, &hi, 16);
+    if (item + 1 < i1) {  // the next item's first rows, which its own walk never asks for ahead
+      int64_t lo2, hi2;
+      split_range(S, int(n_split), int((item + 1) % n_split), &lo2, &hi2, 16);
+      const uint8_t* k2 = head(k, (item + 1) / n_split) + lo2 * row_bytes;
+      const uint8_t* v2 = head(v, (item + 1) / n_split) + lo2 * row_bytes;
+      const int64_t n2 = std::min<int64_t>(kDecodePrefetchKeys, hi2 - lo2);
+      for (int64_t r = 0; r < n2; ++r)
+        for (int64_t b = 0; b < head_bytes; b += 64) {
+          __builtin_prefetch(k2 + r * row_bytes + b, 0, 3);
+          __builtin_prefetch(v2 + r * row_bytes + b, 0, 3);
+        }
+    }
+    for (int64_t i0r = 0; i0r < rows; i0r += Rows) {
+      const int nq = int(std::min<int64_t>(Rows, rows - i0r));
+      float* st[Rows];
+      const float* qr[Rows];
+      int64_t last[Rows];
+      for (int i = 0; i < nq; ++i) {
+        const int64_t t = (i0r + i) / group, h = g * group + (i0r + i) % group;
+        st[i] = part + (item * rows + i0r + i) * (D + 2);
+        qr[i] = q + (t * Hq + h) * D;
+        last[i] = causal ? S - T + t : S - 1;
+      }
+      attend[nq](st, qr, last, head(k, g), head(v, g), row_bytes, lo, hi, D, scale);
+    }
+  }
+}
+
+}  // namespace ninestep
