@@ -105,7 +105,8 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
           for (int jj = 0; jj < KJ; ++jj) dots[i][slot(jb + jj)] = a[i][jj];
       }
       for (int i = 0; i < NQ; ++i) {
-        const int64_t seen = std::min<int64_t>(16, last[i] + 1 - b0);  // keys of this sub-block query i sees
+        // keys of this sub-block query i sees (the block's last sub-block may be short)
+        const int64_t seen = std::min<int64_t>(std::min<int64_t>(16, s0 + nb - b0), last[i] + 1 - b0);
         sc[i][sub] = seen <= 0 ? _mm512_set1_ps(kNegInf)
                                : _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), __mmask16((1u << seen) - 1),
                                                     _mm512_mul_ps(sum_lanes16(dots[i]), _mm512_set1_ps(scale)));
