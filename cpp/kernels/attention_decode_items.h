@@ -13,7 +13,8 @@
 
 namespace ninestep {
 
-// Rows of the next item's keys asked for before an item starts (its own walk prefetches further on).
+// How far ahead (in keys) the decode kernels ask for K / V rows as they walk a block, and how many
+// of the next item's first rows the walk below asks for before an item starts.
 constexpr int64_t kDecodePrefetchKeys = 32;
 
 using DecodeAttendFn = void (*)(float* const* st, const float* const* qr, const int64_t* last, const uint8_t* kh,
