@@ -52,7 +52,7 @@ def test_raw_continues_the_text_and_echoes_it():
 
 
 def test_run_chat_verbose_reports_speed_on_stderr():
-    r = ninestep("run", "-n", "16", "--temp", "0", "-v", "What is 2 + 2?")
+    r = ninestep("run", "-n", "16", "--temp", "0", "-v", "How much is 2 + 2?")
     assert r.returncode == 0, r.stderr
     assert "4" in r.stdout
     assert "tok/s" in r.stderr and "tok/s" not in r.stdout

@@ -89,7 +89,9 @@ def test_zero_new_tokens(model):
 
 
 def test_chat_stops_at_end_of_turn_and_reuses_cache(model):
-    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    # "How much", not "What is 2 + 2?": after "The answer" that one has " is" and " to" within 0.001
+    # (f32 cache), so which of two replies it gives moves with the kernels' float order.
+    messages = [{"role": "user", "content": "How much is 2 + 2?"}]
     first = model.chat(messages, max_new_tokens=32, temperature=0)
     assert first.finish_reason == "stop" and "4" in first.text
     assert "<|im_end|>" not in first.text

@@ -114,7 +114,7 @@ def test_completion_and_chat_not_streamed(client):
     c = client.completions.create(model="m", prompt="The capital of France is", max_tokens=8, temperature=0)
     assert "Paris" in c.choices[0].text and c.choices[0].finish_reason == "length"
     assert c.usage.prompt_tokens == 5 and c.usage.completion_tokens == 8 and c.usage.total_tokens == 13
-    r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "What is 2 + 2?"}],
+    r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "How much is 2 + 2?"}],
                                        max_tokens=32, temperature=0)
     assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
     assert "4" in r.choices[0].message.content and r.choices[0].finish_reason == "stop"

@@ -74,23 +74,10 @@ using AttnFn = void (*)(float*, const float*, const void*, const void*, DType, i
                         int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 void attention_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
                           int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
-#ifdef NINESTEP_HAVE_AVX512
-// The AVX-512 kernel reads f32 caches; the other cache types run the AVX2 kernel.
-void attention_range_avx512(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+void attention_range_avx512(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
                             int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
-static void attention_range_avx512_kv(float* out, const float* q, const void* k, const void* v, DType kv_type,
-                                      int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
-                                      int64_t Hkv, int64_t D, float scale, bool causal, int64_t window, int64_t i0,
-                                      int64_t i1) {
-  if (kv_type != DType::f32)
-    return attention_range_avx2(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window,
-                                i0, i1);
-  attention_range_avx512(out, q, static_cast<const float*>(k), static_cast<const float*>(v), kv_stride, head_stride, T,
-                         S, Hq, Hkv, D, scale, causal, window, i0, i1);
-}
-#endif
 static const Dispatch<AttnFn> kAttn{attention_range_generic, NS_AVX2(attention_range_avx2),
-                                    NS_AVX512(attention_range_avx512_kv)};
+                                    NS_AVX512(attention_range_avx512)};
 
 void attention_range(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                      int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,

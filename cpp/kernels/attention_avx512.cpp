@@ -82,12 +82,44 @@ inline void scores8(__m512* sc, const float* qT, const float* const* kr, int64_t
   sc[0] = a0, sc[1] = a1, sc[2] = a2, sc[3] = a3, sc[4] = a4, sc[5] = a5, sc[6] = a6, sc[7] = a7;
 }
 
-// Queries ta .. ta + nq - 1 (nq <= 16) of head h, one per lane; kg / vg point at the KV head.
-void attend_tile(float* out, const float* q, const float* kg, const float* vg, int64_t kv_stride, int64_t T,
+// The K / V rows of a block of up to 16 keys as floats: row j at k + j * stride (and v). f32 rows
+// are read in place; f16 rows (D % 16 == 0) are converted into kp / vp first.
+template <DType KT>
+struct BlockRows {
+  const float *k, *v;
+  int64_t stride;
+};
+template <DType KT>
+inline BlockRows<KT> block_rows(const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t s0, int64_t nb,
+                                int64_t D, float* kp, float* vp) {
+  if constexpr (KT == DType::f32) {
+    return {reinterpret_cast<const float*>(kg + s0 * row_bytes), reinterpret_cast<const float*>(vg + s0 * row_bytes),
+            row_bytes / 4};
+  } else {
+    static_assert(KT == DType::f16, "f32 or f16 rows");
+    for (int64_t j = 0; j < nb; ++j) {
+      const auto* kr = reinterpret_cast<const __m256i*>(kg + (s0 + j) * row_bytes);
+      const auto* vr = reinterpret_cast<const __m256i*>(vg + (s0 + j) * row_bytes);
+      for (int64_t d = 0; d < D; d += 16) {
+        _mm512_store_ps(kp + j * D + d, _mm512_cvtph_ps(_mm256_loadu_si256(kr + d / 16)));
+        _mm512_store_ps(vp + j * D + d, _mm512_cvtph_ps(_mm256_loadu_si256(vr + d / 16)));
+      }
+    }
+    return {kp, vp, D};
+  }
+}
+
+// Queries ta .. ta + nq - 1 (nq <= 16) of head h, one per lane; kg / vg point at the KV head (rows
+// row_bytes apart). Each head's arithmetic is the same, in the same order, for either cache type.
+template <DType KT>
+void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t T,
                  int64_t S, int64_t Hq, int64_t h, int64_t D, float scale, bool causal, int64_t ta, int64_t nq) {
+  constexpr bool in_place = KT == DType::f32;
   alignas(64) float qT[kMaxTileD * 16];  // [D][16], pre-scaled
   alignas(64) float oT[kMaxTileD * 16];  // [D][16], unnormalised output
   alignas(64) float pb[16 * 16];         // [key][16] probabilities of the current block
+  alignas(64) float kp[in_place ? 1 : 16 * kMaxTileD];  // [16][D] the block's keys and values as floats
+  alignas(64) float vp[in_place ? 1 : 16 * kMaxTileD];
   for (int64_t t = 0; t < 16; ++t)
     for (int64_t d = 0; d < D; ++d) qT[d * 16 + t] = t < nq ? q[((ta + t) * Hq + h) * D + d] * scale : 0.0f;
   std::fill(oT, oT + D * 16, 0.0f);
@@ -102,6 +134,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
   __m512 m = _mm512_set1_ps(kNegInf), l = _mm512_setzero_ps();
   for (int64_t s0 = 0; s0 < n_keys; s0 += 16) {
     const int64_t nb = std::min<int64_t>(16, n_keys - s0);
+    const BlockRows<KT> rows = block_rows<KT>(kg, vg, row_bytes, s0, nb, D, kp, vp);
     __m512 sc[16];
     for (int64_t g = 0; g < 16; g += 8) {
       if (g >= nb) {
@@ -109,7 +142,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
         continue;
       }
       const float* kr[8];  // rows past the last key repeat it; their scores are masked below
-      for (int64_t j = 0; j < 8; ++j) kr[j] = kg + std::min(s0 + g + j, s0 + nb - 1) * kv_stride;
+      for (int64_t j = 0; j < 8; ++j) kr[j] = rows.k + std::min(g + j, nb - 1) * rows.stride;
       scores8(sc + g, qT, kr, D);
     }
     if (s0 + 16 > first_last + 1) {  // the block reaches past what every lane may see
@@ -141,7 +174,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
       __m512 o6 = _mm512_load_ps(oT + (d0 + 6) * 16), o7 = _mm512_load_ps(oT + (d0 + 7) * 16);
       for (int64_t j = 0; j < nb; ++j) {
         const __m512 pj = _mm512_load_ps(pb + j * 16);
-        const float* vr = vg + (s0 + j) * kv_stride + d0;
+        const float* vr = rows.v + j * rows.stride + d0;
         o0 = _mm512_fmadd_ps(pj, _mm512_set1_ps(vr[0]), o0);
         o1 = _mm512_fmadd_ps(pj, _mm512_set1_ps(vr[1]), o1);
         o2 = _mm512_fmadd_ps(pj, _mm512_set1_ps(vr[2]), o2);
@@ -159,7 +192,7 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
     for (; d0 < D; ++d0) {  // head sizes that are not a multiple of 8
       __m512 o = _mm512_load_ps(oT + d0 * 16);
       for (int64_t j = 0; j < nb; ++j)
-        o = _mm512_fmadd_ps(_mm512_load_ps(pb + j * 16), _mm512_set1_ps(vg[(s0 + j) * kv_stride + d0]), o);
+        o = _mm512_fmadd_ps(_mm512_load_ps(pb + j * 16), _mm512_set1_ps(rows.v[j * rows.stride + d0]), o);
       _mm512_store_ps(oT + d0 * 16, o);
     }
   }
@@ -174,28 +207,42 @@ void attend_tile(float* out, const float* q, const float* kg, const float* vg, i
 void attention_range_avx2(float*, const float*, const void*, const void*, DType, int64_t, int64_t, int64_t, int64_t,
                           int64_t, int64_t, int64_t, float, bool, int64_t, int64_t, int64_t);
 
-void attention_range_avx512(float* out, const float* q, const float* k, const float* v, int64_t kv_stride,
+// attention_range's contract for f32 caches, and for f16 ones where D % 16 == 0 in the query tiles;
+// the rest (other cache types, a sliding window that hides keys, f16 items of fewer than 8
+// queries or other head sizes) runs the AVX2 kernel.
+void attention_range_avx512(float* out, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
                             int64_t head_stride, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                             bool causal, int64_t window, int64_t i0, int64_t i1) {
-  // A sliding window that hides keys runs the AVX2 kernel: the 16-lane version has no window mask
-  // yet (it could not be checked on an AVX-512 machine when windows were added).
-  if (causal && window > 0 && window < S) {
-    attention_range_avx2(out, q, k, v, DType::f32, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0,
+  const bool f16 = kv_type == DType::f16 && D % 16 == 0;
+  // The 16-lane tile has no window mask yet (it could not be checked on an AVX-512 machine when
+  // windows were added).
+  if ((kv_type != DType::f32 && !f16) || (causal && window > 0 && window < S)) {
+    attention_range_avx2(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window, i0,
                          i1);
     return;
   }
+  const int64_t es = f16 ? 2 : 4, rb = kv_stride * es;  // element and row bytes
   for (int64_t item = i0; item < i1; ++item) {
     const AttnItem it = attention_item(item, T, Hq, Hkv);
     const int64_t ta = it.t0, nq = it.t1 - it.t0, g = it.h0 / (Hq / Hkv);
-    const float* kg = k + g * head_stride;
-    const float* vg = v + g * head_stride;
+    const bool tile = nq >= kMinTileQueries && D <= kMaxTileD;
+    if (f16 && !tile) {
+      attention_range_avx2(out, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal, window,
+                           item, item + 1);
+      continue;
+    }
+    const uint8_t* kg = static_cast<const uint8_t*>(k) + g * head_stride * es;
+    const uint8_t* vg = static_cast<const uint8_t*>(v) + g * head_stride * es;
     for (int64_t h = it.h0; h < it.h0 + it.nh; ++h) {
-      if (nq >= kMinTileQueries && D <= kMaxTileD) {
-        attend_tile(out, q, kg, vg, kv_stride, T, S, Hq, h, D, scale, causal, ta, nq);
+      if (tile) {
+        (f16 ? attend_tile<DType::f16> : attend_tile<DType::f32>)(out, q, kg, vg, rb, T, S, Hq, h, D, scale, causal,
+                                                                  ta, nq);
         continue;
       }
+      const float* kf = reinterpret_cast<const float*>(kg);
+      const float* vf = reinterpret_cast<const float*>(vg);
       for (int64_t t = ta; t < ta + nq; ++t)
-        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kg, vg, kv_stride, causal ? S - T + t + 1 : S, D,
+        attend_row(out + (t * Hq + h) * D, q + (t * Hq + h) * D, kf, vf, kv_stride, causal ? S - T + t + 1 : S, D,
                    scale);
     }
   }
