@@ -84,13 +84,12 @@ inline void scores8(__m512* sc, const float* qT, const float* const* kr, int64_t
 
 // The K / V rows of a block of up to 16 keys as floats: row j at k + j * stride (and v). f32 rows
 // are read in place; f16 rows (D % 16 == 0) are converted into kp / vp first.
-template <DType KT>
 struct BlockRows {
   const float *k, *v;
   int64_t stride;
 };
 template <DType KT>
-inline BlockRows<KT> block_rows(const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t s0, int64_t nb,
+inline BlockRows block_rows(const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t s0, int64_t nb,
                                 int64_t D, float* kp, float* vp) {
   if constexpr (KT == DType::f32) {
     return {reinterpret_cast<const float*>(kg + s0 * row_bytes), reinterpret_cast<const float*>(vg + s0 * row_bytes),
@@ -134,7 +133,7 @@ void attend_tile(float* out, const float* q, const uint8_t* kg, const uint8_t* v
   __m512 m = _mm512_set1_ps(kNegInf), l = _mm512_setzero_ps();
   for (int64_t s0 = 0; s0 < n_keys; s0 += 16) {
     const int64_t nb = std::min<int64_t>(16, n_keys - s0);
-    const BlockRows<KT> rows = block_rows<KT>(kg, vg, row_bytes, s0, nb, D, kp, vp);
+    const BlockRows rows = block_rows<KT>(kg, vg, row_bytes, s0, nb, D, kp, vp);
     __m512 sc[16];
     for (int64_t g = 0; g < 16; g += 8) {
       if (g >= nb) {
