@@ -1,5 +1,5 @@
 // Decode-shaped attention items (see attention_decode.cpp), AVX2 + FMA (AVX-512 machines too for
-// q8_0 caches and head sizes not a multiple of 16; attention_decode_avx512.cpp takes the rest): up
+// head sizes not a multiple of 16; attention_decode_avx512.cpp takes the rest): up
 // to kRows queries of one KV head walk a key block together, 8 keys at a time. Each K row is loaded
 // once for all of them (lanes over D), the 8 dot products of a query are summed across lanes by
 // one transposing tree instead of 8 horizontal sums, and each V row is loaded once for all their

@@ -1,5 +1,5 @@
-// Decode-shaped attention items (see attention_decode.cpp) with AVX-512, for f32 and f16 caches
-// whose head size is a multiple of 16 (others go to the AVX2 kernel): attention_decode_avx2.cpp's
+// Decode-shaped attention items (see attention_decode.cpp) with AVX-512, for f32, f16 and q8_0
+// caches whose head size is a multiple of 16 (others go to the AVX2 kernel): attention_decode_avx2.cpp's
 // walk with 16 lanes, so half the multiply-adds and conversions per key. Up to kRows queries of one
 // KV head walk a key block together, 16 keys at a time; each K row is loaded once for all of them
 // (lanes over D), a query's 16 dot products are summed across lanes by one transposing tree, each
@@ -37,6 +37,15 @@ struct Kv16<DType::f16> {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 2 * d)));
   }
 };
+// Heads start on a block (D % 32 == 0, checked by kv_cache_type_error), so d counts from a block edge.
+template <>
+struct Kv16<DType::q8_0> {
+  static __m512 load(const uint8_t* h, int64_t d) {
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(h) + d / QK;
+    const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + d % QK))));
+    return _mm512_mul_ps(q, _mm512_set1_ps(_cvtsh_ss(b->d)));
+  }
+};
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = j / 4 + 4 (j % 4): four rounds
 // of shuffles, each halving the vectors and the lanes still to add.
@@ -62,7 +71,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   constexpr int KJ = NQ <= 2 ? 8 : 4;  // keys per pass of the scores: NQ * KJ accumulators
   constexpr int DG = 4;                // 16-float columns per pass of the values
   constexpr int kSub = 2, kBlock = 16 * kSub;
-  const int64_t head_bytes = D * int64_t(KT == DType::f32 ? 4 : 2);
+  const int64_t head_bytes = dtype_row_bytes(KT, D);
   float m[NQ], l[NQ];
   alignas(64) float p[NQ][kBlock];
   __m512 dots[NQ][16];
@@ -173,7 +182,7 @@ void attention_split_range_avx512(float* part, const float* q, const void* k, co
                                   int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
                                   int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
                                   int64_t i1) {
-  if ((kv_type != DType::f32 && kv_type != DType::f16) || D % 16 != 0)
+  if ((kv_type != DType::f32 && kv_type != DType::f16 && kv_type != DType::q8_0) || D % 16 != 0)
     return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
                                       n_split, i0, i1);
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
@@ -181,8 +190,10 @@ void attention_split_range_avx512(float* part, const float* q, const void* k, co
   const auto* vb = static_cast<const uint8_t*>(v);
   if (kv_type == DType::f32)
     run_items<DType::f32>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
-  else
+  else if (kv_type == DType::f16)
     run_items<DType::f16>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  else
+    run_items<DType::q8_0>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
 }
 
 }  // namespace ninestep
