@@ -89,8 +89,8 @@ struct BlockRows {
   int64_t stride;
 };
 template <DType KT>
-inline BlockRows block_rows(const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t s0, int64_t nb,
-                                int64_t D, float* kp, float* vp) {
+inline BlockRows block_rows(const uint8_t* kg, const uint8_t* vg, int64_t row_bytes, int64_t s0, int64_t nb, int64_t D,
+                            float* kp, float* vp) {
   if constexpr (KT == DType::f32) {
     return {reinterpret_cast<const float*>(kg + s0 * row_bytes), reinterpret_cast<const float*>(vg + s0 * row_bytes),
             row_bytes / 4};
@@ -220,7 +220,7 @@ void attention_range_avx512(float* out, const float* q, const void* k, const voi
                          i1);
     return;
   }
-  const int64_t es = f16 ? 2 : 4, rb = kv_stride * es;  // element and row bytes
+  const int64_t es = dtype_info(kv_type).block_bytes, rb = kv_stride * es;  // element and row bytes
   for (int64_t item = i0; item < i1; ++item) {
     const AttnItem it = attention_item(item, T, Hq, Hkv);
     const int64_t ta = it.t0, nq = it.t1 - it.t0, g = it.h0 / (Hq / Hkv);

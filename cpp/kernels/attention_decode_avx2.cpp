@@ -23,7 +23,6 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
-constexpr int64_t kPrefetchKeys = kDecodePrefetchKeys;  // how far ahead the K / V rows are prefetched
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
@@ -72,13 +71,13 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
     __m256 sc[NQ][kSub];
     for (int sub = 0; sub < nsub; ++sub) {
       const int64_t b0 = s0 + 8 * sub;
-      // The K / V rows of the 8 keys kPrefetchKeys further on. The hardware prefetcher does not
+      // The K / V rows of the 8 keys kDecodePrefetchKeys further on. The hardware prefetcher does not
       // follow strided rows ([S, Hkv, D] arrays of ops.attention) and starts late on the head-major
       // cache's contiguous ones: SmolLM2 at depth 4096, f16, decoded 47-52 tok/s without this,
       // 54-61 with it (16-64 keys ahead did alike; per key inside the score passes was slower).
-      if (b0 + kPrefetchKeys + 8 <= hi_all)
+      if (b0 + kDecodePrefetchKeys + 8 <= hi_all)
         for (int64_t j = 0; j < 8; ++j) {
-          const int64_t ahead = (b0 + kPrefetchKeys + j) * row_bytes;
+          const int64_t ahead = (b0 + kDecodePrefetchKeys + j) * row_bytes;
           for (int64_t b = 0; b < head_bytes; b += 64) {
             _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);

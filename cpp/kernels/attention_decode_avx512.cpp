@@ -1,9 +1,10 @@
 // Decode-shaped attention items (see attention_decode.cpp) with AVX-512, for f32, f16 and q8_0
-// caches whose head size is a multiple of 16 (others go to the AVX2 kernel): attention_decode_avx2.cpp's
-// walk with 16 lanes, so half the multiply-adds and conversions per key. Up to kRows queries of one
-// KV head walk a key block together, 16 keys at a time; each K row is loaded once for all of them
-// (lanes over D), a query's 16 dot products are summed across lanes by one transposing tree, each
-// V row is loaded once for all their accumulators, and the online softmax steps 32 keys at a time.
+// caches whose head size is a multiple of 16 (others go to the AVX2 kernel): the walk of
+// attention_decode_avx2.cpp with 16 lanes, so half the multiply-adds and conversions per key. Up
+// to kRows queries of one KV head walk a key block together, 16 keys at a time; each K row is
+// loaded once for all of them (lanes over D), a query's 16 dot products are summed across lanes by
+// one transposing tree, each V row is loaded once for all their accumulators, and the online
+// softmax steps 32 keys at a time.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <limits>
 
 #include "kernels/attention_decode_items.h"
+#include "kernels/attention_scalar.h"
 #include "kernels/nn.h"
 #include "kernels/vexp_avx512.h"
 
@@ -42,7 +44,8 @@ template <>
 struct Kv16<DType::q8_0> {
   static __m512 load(const uint8_t* h, int64_t d) {
     const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(h) + d / QK;
-    const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + d % QK))));
+    const __m128i q8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + d % QK));
+    const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8));
     return _mm512_mul_ps(q, _mm512_set1_ps(_cvtsh_ss(b->d)));
   }
 };
@@ -59,7 +62,8 @@ inline __m512 sum_lanes16(const __m512* a) {
     c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
                          _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
   for (int i = 0; i < 2; ++i)  // in chunk m, lanes 0-1: a[8i + m]'s, 2-3: a[8i + 4 + m]'s
-    e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44), _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+    e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
   return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
 }
 
@@ -147,7 +151,8 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       constexpr int C = decltype(cols)::value;
       __m512 o[NQ][C];
       for (int i = 0; i < NQ; ++i)
-        for (int c = 0; c < C; ++c) o[i][c] = _mm512_mul_ps(_mm512_loadu_ps(st[i] + d0 + 16 * c), _mm512_set1_ps(corr[i]));
+        for (int c = 0; c < C; ++c)
+          o[i][c] = _mm512_mul_ps(_mm512_loadu_ps(st[i] + d0 + 16 * c), _mm512_set1_ps(corr[i]));
       for (int64_t j = 0; j < nb; ++j) {
         const uint8_t* vr = vg + (s0 + j) * row_bytes;
         __m512 pj[NQ];
@@ -182,18 +187,14 @@ void attention_split_range_avx512(float* part, const float* q, const void* k, co
                                   int64_t kv_stride, int64_t head_stride, int64_t T, int64_t S, int64_t Hq,
                                   int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split, int64_t i0,
                                   int64_t i1) {
-  if ((kv_type != DType::f32 && kv_type != DType::f16 && kv_type != DType::q8_0) || D % 16 != 0)
+  if (D % 16 != 0)
     return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
                                       n_split, i0, i1);
   const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
-  const auto* kb = static_cast<const uint8_t*>(k);
-  const auto* vb = static_cast<const uint8_t*>(v);
-  if (kv_type == DType::f32)
-    run_items<DType::f32>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
-  else if (kv_type == DType::f16)
-    run_items<DType::f16>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
-  else
-    run_items<DType::q8_0>(part, q, kb, vb, rb, head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  with_kv_type(kv_type, [&](auto kt) {
+    run_items<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
+                                   head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  });
 }
 
 }  // namespace ninestep
