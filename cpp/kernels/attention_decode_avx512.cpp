@@ -172,14 +172,10 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
 }
 
-template <DType KT>
-void run_items(float* part, const float* q, const uint8_t* k, const uint8_t* v, int64_t row_bytes, int64_t hs,
-               int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale, bool causal, int64_t n_split,
-               int64_t i0, int64_t i1) {
-  static constexpr DecodeAttendFn kAttend[kRows + 1] = {nullptr, attend_keys<KT, 1>, attend_keys<KT, 2>,
-                                                        attend_keys<KT, 3>, attend_keys<KT, 4>};
-  for_decode_items<kRows, KT>(kAttend, part, q, k, v, row_bytes, hs, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
-}
+template <DType KT, int NQ>
+struct Keys {
+  static constexpr DecodeAttendFn run = attend_keys<KT, NQ>;
+};
 
 }  // namespace
 
@@ -190,11 +186,8 @@ void attention_split_range_avx512(float* part, const float* q, const void* k, co
   if (D % 16 != 0)
     return attention_split_range_avx2(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
                                       n_split, i0, i1);
-  const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
-  with_kv_type(kv_type, [&](auto kt) {
-    run_items<decltype(kt)::value>(part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v), rb,
-                                   head_stride, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
-  });
+  decode_split_range<kRows, Keys>(part, q, k, v, kv_type, kv_stride, head_stride, T, S, Hq, Hkv, D, scale, causal,
+                                  n_split, i0, i1);
 }
 
 }  // namespace ninestep

@@ -6,10 +6,13 @@
 // it sees, kh / vh the head's first K / V row (rows row_bytes apart) and the block's keys [lo, hi).
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "core/dtype.h"
 #include "core/threads.h"
+#include "kernels/attention_scalar.h"
 
 namespace ninestep {
 
@@ -62,6 +65,26 @@ void for_decode_items(const DecodeAttendFn* attend, float* part, const float* q,
       attend[nq](st, qr, last, head(k, g), head(v, g), row_bytes, lo, hi, D, scale);
     }
   }
+}
+
+template <DType KT, template <DType, int> class Keys, size_t... N>
+constexpr std::array<DecodeAttendFn, sizeof...(N) + 1> decode_kernels(std::index_sequence<N...>) {
+  return {nullptr, Keys<KT, int(N) + 1>::run...};
+}
+
+// attention_split_range's contract (nn.h) with an ISA's kernels: Keys<KT, nq>::run attends a pass of
+// nq <= Rows queries over a cache of type KT.
+template <int Rows, template <DType, int> class Keys>
+void decode_split_range(float* part, const float* q, const void* k, const void* v, DType kv_type, int64_t kv_stride,
+                        int64_t hs, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                        bool causal, int64_t n_split, int64_t i0, int64_t i1) {
+  const int64_t rb = dtype_row_bytes(kv_type, kv_stride);
+  with_kv_type(kv_type, [&](auto kt) {
+    constexpr DType KT = decltype(kt)::value;
+    static constexpr auto kAttend = decode_kernels<KT, Keys>(std::make_index_sequence<Rows>{});
+    for_decode_items<Rows, KT>(kAttend.data(), part, q, static_cast<const uint8_t*>(k), static_cast<const uint8_t*>(v),
+                               rb, hs, T, S, Hq, Hkv, D, scale, causal, n_split, i0, i1);
+  });
 }
 
 }  // namespace ninestep
