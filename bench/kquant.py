@@ -18,10 +18,11 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bandwidth import read_bandwidth
+from bandwidth import compile_probe, read_bandwidth
 
 HERE = Path(__file__).parent
 GEMMA, QWEN = "gemma3-270m", "qwen2.5-coder-0.5b"  # ninestep.hub names
@@ -86,7 +87,8 @@ def main(argv=None):
     from ninestep import QuantizedTensor, ops
 
     ninestep.set_num_threads(a.threads)
-    bw_best, bw = read_bandwidth(a.threads)
+    with tempfile.TemporaryDirectory() as d:
+        bw_best, bw = read_bandwidth(compile_probe(d), a.threads, rounds=3)
     rng = np.random.default_rng(0)
     rows, out = [], []
     for label, path, name, kind, k, n in CASES:

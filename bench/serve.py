@@ -5,7 +5,9 @@ llama.cpp's llama-server (same model, same slot count, same threads), one server
     python bench/serve.py --streams 1 4 8 --tokens 128 --threads 2 [--llama-server PATH] [--rounds 2]
 
 Every request streams `--tokens` tokens (ignore_eos, greedy) after its own short prompt; decode
-tokens/s = all tokens after each stream's first / (last stream end - first first-token)."""
+tokens/s = all tokens after each stream's first / (last stream end - first first-token). The stream
+counts take turns round by round; "vs 1 stream" is the median over rounds of a round's tokens/s
+over the 1-stream round just before it."""
 import argparse
 import asyncio
 import json
@@ -117,17 +119,27 @@ def cpu_seconds(pid, tid=None):
 
 
 def measure(name, url, streams, tokens, rounds, pid):
-    rows = []
+    """Rounds of every stream count in turn (1, 4, 8, 1, 4, 8, ...), so drift of a shared host hits
+    each count alike; a count's ratio to the first count is the median of the rounds' own ratios."""
     round_of(url, 1, 8)  # warm up
+    runs = {n: [] for n in streams}
+    cpu = {n: [0.0, 0.0, 0.0, 0.0] for n in streams}  # server, its main thread, this client, wall seconds
+    for _ in range(rounds):
+        for n in streams:
+            s0, m0, c0, t0 = cpu_seconds(pid), cpu_seconds(pid, pid), time.process_time(), time.perf_counter()
+            runs[n].append(round_of(url, n, tokens))
+            for i, d in enumerate((cpu_seconds(pid) - s0, cpu_seconds(pid, pid) - m0, time.process_time() - c0,
+                                   time.perf_counter() - t0)):
+                cpu[n][i] += d
+    rows = []
     for n in streams:
-        s0, m0, c0, t0 = cpu_seconds(pid), cpu_seconds(pid, pid), time.process_time(), time.perf_counter()
-        rs = [round_of(url, n, tokens) for _ in range(rounds)]
-        wall = time.perf_counter() - t0
-        server_cpu, client_cpu = cpu_seconds(pid) - s0, time.process_time() - c0
-        main_cpu, streamed = cpu_seconds(pid, pid) - m0, sum(r["streamed"] for r in rs)
+        rs, (server_cpu, main_cpu, client_cpu, wall) = runs[n], cpu[n]
+        streamed = sum(r["streamed"] for r in rs)
         ttft = [x for r in rs for x in r["ttft"]]
         gaps = [x for r in rs for x in r["gaps"]]
+        ratios = [r["decode_tps"] / b["decode_tps"] for r, b in zip(rs, runs[streams[0]])]
         rows.append({"server": name, "streams": n, "decode_tps": statistics.median(r["decode_tps"] for r in rs),
+                     "rounds_tps": [r["decode_tps"] for r in rs], "vs_first": statistics.median(ratios),
                      "ttft_median_ms": 1e3 * statistics.median(ttft), "ttft_p95_ms": 1e3 * p95(ttft),
                      "token_median_ms": 1e3 * statistics.median(gaps), "token_p95_ms": 1e3 * p95(gaps),
                      # cores busy on average over the rounds: the server's threads, this load generator's
@@ -179,8 +191,7 @@ def main():
     print("\n| server | streams | decode tok/s (all streams) | vs 1 stream | TTFT median / p95 ms | "
           "per-token median / p95 ms |\n|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        base = next(x["decode_tps"] for x in rows if x["server"] == r["server"] and x["streams"] == rows[0]["streams"])
-        print(f"| {r['server']} | {r['streams']} | {r['decode_tps']:.1f} | {r['decode_tps'] / base:.2f}x | "
+        print(f"| {r['server']} | {r['streams']} | {r['decode_tps']:.1f} | {r['vs_first']:.2f}x | "
               f"{r['ttft_median_ms']:.0f} / {r['ttft_p95_ms']:.0f} | {r['token_median_ms']:.1f} / {r['token_p95_ms']:.1f} |")
     if a.json:
         Path(a.json).write_text(json.dumps({"cpu": cpu_name(), "threads": a.threads, "rows": rows}, indent=1))
