@@ -143,6 +143,21 @@ def test_presence_penalty_forbids_repeats(model):
     assert len(set(c.tokens)) == len(c.tokens)
 
 
+def test_logit_bias_bans_and_forces_tokens_in_every_choice(model):
+    prompt = "1, 2, 3, 4,"
+    plain = model.generate(prompt, max_new_tokens=6, temperature=0, logprobs=1)
+    first = plain.tokens[0]
+    banned = model.generate(prompt, max_new_tokens=6, temperature=0, logit_bias={first: -100.0}, logprobs=1)
+    assert banned.tokens[0] != first and first not in banned.tokens
+    assert banned.logprobs[0].top[0][0] == first  # logprobs stay the model's own
+    forced = model.generate([prompt, "a b c"], max_new_tokens=3, temperature=0.7, seed=2, n=2,
+                            logit_bias={1274: 100.0, first: -5})
+    assert all(c.tokens == [1274] * 3 for c in forced)
+    for bad in ({49152: 1.0}, {-1: 1.0}, {"3": 1.0}, {3: float("nan")}, [(3, 1.0)]):
+        with pytest.raises(ValueError, match="logit_bias"):
+            model.generate(prompt, max_new_tokens=1, logit_bias=bad)
+
+
 def test_generate_list_arguments(model):
     with pytest.raises(ValueError, match="n"):
         model.generate("Hi", n=0)

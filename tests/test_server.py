@@ -186,6 +186,20 @@ def test_logprobs(client):
     assert lp.text_offset[0] == 0
 
 
+def test_top_p_zero_is_the_most_likely_token_and_logit_bias(server, client):
+    kw = dict(model="m", prompt="The capital of France is", max_tokens=6)
+    greedy = client.completions.create(temperature=0, **kw).choices[0]
+    assert client.completions.create(top_p=0, temperature=1.0, seed=1, **kw).choices[0].text == greedy.text
+    first = client.completions.create(temperature=0, logprobs=2, **dict(kw, max_tokens=1)).choices[0].logprobs
+    post = lambda path, body: httpx.post(server.url + path, json=body, headers=auth(), timeout=30).json()  # noqa: E731
+    tok = post("/tokenize", {"content": first.tokens[0]})["tokens"]
+    # -100 bans the greedy first token: the reply starts with another; a large bias forces a token
+    banned = client.completions.create(temperature=0, logit_bias={str(tok[0]): -100}, **kw).choices[0].text
+    assert banned and not banned.startswith(first.tokens[0])
+    forced = client.completions.create(temperature=0, logit_bias={"1274": 100}, **dict(kw, max_tokens=3))
+    assert forced.choices[0].text == post("/detokenize", {"tokens": [1274] * 3})["content"]
+
+
 def test_stop_strings(client):
     full = client.completions.create(model="m", prompt="The capital of France is", max_tokens=12,
                                      temperature=0).choices[0].text
@@ -294,6 +308,8 @@ def error_of(r, status, param=None):
     ({"prompt": 3}, "prompt"), ({}, "prompt"), ({"prompt": [49152]}, "prompt"),
     ({"prompt": "Hi", "stream": "yes"}, "stream"), ({"prompt": "Hi", "stream_options": {"include_usage": True}}, "stream_options"),
     ({"prompt": "Hi", "presence_penalty": 5}, "presence_penalty"),
+    ({"prompt": "Hi", "logit_bias": [1]}, "logit_bias"), ({"prompt": "Hi", "logit_bias": {"x": 1}}, "logit_bias"),
+    ({"prompt": "Hi", "logit_bias": {"5": 101}}, "logit_bias"), ({"prompt": "Hi", "logit_bias": {"49152": 1}}, "logit_bias"),
 ])
 def test_bad_completion_requests_get_400(server, body, param):
     error_of(httpx.post(server.url + "/v1/completions", json=body, headers=auth(), timeout=30), 400, param)
@@ -304,6 +320,11 @@ def test_bad_chat_requests_and_long_prompts(server, client):
     error_of(post("/v1/chat/completions", {"messages": "hi"}), 400, "messages")
     error_of(post("/v1/chat/completions", {"messages": [{"content": "hi"}]}), 400, "messages[0]")
     error_of(post("/v1/chat/completions", {"messages": [{"role": "user"}]}), 400, "messages[0].content")
+    error_of(post("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]}), 400, "messages[0].role")
+    # 'developer' is OpenAI's newer name for 'system': the template gets a system turn
+    dev, sys_ = ({"messages": [{"role": r, "content": "Answer in French."}, {"role": "user", "content": "Hello"}],
+                  "max_tokens": 6, "temperature": 0} for r in ("developer", "system"))
+    assert post("/v1/chat/completions", dev).json()["choices"] == post("/v1/chat/completions", sys_).json()["choices"]
     ok = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant"},
                                                     {"role": "user", "content": "Hi"}], "max_tokens": 1})
     assert ok.status_code == 200  # an assistant turn may come without content

@@ -118,14 +118,15 @@ class Request:
     step. on_update(request), if set, is called by the stepping thread after every change."""
 
     def __init__(self, prompt_ids, sampler, *, max_new_tokens, tokenizer=None, stop=(), stop_ids=(),
-                 ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, group=None,
-                 length_reason="length", prompt_logprobs=None):
+                 ignore_eos=False, logprobs=None, presence_penalty=0.0, frequency_penalty=0.0, logit_bias=None,
+                 group=None, length_reason="length", prompt_logprobs=None):
         self.prompt = list(prompt_ids)
         self.sampler = sampler
         self.max_new_tokens = max_new_tokens
         self.stop, self.stop_ids, self.ignore_eos = tuple(stop), frozenset(stop_ids), ignore_eos
         self.logprobs_k = logprobs            # None: no logprobs; k >= 0: chosen + top-k
         self.presence, self.frequency = float(presence_penalty), float(frequency_penalty)
+        self.logit_bias = logit_bias          # None or (token ids, biases) added to every step's logits
         self.group = group                    # requests of one group share a prompt (n > 1)
         self.length_reason = length_reason    # "context" when the context, not max_new_tokens, ends it
         self.decoder = tokenizer.stream_decoder() if tokenizer is not None else _NoText()
@@ -181,6 +182,10 @@ class Request:
             ids = np.fromiter(self._counts, dtype=np.int64, count=len(self._counts))
             n = np.fromiter(self._counts.values(), dtype=np.float32, count=len(self._counts))
             logits[ids] -= self.frequency * n + self.presence
+        if self.logit_bias is not None:
+            if logits is raw:
+                logits = np.array(logits, dtype=np.float32)
+            logits[self.logit_bias[0]] += self.logit_bias[1]
         tok = self.sampler(logits, self.history)
         if tok in self.stop_ids and not self.ignore_eos:
             return self._finish("stop")

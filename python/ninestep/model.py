@@ -116,20 +116,22 @@ class Model:
 
     def generate(self, prompt, *, max_new_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None, stop=None,
-                 ignore_eos=False, stream=False, n=1, logprobs=None, _stop_ids=None):
+                 ignore_eos=False, stream=False, n=1, logprobs=None, logit_bias=None, _stop_ids=None):
         """Continue `prompt` (text or token ids). Returns a Completion, or with stream=True a Stream
         of text pieces whose `.completion` is set when it ends. temperature=0 is greedy.
 
         A list of prompts (texts or lists of ids) runs as one batch and returns a list of
         Completions; `n` > 1 gives n completions per prompt (choice j is seeded with seed + j), also
         as a list, prompt by prompt. `logprobs=k` (an int >= 0) fills Completion.logprobs with the
-        chosen token's logprob and the top-k alternatives."""
+        chosen token's logprob and the top-k alternatives (of the model's logits, before penalties
+        and biases). `logit_bias` ({token id: bias}) adds each bias to that token's logit before
+        sampling, greedy included (OpenAI's: -100 bans a token, +100 all but forces it)."""
         self._check_open()
         reqs, single = self.requests(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                                      top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
                                      presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
                                      seed=seed, stop=stop, ignore_eos=ignore_eos, n=n, logprobs=logprobs,
-                                     _stop_ids=_stop_ids)
+                                     logit_bias=logit_bias, _stop_ids=_stop_ids)
         if flag(stream, "stream"):
             if not single:
                 raise ValueError("stream: streaming takes one prompt and n=1")
@@ -141,7 +143,7 @@ class Model:
 
     def requests(self, prompt, *, max_new_tokens=256, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None, stop=None,
-                 ignore_eos=False, n=1, logprobs=None, _stop_ids=None, _prompt_logprobs=None):
+                 ignore_eos=False, n=1, logprobs=None, logit_bias=None, _stop_ids=None, _prompt_logprobs=None):
         """The scheduler's Request objects for generate()'s arguments (every argument checked);
         returns (requests, whether it was one prompt with n=1)."""
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
@@ -157,6 +159,7 @@ class Model:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not abs(v) < 1e9:
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
         stop = _stop_list(stop)
+        bias = self._logit_bias(logit_bias)
         ignore_eos = flag(ignore_eos, "ignore_eos")
         params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                 repetition_penalty=repetition_penalty)
@@ -176,8 +179,26 @@ class Model:
                     length_reason="context" if int(max_new_tokens) > room else "length",
                     stop=stop, stop_ids=stop_ids, ignore_eos=ignore_eos,
                     logprobs=None if logprobs is None else int(logprobs), presence_penalty=presence_penalty,
-                    frequency_penalty=frequency_penalty, group=group, prompt_logprobs=_prompt_logprobs))
+                    frequency_penalty=frequency_penalty, logit_bias=bias, group=group,
+                    prompt_logprobs=_prompt_logprobs))
         return reqs, not many and n == 1
+
+    def _logit_bias(self, bias):
+        """{token id: bias} checked -> (ids, biases) arrays, or None."""
+        if bias is None:
+            return None
+        if not isinstance(bias, dict):
+            raise ValueError(f"logit_bias: expected a dict of token id -> number, got {type(bias).__name__}")
+        V = self.config.vocab_size
+        for t, b in bias.items():
+            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < V:
+                raise ValueError(f"logit_bias: token id {t!r} is outside the vocabulary [0, {V})")
+            if isinstance(b, bool) or not isinstance(b, (int, float, np.integer, np.floating)) or not abs(b) < 1e30:
+                raise ValueError(f"logit_bias: the bias of token {t} must be a finite number, got {b!r}")
+        if not bias:
+            return None
+        return (np.fromiter(bias.keys(), dtype=np.int64, count=len(bias)),
+                np.fromiter(bias.values(), dtype=np.float32, count=len(bias)))
 
     def _drive(self, reqs):
         """Steps the scheduler (the model lock held) until every request in `reqs` is done."""

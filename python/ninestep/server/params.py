@@ -20,6 +20,27 @@ def _num(body, name, default, lo=None, hi=None, integer=False):
     return v
 
 
+def _logit_bias(body):
+    """OpenAI's 'logit_bias': {"token id": bias in [-100, 100]} -> {id: bias} (ids checked later
+    against the vocabulary); None when absent or empty."""
+    v = body.get("logit_bias")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise bad("'logit_bias' must be an object mapping token ids to numbers", "logit_bias", "invalid_type")
+    out = {}
+    for key, b in v.items():
+        try:
+            tok = int(key)
+        except ValueError:
+            raise bad(f"'logit_bias' keys must be token ids, got {key!r}", "logit_bias", "invalid_type") from None
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or not -100 <= b <= 100:
+            raise bad(f"'logit_bias' values must be numbers in [-100, 100], got {b!r} for token {key}", "logit_bias",
+                      "invalid_value")
+        out[tok] = float(b)
+    return out or None
+
+
 def _bool(body, name, default=False):
     v = body.get(name, default)
     if v is None:
@@ -48,7 +69,7 @@ def sampling(body, chat):
     temperature = _num(body, "temperature", 1.0, lo=0, hi=2)
     kw = dict(
         max_new_tokens=max_tokens, temperature=float(temperature),
-        top_p=float(_num(body, "top_p", 1.0, lo=0, hi=1)) or 1.0,
+        top_p=float(_num(body, "top_p", 1.0, lo=0, hi=1)),
         top_k=_num(body, "top_k", 0, lo=0, integer=True),
         min_p=float(_num(body, "min_p", 0.0, lo=0, hi=1)),
         seed=_num(body, "seed", None, integer=True),
@@ -58,6 +79,7 @@ def sampling(body, chat):
         n=_num(body, "n", 1, lo=1, hi=MAX_N, integer=True),
         stop=_stop(body),
         ignore_eos=_bool(body, "ignore_eos"),  # llama.cpp's server extension: fixed lengths for benchmarks
+        logit_bias=_logit_bias(body),
     )
     if kw["repetition_penalty"] <= 0:
         raise bad("'repetition_penalty' must be > 0", "repetition_penalty", "invalid_value")
@@ -107,7 +129,12 @@ def stream_options(body):
     return stream, _bool(opts, "include_usage")
 
 
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
 def messages(body):
+    """The chat's messages as the template takes them: text content, OpenAI's roles ('developer',
+    the newer name of 'system', becomes 'system': chat templates know that one)."""
     m = body.get("messages")
     if not isinstance(m, list) or not m:
         raise bad("'messages' must be a non-empty list of messages", "messages", "invalid_type")
@@ -115,6 +142,9 @@ def messages(body):
     for i, msg in enumerate(m):
         if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
             raise bad(f"'messages[{i}]' must be an object with a string 'role'", f"messages[{i}]", "invalid_type")
+        if msg["role"] not in ROLES:
+            raise bad(f"Invalid value for 'messages[{i}].role': {msg['role']!r}; supported: {', '.join(ROLES)}",
+                      f"messages[{i}].role", "invalid_value")
         c = msg.get("content")
         if isinstance(c, list):  # content parts: text only
             try:
@@ -130,7 +160,7 @@ def messages(body):
         if not isinstance(c, str):
             raise bad(f"'messages[{i}].content' must be a string or a list of text parts",
                       f"messages[{i}].content", "invalid_type")
-        out.append({"role": msg["role"], "content": c})
+        out.append({"role": "system" if msg["role"] == "developer" else msg["role"], "content": c})
     return out
 
 
