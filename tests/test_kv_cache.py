@@ -108,6 +108,25 @@ def test_typed_cache_decode_splits_keys_across_threads(isa, rng, threads, kind, 
         ninestep.set_num_threads(before)
 
 
+@pytest.mark.skipif("avx512" not in ninestep._core.supported_isas(), reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("kind", ["f32", "f16", "q8_0"])
+def test_avx512_decode_attention_is_its_own_kernel(rng, kind):
+    # The AVX-512 decode kernels sum a score over 16 lanes, the AVX2 ones over 8: the same inputs give
+    # close but not identical bits. Identical bits meant the linker had kept one ISA's copy of the
+    # shared walk (attention_decode_items.h) for both entries, and AVX-512 ran the AVX2 kernels.
+    q, k, v = randn(rng, 1, 9, 64, scale=2.0), randn(rng, 1000, 3, 64), randn(rng, 1000, 3, 64)
+    before = ninestep._core.active_isa()
+    try:
+        got = {}
+        for name in ("avx2", "avx512"):
+            ninestep.set_isa(name)
+            got[name] = ops.attention(q, k, v, kv_cache=kind)
+    finally:
+        ninestep.set_isa(before)
+    np.testing.assert_allclose(got["avx512"], got["avx2"], rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(got["avx512"], got["avx2"])
+
+
 @pytest.mark.parametrize("kind", ["f32", "f16", "q8_0"])
 @pytest.mark.parametrize("T,S,window", [(1, 50, 7), (4, 60, 9), (16, 40, 5), (30, 30, 12), (8, 100, 33)])
 def test_typed_cache_sliding_window(isa, rng, kind, T, S, window):

@@ -4,6 +4,11 @@
 //   attend[nq](st, qr, last, kh, vh, row_bytes, lo, hi, D, scale)
 // with st[i] [D + 2] the query's softmax state in part, qr[i] [D] the query, last[i] the last key
 // it sees, kh / vh the head's first K / V row (rows row_bytes apart) and the block's keys [lo, hi).
+//
+// Everything here has internal linkage (an unnamed namespace), so each ISA file keeps its own copy.
+// With external linkage decode_split_range<4, Keys> had the same mangled name in both files (GCC
+// mangles each file's unnamed namespace alike, and gave instantiations over its Keys templates weak
+// external symbols): the linker kept one, and the AVX-512 entry ran the AVX2 kernels.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -15,6 +20,7 @@
 #include "kernels/attention_scalar.h"
 
 namespace ninestep {
+namespace {
 
 // How far ahead (in keys) the decode kernels ask for K / V rows as they walk a block, and how many
 // of the next item's first rows the walk below asks for before an item starts.
@@ -87,4 +93,5 @@ void decode_split_range(float* part, const float* q, const void* k, const void* 
   });
 }
 
+}  // namespace
 }  // namespace ninestep

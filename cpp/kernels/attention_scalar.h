@@ -1,6 +1,8 @@
 // The scalar online softmax of one query over a range of keys, shared by the reference kernels
 // of the prefill (attention.cpp) and decode (attention_decode.cpp) paths, and the scalar readers of
 // the KV cache element types.
+// Internal linkage (an unnamed namespace): files built with different ISA flags include this, and
+// each keeps its own copy instead of the linker choosing one of them for all.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "core/fp16.h"
 
 namespace ninestep {
+namespace {
 
 // Element e of a cache row (bytes at row) of type KT.
 template <DType KT>
@@ -75,4 +78,5 @@ inline void with_kv_type(DType t, F&& f) {
   }
 }
 
+}  // namespace
 }  // namespace ninestep

@@ -1,10 +1,12 @@
 // The sampler's scans (sample.h) one value at a time from index i on: sample.cpp's generic
 // versions, and the tails the SIMD versions (sample_avx2.cpp, sample_avx512.cpp) leave.
+// Internal linkage (an unnamed namespace): each file, whatever its ISA flags, keeps its own copy.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
 namespace ninestep {
+namespace {
 
 // The first j in [i, n) with v[j] >= thr, else n.
 inline int64_t first_at_least_from(const float* v, int64_t i, int64_t n, float thr) {
@@ -28,4 +30,5 @@ inline int64_t walk_from(const float* p, int64_t i, int64_t n, double r) {
   return -1;
 }
 
+}  // namespace
 }  // namespace ninestep
