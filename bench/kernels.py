@@ -123,7 +123,8 @@ def main(argv=None):
                     "weight_bytes": wbytes[0] if wbytes else None})
         print(rows[-1], file=sys.stderr)
     info = ninestep.cpu_info()
-    print(f"\n{a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating blocks of {BLOCK} calls (each after a {IDLE} s pause and {WARM * 1e3:.0f} ms of untimed calls), NumPy {np.__version__}")
+    print(f"\n{a.threads} threads, isa {info['isa']}, median of {a.rounds} alternating blocks of {BLOCK} calls "
+          f"(each after a {IDLE} s pause and {WARM * 1e3:.0f} ms of untimed calls), NumPy {np.__version__}")
     print("| op | shape | ninestep | NumPy | NumPy / ninestep | ninestep weight GB/s |\n|---|---|---:|---:|---:|---:|")
     print("\n".join(rows))
     path = Path(a.json)

@@ -309,7 +309,8 @@ def error_of(r, status, param=None):
     ({"prompt": "Hi", "stream": "yes"}, "stream"), ({"prompt": "Hi", "stream_options": {"include_usage": True}}, "stream_options"),
     ({"prompt": "Hi", "presence_penalty": 5}, "presence_penalty"),
     ({"prompt": "Hi", "logit_bias": [1]}, "logit_bias"), ({"prompt": "Hi", "logit_bias": {"x": 1}}, "logit_bias"),
-    ({"prompt": "Hi", "logit_bias": {"5": 101}}, "logit_bias"), ({"prompt": "Hi", "logit_bias": {"49152": 1}}, "logit_bias"),
+    ({"prompt": "Hi", "logit_bias": {"5": 101}}, "logit_bias"),
+    ({"prompt": "Hi", "logit_bias": {"49152": 1}}, "logit_bias"),
 ])
 def test_bad_completion_requests_get_400(server, body, param):
     error_of(httpx.post(server.url + "/v1/completions", json=body, headers=auth(), timeout=30), 400, param)

@@ -307,7 +307,8 @@ def cmd_perplexity(a):
     text = _utf8(data, what)
     model = _load(a, n_ctx=a.ctx)
     r = model.perplexity(text, ctx=a.ctx, stride=a.stride, progress=True)
-    _out(f"perplexity: {r.perplexity:.4f} over {r.scored_tokens} scored tokens ({r.windows} windows of {r.ctx}, "
+    windows = f"{r.windows} window{'s' if r.windows != 1 else ''}"
+    _out(f"perplexity: {r.perplexity:.4f} over {r.scored_tokens} scored tokens ({windows} of {r.ctx}, "
          f"stride {r.stride}; {r.text_tokens} tokens in the text)\n")
     print(f"[{r.seconds:.1f} s, {r.tokens_per_second:.1f} tokens/s]", file=sys.stderr)
     return 0

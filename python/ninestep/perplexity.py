@@ -65,7 +65,8 @@ def perplexity(model, text, *, ctx=512, stride=None, progress=False):
     except ValueError as e:
         raise ValueError(f"text: {e}") from None
     if len(ids) < ctx:
-        raise ValueError(f"text: {len(ids)} tokens, fewer than one window of ctx {ctx} tokens")
+        raise ValueError(f"text: {len(ids)} tokens, fewer than one window of ctx {ctx} tokens "
+                         f"(a longer text, or a window of at most {len(ids)} tokens: ctx / -c)")
     bos = tok.bos_id if tok.add_bos and tok.bos_id is not None else None
     n_windows = (len(ids) - ctx) // stride + 1
     first = ctx // 2
