@@ -1,10 +1,13 @@
 // Scalar half-precision and bfloat16 conversions (the SIMD kernels use F16C / NEON directly).
+// Internal linkage (an unnamed namespace): files with every ISA's flags include this, and each keeps
+// its own copy (tests/test_isa_linkage.py).
 #pragma once
 #include <cstdint>
 #include <cmath>
 #include <cstring>
 
 namespace ninestep {
+namespace {
 
 inline float fp16_to_f32(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -53,4 +56,5 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
+}  // namespace
 }  // namespace ninestep
