@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "core/threads.h"
 #include "kernels/attention_decode_items.h"
@@ -23,7 +22,6 @@ namespace ninestep {
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
-const float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Lane j of the result = the sum of a[slot(j)]'s lanes, slot(j) = 2 (j % 4) + j / 4: three rounds
 // of shuffles, each halving the vectors and the lanes still to add.
@@ -55,39 +53,22 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   const int64_t dv = D & ~int64_t(7);
   const __m256i md = first_n(D - dv);
   const bool dtail = dv < D;
-  const int64_t head_bytes = int64_t(L::head(nullptr, D) - static_cast<const uint8_t*>(nullptr));
+  const int64_t head_bytes = dtype_row_bytes(KT, D);
   float m[NQ], l[NQ];
   alignas(32) float p[NQ][kBlock];
   alignas(32) __m256 dots[NQ][8];
-  int64_t hi_all = lo;  // past the last key any of the queries sees
-  for (int i = 0; i < NQ; ++i) {
-    std::fill(st[i], st[i] + D, 0.0f);
-    m[i] = kNegInf, l[i] = 0.0f;
-    hi_all = std::max(hi_all, std::min(hi, last[i] + 1));
-  }
+  const int64_t hi_all = start_pass<NQ>(st, m, l, last, lo, hi, D);  // past the last key any query sees
   for (int64_t s0 = lo; s0 < hi_all; s0 += kBlock) {
     const int64_t nb = std::min<int64_t>(kBlock, hi_all - s0);
     const int nsub = int((nb + 7) / 8);
     __m256 sc[NQ][kSub];
     for (int sub = 0; sub < nsub; ++sub) {
       const int64_t b0 = s0 + 8 * sub;
-      // The K / V rows of the 8 keys kDecodePrefetchKeys further on. The hardware prefetcher does not
-      // follow strided rows ([S, Hkv, D] arrays of ops.attention) and starts late on the head-major
-      // cache's contiguous ones: SmolLM2 at depth 4096, f16, decoded 47-52 tok/s without this,
-      // 54-61 with it (16-64 keys ahead did alike; per key inside the score passes was slower).
-      if (b0 + kDecodePrefetchKeys + 8 <= hi_all)
-        for (int64_t j = 0; j < 8; ++j) {
-          const int64_t ahead = (b0 + kDecodePrefetchKeys + j) * row_bytes;
-          for (int64_t b = 0; b < head_bytes; b += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
-          }
-        }
+      prefetch_keys_ahead(kg, vg, row_bytes, head_bytes, b0, 8, hi_all);
       // KJ keys at a time, so NQ * KJ independent FMA chains hide the FMA latency
       for (int jb = 0; jb < 8; jb += KJ) {
         const uint8_t* kr[KJ];
-        for (int jj = 0; jj < KJ; ++jj)
-          kr[jj] = kg + std::min<int64_t>(b0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+        key_rows<KJ>(kr, kg, row_bytes, b0 + jb, hi_all);
         __m256 a[NQ][KJ];
         for (int i = 0; i < NQ; ++i)
           for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm256_setzero_ps();
@@ -177,7 +158,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
       for (int i = 0; i < NQ; ++i) _mm256_maskstore_ps(st[i] + dv, md, o[i]);
     }
   }
-  for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
+  end_pass<NQ>(st, m, l, D);
 }
 
 template <DType KT, int NQ>

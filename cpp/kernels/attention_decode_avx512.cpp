@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "kernels/attention_decode_items.h"
 #include "kernels/attention_scalar.h"
@@ -25,7 +24,6 @@ void attention_split_range_avx2(float*, const float*, const void*, const void*, 
 namespace {
 
 constexpr int kRows = 4;  // queries per pass
-const float kNegInf = -std::numeric_limits<float>::infinity();
 
 template <DType KT>
 struct Kv16;
@@ -79,30 +77,17 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
   float m[NQ], l[NQ];
   alignas(64) float p[NQ][kBlock];
   __m512 dots[NQ][16];
-  int64_t hi_all = lo;  // past the last key any of the queries sees
-  for (int i = 0; i < NQ; ++i) {
-    std::fill(st[i], st[i] + D, 0.0f);
-    m[i] = kNegInf, l[i] = 0.0f;
-    hi_all = std::max(hi_all, std::min(hi, last[i] + 1));
-  }
+  const int64_t hi_all = start_pass<NQ>(st, m, l, last, lo, hi, D);  // past the last key any query sees
   for (int64_t s0 = lo; s0 < hi_all; s0 += kBlock) {
     const int64_t nb = std::min<int64_t>(kBlock, hi_all - s0);
     const int nsub = int((nb + 15) / 16);
     __m512 sc[NQ][kSub];
     for (int sub = 0; sub < nsub; ++sub) {
       const int64_t b0 = s0 + 16 * sub;
-      if (b0 + kDecodePrefetchKeys + 16 <= hi_all)  // the K / V rows of the 16 keys that far on
-        for (int64_t j = 0; j < 16; ++j) {
-          const int64_t ahead = (b0 + kDecodePrefetchKeys + j) * row_bytes;
-          for (int64_t b = 0; b < head_bytes; b += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(kg + ahead + b), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(vg + ahead + b), _MM_HINT_T0);
-          }
-        }
+      prefetch_keys_ahead(kg, vg, row_bytes, head_bytes, b0, 16, hi_all);
       for (int jb = 0; jb < 16; jb += KJ) {
         const uint8_t* kr[KJ];
-        for (int jj = 0; jj < KJ; ++jj)
-          kr[jj] = kg + std::min<int64_t>(b0 + jb + jj, hi_all - 1) * row_bytes;  // past nb: repeats, masked
+        key_rows<KJ>(kr, kg, row_bytes, b0 + jb, hi_all);
         __m512 a[NQ][KJ];
         for (int i = 0; i < NQ; ++i)
           for (int jj = 0; jj < KJ; ++jj) a[i][jj] = _mm512_setzero_ps();
@@ -169,7 +154,7 @@ void attend_keys(float* const* st, const float* const* qr, const int64_t* last, 
     for (; d0 + 16 * DG <= D; d0 += 16 * DG) values(std::integral_constant<int, DG>{}, d0);
     for (; d0 < D; d0 += 16) values(std::integral_constant<int, 1>{}, d0);
   }
-  for (int i = 0; i < NQ; ++i) st[i][D] = m[i], st[i][D + 1] = l[i];
+  end_pass<NQ>(st, m, l, D);
 }
 
 template <DType KT, int NQ>
